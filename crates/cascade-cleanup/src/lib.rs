@@ -1,1 +1,38 @@
-//! placeholder
+//! The dangling-image cleanup: one sweep and the loop that repeats it.
+//!
+//! The cascade router commits every finished work item to
+//! `cascade-snapshot-<project>-<workitem>:latest`; each re-run re-points the
+//! tag and leaves the previous image dangling and untracked. A sweep finds
+//! those images and removes them, and nothing else:
+//!
+//! 1. **list** with the scope's filters (dangling and every label);
+//! 2. **verify** each candidate ourselves, because the engine's filter is not
+//!    a safety boundary `[ref:scope_invariant]`;
+//! 3. **age check**: younger than the minimum age may be a running build step;
+//! 4. **remove** with `force=false, noprune=true`, a few at a time, so exactly
+//!    the verified image goes and never an untagged parent;
+//! 5. **classify** each failure (`cascade-classify`) and **report** the ones
+//!    an operator must see to Sentry.
+//!
+//! [`DanglingImageSweep::run`] returns a [`SweepReport`]; [`LoopHandle`] and
+//! [`DanglingImageCleanup`] own the periodic loop. Docker access goes through
+//! the [`DockerImages`] trait, implemented for `bollard::Docker`.
+
+mod docker;
+mod lifecycle;
+pub mod sentry_report;
+mod sweep;
+
+pub use docker::{DockerError, DockerImages, ListedImage};
+pub use lifecycle::{
+    DEFAULT_INTERVAL, DEFAULT_STOP_DEADLINE, DanglingImageCleanup, LoopHandle, StopOutcome,
+};
+pub use sweep::{
+    DEFAULT_CALL_TIMEOUT, DEFAULT_CONCURRENCY, DEFAULT_MIN_AGE, DanglingImageSweep, Failed,
+    ImageRef, SkipReason, Skipped, SweepConfig, SweepReport,
+};
+
+#[cfg(test)]
+mod fake;
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,144 @@
+//! A fake engine for unit tests. It deliberately ignores the filters it is
+//! given (and records them), like an engine that mis-applies them, so every
+//! test also exercises our own verification. `[ref:scope_invariant]`
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+
+use crate::docker::{DockerError, DockerImages, ListedImage};
+
+#[derive(Debug, Default)]
+pub struct FakeState {
+    pub images: Vec<ListedImage>,
+    pub used: HashSet<String>,
+    pub remove_errors: HashMap<String, DockerError>,
+    pub list_error: Option<DockerError>,
+    pub list_delay: Duration,
+    pub remove_delay: Duration,
+    /// Removals never answer.
+    pub remove_hangs: bool,
+    pub filters_seen: Vec<HashMap<String, Vec<String>>>,
+    pub removed: Vec<String>,
+    pub remove_calls: usize,
+    pub lists_in_flight: usize,
+    pub max_lists_in_flight: usize,
+    pub removes_in_flight: usize,
+    pub max_removes_in_flight: usize,
+}
+
+#[derive(Debug, Default)]
+pub struct FakeDocker {
+    pub state: Mutex<FakeState>,
+}
+
+impl FakeDocker {
+    pub fn with_images(images: Vec<ListedImage>) -> FakeDocker {
+        FakeDocker {
+            state: Mutex::new(FakeState {
+                images,
+                ..FakeState::default()
+            }),
+        }
+    }
+
+    pub fn edit<R>(&self, f: impl FnOnce(&mut FakeState) -> R) -> R {
+        f(&mut self.state.lock().expect("fake state"))
+    }
+
+    pub fn lists(&self) -> usize {
+        self.edit(|s| s.filters_seen.len())
+    }
+
+    pub fn removed(&self) -> Vec<String> {
+        let mut r = self.edit(|s| s.removed.clone());
+        r.sort();
+        r
+    }
+}
+
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64
+}
+
+/// A labelled dangling image created an hour ago.
+pub fn ours(id: &str) -> ListedImage {
+    image(id, &[("cascade.managed", "true")], &["<none>:<none>"], 3600)
+}
+
+pub fn image(id: &str, labels: &[(&str, &str)], tags: &[&str], age_secs: i64) -> ListedImage {
+    ListedImage {
+        id: id.to_string(),
+        created: now() - age_secs,
+        size: 1000,
+        labels: labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        repo_tags: tags.iter().map(|t| t.to_string()).collect(),
+    }
+}
+
+#[async_trait]
+impl DockerImages for FakeDocker {
+    async fn list_images(
+        &self,
+        filters: &HashMap<String, Vec<String>>,
+    ) -> Result<Vec<ListedImage>, DockerError> {
+        let delay = self.edit(|s| {
+            s.filters_seen.push(filters.clone());
+            s.lists_in_flight += 1;
+            s.max_lists_in_flight = s.max_lists_in_flight.max(s.lists_in_flight);
+            s.list_delay
+        });
+        tokio::time::sleep(delay).await;
+        self.edit(|s| {
+            s.lists_in_flight -= 1;
+            match &s.list_error {
+                Some(e) => Err(e.clone()),
+                None => Ok(s.images.clone()),
+            }
+        })
+    }
+
+    async fn images_used_by_containers(&self) -> Result<HashSet<String>, DockerError> {
+        Ok(self.edit(|s| s.used.clone()))
+    }
+
+    async fn remove_image(&self, id: &str) -> Result<(), DockerError> {
+        let (delay, hangs) = self.edit(|s| {
+            s.remove_calls += 1;
+            s.removes_in_flight += 1;
+            s.max_removes_in_flight = s.max_removes_in_flight.max(s.removes_in_flight);
+            (s.remove_delay, s.remove_hangs)
+        });
+        if hangs {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(delay).await;
+        self.edit(|s| {
+            s.removes_in_flight -= 1;
+            if let Some(e) = s.remove_errors.get(id) {
+                return Err(e.clone());
+            }
+            if s.used.contains(id) {
+                return Err(DockerError::status(
+                    409,
+                    "image is being used by stopped container",
+                ));
+            }
+            let before = s.images.len();
+            s.images.retain(|i| i.id != id);
+            if s.images.len() == before {
+                return Err(DockerError::status(404, format!("No such image: {id}")));
+            }
+            s.removed.push(id.to_string());
+            Ok(())
+        })
+    }
+}

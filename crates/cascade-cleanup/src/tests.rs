@@ -1,0 +1,606 @@
+use std::collections::HashMap;
+use std::future::Future;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cascade_scope::{Label, Scope};
+use sentry::protocol::{Event, Level};
+use tokio_util::sync::CancellationToken;
+
+use crate::fake::{FakeDocker, image, ours};
+use crate::*;
+
+fn config(min_age: Duration) -> SweepConfig {
+    SweepConfig {
+        min_age,
+        ..SweepConfig::default()
+    }
+}
+
+fn sweep(fake: &Arc<FakeDocker>, config: SweepConfig) -> DanglingImageSweep {
+    DanglingImageSweep::new(Arc::clone(fake) as Arc<dyn DockerImages>, config)
+}
+
+/// Runs `f` on a paused current-thread runtime inside a Sentry test hub and
+/// returns its output with every event captured.
+fn with_sentry<F: Future>(f: impl FnOnce() -> F) -> (F::Output, Vec<Event<'static>>) {
+    let mut out = None;
+    let events = sentry::test::with_captured_events(|| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .expect("runtime");
+        out = Some(rt.block_on(f()));
+    });
+    (out.expect("ran"), events)
+}
+
+/// Captures every log line written while `f` runs on this thread.
+fn with_logs<R>(f: impl FnOnce() -> R) -> (R, String) {
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("buf").extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let out = tracing::subscriber::with_default(subscriber, f);
+    let text = String::from_utf8(buf.0.lock().expect("buf").clone()).expect("utf8");
+    (out, text)
+}
+
+fn ids(images: &[ImageRef]) -> Vec<String> {
+    let mut v: Vec<String> = images.iter().map(|i| i.id.clone()).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn lists_with_exactly_the_original_filters() {
+    let fake = Arc::new(FakeDocker::default());
+    let (report, events) = with_sentry(|| async {
+        sweep(&fake, SweepConfig::default())
+            .run(&CancellationToken::new())
+            .await
+    });
+    assert_eq!(
+        report,
+        SweepReport {
+            duration: report.duration,
+            ..SweepReport::default()
+        }
+    );
+    assert!(events.is_empty());
+    let expected = HashMap::from([
+        ("dangling".to_string(), vec!["true".to_string()]),
+        (
+            "label".to_string(),
+            vec!["cascade.managed=true".to_string()],
+        ),
+    ]);
+    assert_eq!(fake.edit(|s| s.filters_seen.clone()), vec![expected]);
+}
+
+#[test]
+fn verifies_every_candidate_even_when_the_engine_ignores_the_filter() {
+    let fake = Arc::new(FakeDocker::with_images(vec![
+        ours("sha256:ours"),
+        image("sha256:mysql", &[], &["mysql:8.0"], 3600),
+        image("sha256:unlabelled", &[], &["<none>:<none>"], 3600),
+        image("sha256:false", &[("cascade.managed", "false")], &[], 3600),
+        image("sha256:casing", &[("Cascade.Managed", "true")], &[], 3600),
+        image(
+            "sha256:tagged",
+            &[("cascade.managed", "true")],
+            &["cascade-snapshot-p-w:latest"],
+            3600,
+        ),
+    ]));
+    let (report, events) = with_sentry(|| async {
+        sweep(&fake, config(Duration::ZERO))
+            .run(&CancellationToken::new())
+            .await
+    });
+    assert_eq!(fake.removed(), vec!["sha256:ours"]);
+    assert_eq!(ids(&report.removed), vec!["sha256:ours"]);
+    assert_eq!(report.listed, 6);
+    assert_eq!(
+        report.skipped_by_reason().get("failed_verification"),
+        Some(&5)
+    );
+    assert_eq!(
+        fake.edit(|s| s.remove_calls),
+        1,
+        "nothing out of scope is even attempted"
+    );
+    assert!(events.is_empty());
+}
+
+#[test]
+fn multiple_labels_are_anded() {
+    let scope = Scope::new(
+        ["cascade.managed=true", "project=alpha"].map(|l| l.parse::<Label>().expect("label")),
+    )
+    .expect("scope");
+    let fake = Arc::new(FakeDocker::with_images(vec![
+        ours("sha256:only-one"),
+        image(
+            "sha256:both",
+            &[("cascade.managed", "true"), ("project", "alpha")],
+            &[],
+            3600,
+        ),
+    ]));
+    let (report, _) = with_sentry(|| async {
+        sweep(
+            &fake,
+            SweepConfig {
+                scope,
+                min_age: Duration::ZERO,
+                ..SweepConfig::default()
+            },
+        )
+        .run(&CancellationToken::new())
+        .await
+    });
+    assert_eq!(fake.removed(), vec!["sha256:both"]);
+    assert_eq!(report.skipped.len(), 1);
+    assert_eq!(
+        fake.edit(|s| s.filters_seen[0]["label"].clone()),
+        vec!["cascade.managed=true", "project=alpha"]
+    );
+}
+
+#[test]
+fn images_younger_than_the_minimum_age_are_kept() {
+    let images = vec![
+        image("sha256:young", &[("cascade.managed", "true")], &[], 30),
+        image("sha256:future", &[("cascade.managed", "true")], &[], -3600),
+        ours("sha256:old"),
+    ];
+    let fake = Arc::new(FakeDocker::with_images(images.clone()));
+    let (report, _) = with_sentry(|| async {
+        sweep(&fake, config(Duration::from_secs(600)))
+            .run(&CancellationToken::new())
+            .await
+    });
+    assert_eq!(fake.removed(), vec!["sha256:old"]);
+    assert_eq!(report.skipped_by_reason().get("too_young"), Some(&2));
+
+    let fake = Arc::new(FakeDocker::with_images(images));
+    let (report, _) = with_sentry(|| async {
+        sweep(&fake, config(Duration::ZERO))
+            .run(&CancellationToken::new())
+            .await
+    });
+    assert_eq!(report.removed.len(), 3, "0s keeps nothing for age");
+}
+
+#[test]
+fn in_use_and_gone_are_skipped_quietly_other_errors_are_reported_and_the_loop_continues() {
+    let fake = Arc::new(FakeDocker::with_images(
+        (0..6).map(|i| ours(&format!("sha256:{i}"))).collect(),
+    ));
+    fake.edit(|s| {
+        s.used.insert("sha256:0".into()); // seen in the container list: not even tried
+        s.remove_errors.insert(
+            "sha256:1".into(),
+            DockerError::status(409, "has dependent child images"),
+        );
+        s.remove_errors
+            .insert("sha256:2".into(), DockerError::status(404, "No such image"));
+        s.remove_errors
+            .insert("sha256:3".into(), DockerError::status(500, "driver failed"));
+    });
+    let ((report, events), logs) = with_logs(|| {
+        with_sentry(|| async {
+            sweep(&fake, config(Duration::ZERO))
+                .run(&CancellationToken::new())
+                .await
+        })
+    });
+    assert_eq!(fake.removed(), vec!["sha256:4", "sha256:5"]);
+    assert_eq!(fake.edit(|s| s.remove_calls), 5);
+    let by_reason = report.skipped_by_reason();
+    assert_eq!(by_reason.get("in_use"), Some(&2));
+    assert_eq!(by_reason.get("gone"), Some(&1));
+    assert_eq!(report.failed.len(), 1);
+    assert_eq!(report.failed[0].image.id, "sha256:3");
+    assert_eq!(
+        report.failed[0].kind,
+        cascade_classify::Disposition::Unexpected
+    );
+    assert!(report.has_failures());
+    assert_eq!(events.len(), 1, "only the 500 is reported: {events:?}");
+    let event = &events[0];
+    assert_eq!(event.level, Level::Warning);
+    assert_eq!(
+        event.tags.get("source").map(String::as_str),
+        Some("dangling_image_remove")
+    );
+    assert_eq!(
+        event.extra.get("image_id"),
+        Some(&serde_json::Value::from("sha256:3"))
+    );
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("WARN") && l.contains("sha256:3")),
+        "{logs}"
+    );
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("DEBUG") && l.contains("sha256:1")),
+        "{logs}"
+    );
+    assert!(
+        !logs
+            .lines()
+            .any(|l| l.contains("WARN") && (l.contains("sha256:1") || l.contains("sha256:2"))),
+        "{logs}"
+    );
+}
+
+#[test]
+fn a_failed_scan_is_reported_once_and_removes_nothing() {
+    let fake = Arc::new(FakeDocker::with_images(vec![ours("sha256:a")]));
+    fake.edit(|s| s.list_error = Some(DockerError::status(500, "boom")));
+    let ((report, events), logs) = with_logs(|| {
+        with_sentry(|| async {
+            sweep(&fake, config(Duration::ZERO))
+                .run(&CancellationToken::new())
+                .await
+        })
+    });
+    assert_eq!(report.scan_error.as_deref(), Some("boom"));
+    assert!(report.has_failures());
+    assert_eq!(fake.edit(|s| s.remove_calls), 0);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].level, Level::Error);
+    assert_eq!(
+        events[0].tags.get("source").map(String::as_str),
+        Some("dangling_image_cleanup_scan")
+    );
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("ERROR") && l.contains("scan failed")),
+        "{logs}"
+    );
+}
+
+#[test]
+fn every_call_has_a_deadline() {
+    let fake = Arc::new(FakeDocker::with_images(vec![ours("sha256:a")]));
+    fake.edit(|s| s.list_delay = Duration::from_secs(3600));
+    let cfg = SweepConfig {
+        call_timeout: Duration::from_secs(5),
+        ..config(Duration::ZERO)
+    };
+    let (report, events) = with_sentry(|| async {
+        let started = tokio::time::Instant::now();
+        let report = sweep(&fake, cfg.clone())
+            .run(&CancellationToken::new())
+            .await;
+        assert_eq!(started.elapsed(), Duration::from_secs(5));
+        report
+    });
+    assert!(
+        report
+            .scan_error
+            .as_deref()
+            .is_some_and(|e| e.contains("timed out")),
+        "{report:?}"
+    );
+    assert_eq!(
+        events[0].tags.get("disposition").map(String::as_str),
+        Some("transient")
+    );
+
+    let fake = Arc::new(FakeDocker::with_images(vec![
+        ours("sha256:a"),
+        ours("sha256:b"),
+    ]));
+    fake.edit(|s| s.remove_hangs = true);
+    let (report, events) = with_sentry(|| async {
+        sweep(
+            &fake,
+            SweepConfig {
+                call_timeout: Duration::from_secs(5),
+                ..config(Duration::ZERO)
+            },
+        )
+        .run(&CancellationToken::new())
+        .await
+    });
+    assert_eq!(report.failed.len(), 2);
+    assert!(
+        report
+            .failed
+            .iter()
+            .all(|f| f.kind == cascade_classify::Disposition::Transient)
+    );
+    assert_eq!(events.len(), 2);
+}
+
+#[test]
+fn removal_concurrency_is_bounded_and_used() {
+    for limit in [1usize, 4] {
+        let fake = Arc::new(FakeDocker::with_images(
+            (0..20).map(|i| ours(&format!("sha256:{i:02}"))).collect(),
+        ));
+        fake.edit(|s| s.remove_delay = Duration::from_millis(10));
+        let cfg = SweepConfig {
+            concurrency: NonZeroUsize::new(limit).expect("nz"),
+            ..config(Duration::ZERO)
+        };
+        let (report, _) =
+            with_sentry(|| async { sweep(&fake, cfg).run(&CancellationToken::new()).await });
+        assert_eq!(report.removed.len(), 20);
+        assert_eq!(fake.edit(|s| s.max_removes_in_flight), limit);
+    }
+}
+
+#[test]
+fn dry_run_removes_nothing_and_explains() {
+    let fake = Arc::new(FakeDocker::with_images(vec![
+        ours("sha256:old"),
+        image("sha256:young", &[("cascade.managed", "true")], &[], 10),
+        image("sha256:other", &[("cascade.managed", "no")], &[], 3600),
+    ]));
+    let cfg = SweepConfig {
+        dry_run: true,
+        min_age: Duration::from_secs(60),
+        ..SweepConfig::default()
+    };
+    let (report, _) =
+        with_sentry(|| async { sweep(&fake, cfg).run(&CancellationToken::new()).await });
+    assert_eq!(fake.edit(|s| s.remove_calls), 0);
+    assert!(report.removed.is_empty());
+    assert_eq!(ids(&report.would_remove), vec!["sha256:old"]);
+    let reasons: Vec<_> = report
+        .skipped
+        .iter()
+        .map(|s| (s.image.id.as_str(), s.reason.as_str()))
+        .collect();
+    assert_eq!(
+        reasons,
+        vec![
+            ("sha256:young", "too_young"),
+            ("sha256:other", "failed_verification")
+        ]
+    );
+    let json = serde_json::to_value(&report).expect("json");
+    assert_eq!(json["skipped"][0]["reason"], "too_young");
+    assert_eq!(json["would_remove"][0]["id"], "sha256:old");
+}
+
+#[test]
+fn summary_is_logged_only_when_something_was_removed() {
+    let fake = Arc::new(FakeDocker::with_images(vec![
+        ours("sha256:a"),
+        ours("sha256:b"),
+    ]));
+    let ((report, _), logs) = with_logs(|| {
+        with_sentry(|| async {
+            sweep(&fake, config(Duration::ZERO))
+                .run(&CancellationToken::new())
+                .await
+        })
+    });
+    assert_eq!(report.reclaimed_bytes, 2000);
+    let summary: Vec<_> = logs
+        .lines()
+        .filter(|l| l.contains("INFO") && l.contains("removed 2 images"))
+        .collect();
+    assert_eq!(summary.len(), 1, "{logs}");
+    assert!(summary[0].contains("reclaimed 2000 bytes"), "{logs}");
+
+    let ((_, _), logs) = with_logs(|| {
+        with_sentry(|| async {
+            sweep(&fake, config(Duration::ZERO))
+                .run(&CancellationToken::new())
+                .await
+        })
+    });
+    assert!(
+        !logs.contains("INFO"),
+        "an empty pass logs no summary: {logs}"
+    );
+}
+
+#[test]
+fn cancelling_stops_new_removals_but_finishes_sent_ones() {
+    let fake = Arc::new(FakeDocker::with_images(
+        (0..10).map(|i| ours(&format!("sha256:{i}"))).collect(),
+    ));
+    fake.edit(|s| s.remove_delay = Duration::from_secs(1));
+    let cfg = SweepConfig {
+        concurrency: NonZeroUsize::new(2).expect("nz"),
+        ..config(Duration::ZERO)
+    };
+    let (report, _) = with_sentry(|| async {
+        let sweep = Arc::new(sweep(&fake, cfg));
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn({
+            let (sweep, cancel) = (Arc::clone(&sweep), cancel.clone());
+            async move { sweep.run(&cancel).await }
+        });
+        tokio::time::sleep(Duration::from_millis(1500)).await; // two rounds of two started
+        cancel.cancel();
+        task.await.expect("task")
+    });
+    assert_eq!(report.removed.len(), 4, "{report:?}");
+    assert_eq!(report.skipped_by_reason().get("cancelled"), Some(&6));
+    assert_eq!(fake.removed().len(), 4);
+}
+
+// ---- the loop lifecycle, on paused time ----
+
+fn service(fake: &Arc<FakeDocker>, interval: Duration) -> DanglingImageCleanup {
+    DanglingImageCleanup::new(
+        sweep(fake, config(Duration::ZERO)),
+        interval,
+        Duration::from_secs(30),
+    )
+}
+
+const MIN: Duration = Duration::from_secs(60);
+
+#[test]
+fn loop_runs_at_start_and_every_interval() {
+    let fake = Arc::new(FakeDocker::default());
+    with_sentry(|| async {
+        let svc = service(&fake, 30 * MIN);
+        assert!(svc.start());
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(fake.lists(), 1, "first pass at start");
+        tokio::time::sleep(30 * MIN).await;
+        assert_eq!(fake.lists(), 2);
+        tokio::time::sleep(60 * MIN).await;
+        assert_eq!(fake.lists(), 4);
+        assert_eq!(svc.stop().await, Some(StopOutcome::Clean));
+        tokio::time::sleep(120 * MIN).await;
+        assert_eq!(fake.lists(), 4, "no pass after stop");
+    });
+}
+
+#[test]
+fn start_twice_warns_and_keeps_one_timer() {
+    let fake = Arc::new(FakeDocker::default());
+    let (_, logs) = with_logs(|| {
+        with_sentry(|| async {
+            let svc = service(&fake, 30 * MIN);
+            assert!(svc.start());
+            assert!(!svc.start(), "second start refused");
+            tokio::time::sleep(61 * MIN).await;
+            assert_eq!(fake.lists(), 3, "one timer: passes at 0, 30 and 60 minutes");
+            svc.stop().await;
+        })
+    });
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("WARN") && l.contains("already started")),
+        "{logs}"
+    );
+}
+
+#[test]
+fn stop_when_not_started_is_a_no_op_and_cycles_work() {
+    let fake = Arc::new(FakeDocker::default());
+    with_sentry(|| async {
+        let svc = service(&fake, 30 * MIN);
+        assert_eq!(svc.stop().await, None);
+        assert_eq!(svc.stop().await, None);
+        for cycle in 1..=3 {
+            assert!(svc.start(), "cycle {cycle}");
+            assert!(svc.is_running());
+            tokio::time::sleep(MIN).await;
+            assert_eq!(svc.stop().await, Some(StopOutcome::Clean));
+            assert!(!svc.is_running());
+            assert_eq!(fake.lists(), cycle);
+        }
+    });
+}
+
+#[test]
+fn passes_never_overlap_and_missed_ticks_are_skipped() {
+    let fake = Arc::new(FakeDocker::default());
+    fake.edit(|s| s.list_delay = 45 * MIN); // each pass overruns a 30 minute interval
+    with_sentry(|| async {
+        let cfg = SweepConfig {
+            call_timeout: 24 * 60 * MIN,
+            ..config(Duration::ZERO)
+        };
+        let svc = Arc::new(DanglingImageCleanup::new(
+            sweep(&fake, cfg),
+            30 * MIN,
+            Duration::from_secs(30),
+        ));
+        svc.start();
+        let manual = tokio::spawn({
+            let svc = Arc::clone(&svc);
+            async move { svc.run_now().await }
+        });
+        tokio::time::sleep(180 * MIN).await;
+        manual.await.expect("run_now");
+        svc.stop().await;
+    });
+    let (max, lists) = fake.edit(|s| (s.max_lists_in_flight, s.filters_seen.len()));
+    assert_eq!(max, 1, "never two passes at once");
+    // Passes start at 0, 45 (run_now waited), 90, 150: the loop waits for the next
+    // whole tick after an overrun instead of catching up.
+    assert!((3..=5).contains(&lists), "{lists} passes in three hours");
+}
+
+#[test]
+fn stop_during_a_pass_waits_for_a_safe_point() {
+    let fake = Arc::new(FakeDocker::with_images(
+        (0..10).map(|i| ours(&format!("sha256:{i}"))).collect(),
+    ));
+    fake.edit(|s| s.remove_delay = Duration::from_secs(2));
+    with_sentry(|| async {
+        let cfg = SweepConfig {
+            concurrency: NonZeroUsize::new(1).expect("nz"),
+            ..config(Duration::ZERO)
+        };
+        let svc = DanglingImageCleanup::new(sweep(&fake, cfg), 30 * MIN, Duration::from_secs(30));
+        svc.start();
+        tokio::time::sleep(Duration::from_secs(3)).await; // second removal in flight
+        let started = tokio::time::Instant::now();
+        assert_eq!(svc.stop().await, Some(StopOutcome::Clean));
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_secs(1),
+            "waited for the removal in flight only"
+        );
+    });
+    assert_eq!(fake.removed().len(), 2);
+    assert_eq!(
+        fake.edit(|s| s.removes_in_flight),
+        0,
+        "nothing left half done"
+    );
+}
+
+#[test]
+fn stop_abandons_a_pass_that_outlives_the_deadline() {
+    let fake = Arc::new(FakeDocker::with_images(vec![ours("sha256:a")]));
+    fake.edit(|s| s.remove_hangs = true);
+    with_sentry(|| async {
+        let cfg = SweepConfig {
+            call_timeout: Duration::from_secs(3600),
+            ..config(Duration::ZERO)
+        };
+        let svc = DanglingImageCleanup::new(sweep(&fake, cfg), 30 * MIN, Duration::from_secs(10));
+        svc.start();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let started = tokio::time::Instant::now();
+        assert_eq!(svc.stop().await, Some(StopOutcome::DeadlineExceeded));
+        assert_eq!(started.elapsed(), Duration::from_secs(10));
+        assert!(!svc.is_running());
+    });
+}
+
+#[test]
+fn dropping_a_handle_ends_its_loop() {
+    let fake = Arc::new(FakeDocker::default());
+    with_sentry(|| async {
+        let handle = LoopHandle::start(Arc::new(sweep(&fake, config(Duration::ZERO))), 30 * MIN);
+        tokio::time::sleep(MIN).await;
+        drop(handle);
+        tokio::time::sleep(120 * MIN).await;
+    });
+    assert_eq!(fake.lists(), 1);
+}
