@@ -37,7 +37,8 @@ fn label_parsing_accepts_and_rejects() {
     assert_eq!(label("a=b").key(), "a");
     assert_eq!(label("a=b=c").value(), "b=c", "the value may contain `=`");
     assert_eq!(label("k=two words").value(), "two words");
-    let cases: [(&str, fn(String) -> LabelError); 6] = [
+    type Case = (&'static str, fn(String) -> LabelError);
+    let cases: [Case; 6] = [
         ("=x", LabelError::EmptyKey),
         ("k", LabelError::MissingEquals),
         ("a b=c", LabelError::WhitespaceInKey),

@@ -1,0 +1,130 @@
+//! Printing a sweep report for people (text) and programs (JSON).
+
+use std::io::Write;
+use std::time::Duration;
+
+use bytesize::ByteSize;
+use cascade_cleanup::{SweepConfig, SweepReport};
+use serde::Serialize;
+
+/// The `--output json` document: the report plus the configuration it ran with.
+#[derive(Debug, Serialize)]
+struct Document<'a> {
+    scope: Vec<String>,
+    min_age_seconds: u64,
+    #[serde(flatten)]
+    report: &'a SweepReport,
+}
+
+pub fn json(report: &SweepReport, config: &SweepConfig) -> String {
+    let doc = Document {
+        scope: config.scope.label_filters(),
+        min_age_seconds: config.min_age.as_secs(),
+        report,
+    };
+    serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+}
+
+fn age(seconds: u64) -> String {
+    humantime::format_duration(Duration::from_secs(seconds)).to_string()
+}
+
+fn short(id: &str) -> &str {
+    let hex = id.strip_prefix("sha256:").unwrap_or(id);
+    &hex[..hex.len().min(12)]
+}
+
+pub fn text(
+    out: &mut impl Write,
+    report: &SweepReport,
+    config: &SweepConfig,
+) -> std::io::Result<()> {
+    let verb = if report.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
+    let listed = if report.dry_run {
+        &report.would_remove
+    } else {
+        &report.removed
+    };
+    writeln!(
+        out,
+        "scope: dangling images with {} (min age {})",
+        config.scope,
+        age(config.min_age.as_secs())
+    )?;
+    if let Some(error) = &report.scan_error {
+        writeln!(out, "scan failed: {error}")?;
+        return Ok(());
+    }
+    for image in listed {
+        writeln!(
+            out,
+            "{verb:<12} {}  {:>10}  age {}",
+            short(&image.id),
+            ByteSize(image.size_bytes).to_string(),
+            age(image.age_seconds)
+        )?;
+    }
+    for skipped in &report.skipped {
+        let detail = match &skipped.reason {
+            cascade_cleanup::SkipReason::FailedVerification { detail } => format!(" ({detail})"),
+            cascade_cleanup::SkipReason::TooYoung => format!(
+                " (age {} < {})",
+                age(skipped.image.age_seconds),
+                age(config.min_age.as_secs())
+            ),
+            _ => String::new(),
+        };
+        writeln!(
+            out,
+            "{:<12} {}  {}{detail}",
+            "keep",
+            short(&skipped.image.id),
+            skipped.reason.as_str()
+        )?;
+    }
+    for failed in &report.failed {
+        writeln!(
+            out,
+            "{:<12} {}  {}: {}",
+            "failed",
+            short(&failed.image.id),
+            failed.kind,
+            failed.message
+        )?;
+    }
+    let bytes: u64 = listed.iter().map(|i| i.size_bytes).sum();
+    let skipped: Vec<String> = report
+        .skipped_by_reason()
+        .iter()
+        .map(|(r, n)| format!("{r} {n}"))
+        .collect();
+    let failed: Vec<String> = report
+        .failed_by_kind()
+        .iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    writeln!(
+        out,
+        "summary: listed {}, {verb} {} ({}), kept {}{}, failed {}{} in {:.2}s",
+        report.listed,
+        listed.len(),
+        ByteSize(bytes),
+        report.skipped.len(),
+        if skipped.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", skipped.join(", "))
+        },
+        report.failed.len(),
+        if failed.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", failed.join(", "))
+        },
+        report.duration.as_secs_f64(),
+    )
+}
