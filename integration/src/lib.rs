@@ -1,1 +1,61 @@
-//! placeholder
+//! The real-engine harness behind the safety suite.
+//!
+//! Every test starts its own nested Docker engine ([`NestedEngine`]) with
+//! testcontainers, from the image `cargo xtask dind-image` builds, and works
+//! only inside it: fixtures are loaded, committed and swept there. The host
+//! engine is only asked to run that one container, and a [`HostGuard`]
+//! fails the test if the host's image IDs changed meanwhile.
+
+pub mod engine;
+pub mod fixtures;
+pub mod proxy;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use engine::{HostGuard, NestedEngine};
+
+/// Runs `fut` with a Sentry hub whose events are captured, and returns them.
+/// Also binds that client to the main hub, so tasks the future spawns (the
+/// cleanup loop) report into it too; nextest runs each test in its own
+/// process, so nothing else shares it.
+pub async fn capture_sentry<F: Future>(
+    fut: F,
+) -> (F::Output, Vec<sentry::protocol::Event<'static>>) {
+    use sentry::SentryFutureExt;
+    let transport = sentry::test::TestTransport::new();
+    let mut options = sentry::ClientOptions::default();
+    options.dsn = Some("https://public@sentry.invalid/1".parse().expect("dsn"));
+    options.transport = Some(Arc::new(transport.clone()));
+    let client = Arc::new(sentry::Client::from(options));
+    sentry::Hub::main().bind_client(Some(Arc::clone(&client)));
+    let hub = Arc::new(sentry::Hub::new(
+        Some(client),
+        Arc::new(sentry::Scope::default()),
+    ));
+    let out = fut.bind_hub(hub).await;
+    (out, transport.fetch_and_clear_events())
+}
+
+/// The `source` tag of a captured event.
+pub fn source<'a>(event: &'a sentry::protocol::Event<'static>) -> Option<&'a str> {
+    event.tags.get("source").map(String::as_str)
+}
+
+/// The `cascade-janitor` binary that `cargo xtask safety` builds before the
+/// suite: `target/<profile>/cascade-janitor`, beside this test's `deps/`.
+pub fn janitor_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps");
+    let binary = profile_dir.join("cascade-janitor");
+    assert!(
+        binary.exists(),
+        "{} is missing; run `cargo build -p cascade-janitor` (cargo xtask safety does)",
+        binary.display()
+    );
+    binary
+}

@@ -1,1 +1,244 @@
-fn main() {}
+//! `cargo xtask`: the project's automation, in Rust.
+//!
+//! - `dind-image`: builds the local Docker-in-Docker image the safety suite
+//!   starts its nested engines from (no registry is needed: the host's own
+//!   engine binaries and their shared libraries are imported as a rootfs).
+//! - `safety`: runs the real-engine safety suite in `integration/`.
+//! - `ci`: everything CI checks, in order: fmt, clippy, unit tests, safety.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+/// The image the safety suite starts nested engines from.
+const DIND_IMAGE: &str = "cascade-janitor-dind:local";
+
+/// Engine binaries the nested engine needs, as DOCKER.md lists them.
+const ENGINE_BINARIES: &[&str] = &[
+    "/usr/sbin/dockerd",
+    "/usr/bin/containerd",
+    "/usr/bin/containerd-shim-runc-v2",
+    "/usr/sbin/runc",
+    "/usr/bin/docker-init",
+    "/usr/sbin/docker-proxy",
+];
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    about = "Automation for the cascade-janitor workspace"
+)]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Build the local Docker-in-Docker image (cascade-janitor-dind:local) from the host's dockerd
+    DindImage {
+        /// Rebuild even when the image already exists
+        #[arg(long)]
+        force: bool,
+    },
+    /// Run the real-engine safety suite (builds the nested-engine image first when missing)
+    Safety,
+    /// Run every check CI runs: fmt, clippy -D warnings, unit tests, safety suite
+    Ci,
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().task {
+        Task::DindImage { force } => dind_image(force),
+        Task::Safety => safety(),
+        Task::Ci => ci(),
+    }
+}
+
+fn ci() -> Result<()> {
+    step(
+        "cargo fmt --check",
+        cargo(&["fmt", "--all", "--", "--check"]),
+    )?;
+    step(
+        "clippy",
+        cargo(&[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    step(
+        "unit tests",
+        cargo(&[
+            "nextest",
+            "run",
+            "--locked",
+            "--workspace",
+            "--exclude",
+            "integration",
+            "--no-fail-fast",
+        ]),
+    )?;
+    safety()
+}
+
+fn safety() -> Result<()> {
+    dind_image(false)?;
+    // The suite drives the binary end to end; build it first.
+    step(
+        "build cascade-janitor",
+        cargo(&["build", "--locked", "-p", "cascade-janitor"]),
+    )?;
+    step(
+        "safety suite",
+        cargo(&[
+            "nextest",
+            "run",
+            "--locked",
+            "-p",
+            "integration",
+            "--no-fail-fast",
+            "--test-threads",
+            "2",
+        ]),
+    )
+}
+
+fn step(name: &str, mut command: Command) -> Result<()> {
+    eprintln!("xtask: {name}: {command:?}");
+    let status = command
+        .status()
+        .with_context(|| format!("cannot run {name}"))?;
+    if !status.success() {
+        bail!("{name} failed ({status})");
+    }
+    Ok(())
+}
+
+fn cargo(args: &[&str]) -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.args(args).current_dir(workspace_root());
+    c
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask sits in the workspace")
+        .to_path_buf()
+}
+
+fn image_exists(image: &str) -> Result<bool> {
+    let status = Command::new("docker")
+        .args(["image", "inspect", image])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .context("cannot run `docker`; is the Docker CLI installed?")?;
+    Ok(status.success())
+}
+
+fn dind_image(force: bool) -> Result<()> {
+    let info = Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .output();
+    match info {
+        Ok(out) if out.status.success() => {}
+        _ => bail!("no Docker engine answers `docker info`; start dockerd (see .ci/run) and retry"),
+    }
+    if !force && image_exists(DIND_IMAGE)? {
+        eprintln!("xtask: {DIND_IMAGE} already exists (use --force to rebuild)");
+        return Ok(());
+    }
+    let files = rootfs_files()?;
+    let mut archive = tar::Builder::new(Vec::new());
+    archive.follow_symlinks(true);
+    for dir in [
+        "tmp",
+        "run",
+        "run/dind",
+        "var/lib/docker",
+        "etc",
+        "proc",
+        "sys",
+        "dev",
+    ] {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Directory);
+        header.set_mode(if dir == "tmp" { 0o1777 } else { 0o755 });
+        header.set_size(0);
+        archive.append_data(&mut header, dir, std::io::empty())?;
+    }
+    for file in &files {
+        let inside = file.strip_prefix("/").expect("absolute");
+        archive
+            .append_path_with_name(file, inside)
+            .with_context(|| format!("cannot add {}", file.display()))?;
+    }
+    let rootfs = archive.into_inner()?;
+    eprintln!(
+        "xtask: importing {} files ({} bytes) as {DIND_IMAGE}",
+        files.len(),
+        rootfs.len()
+    );
+    let mut child = Command::new("docker")
+        .args([
+            "import",
+            "--change",
+            r#"ENTRYPOINT ["/usr/sbin/dockerd","--storage-driver=vfs","--iptables=false","--ip6tables=false","--bridge=none"]"#,
+            "--change",
+            "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "-",
+            DIND_IMAGE,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .context("cannot run `docker import`")?;
+    child.stdin.take().expect("piped").write_all(&rootfs)?;
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("docker import failed ({status})");
+    }
+    eprintln!("xtask: built {DIND_IMAGE}");
+    Ok(())
+}
+
+/// The engine binaries plus every shared library `ldd` lists for them.
+fn rootfs_files() -> Result<BTreeSet<PathBuf>> {
+    let mut files = BTreeSet::new();
+    for binary in ENGINE_BINARIES {
+        let path = Path::new(binary);
+        if !path.exists() {
+            bail!("{binary} is missing; install Debian's docker.io (apt-get install docker.io)");
+        }
+        files.insert(path.to_path_buf());
+        let out = Command::new("ldd")
+            .arg(binary)
+            .output()
+            .context("cannot run ldd")?;
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            // "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" or "/lib64/ld-linux-x86-64.so.2 (0x...)"
+            let candidate = line
+                .split("=>")
+                .last()
+                .unwrap_or("")
+                .split_whitespace()
+                .next()
+                .unwrap_or("");
+            if candidate.starts_with('/') {
+                files.insert(PathBuf::from(candidate));
+            }
+        }
+    }
+    Ok(files)
+}

@@ -25,7 +25,8 @@ mod sweep;
 
 pub use docker::{DockerError, DockerImages, ListedImage};
 pub use lifecycle::{
-    DEFAULT_INTERVAL, DEFAULT_STOP_DEADLINE, DanglingImageCleanup, LoopHandle, StopOutcome,
+    DEFAULT_INTERVAL, DEFAULT_STOP_DEADLINE, DanglingImageCleanup, LoopHandle, ReportObserver,
+    StopOutcome,
 };
 pub use sweep::{
     DEFAULT_CALL_TIMEOUT, DEFAULT_CONCURRENCY, DEFAULT_MIN_AGE, DanglingImageSweep, Failed,

@@ -16,6 +16,9 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30 * 60);
 /// How long `stop` waits for an in-flight pass before abandoning it.
 pub const DEFAULT_STOP_DEADLINE: Duration = Duration::from_secs(30);
 
+/// Called with every pass's report (metrics, health, tests).
+pub type ReportObserver = Arc<dyn Fn(&SweepReport) + Send + Sync>;
+
 /// How a loop ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopOutcome {
@@ -40,7 +43,11 @@ impl LoopHandle {
     /// Starts a loop that runs `sweep` now and then every `interval`. A pass
     /// that overruns the interval swallows the ticks it missed: passes never
     /// overlap and never run back to back to catch up.
-    pub fn start(sweep: Arc<DanglingImageSweep>, interval: Duration) -> LoopHandle {
+    pub fn start(
+        sweep: Arc<DanglingImageSweep>,
+        interval: Duration,
+        observer: Option<ReportObserver>,
+    ) -> LoopHandle {
         let cancel = CancellationToken::new();
         let token = cancel.clone();
         let task = tokio::spawn(async move {
@@ -51,7 +58,10 @@ impl LoopHandle {
                     biased;
                     _ = token.cancelled() => break,
                     _ = ticker.tick() => {
-                        let _report: SweepReport = sweep.run(&token).await;
+                        let report = sweep.run(&token).await;
+                        if let Some(observe) = &observer {
+                            observe(&report);
+                        }
                     }
                 }
             }
@@ -90,12 +100,21 @@ impl LoopHandle {
 /// The dangling-image cleanup as a service with the original's contract:
 /// `start` twice warns and keeps one timer, `stop` when not started is a
 /// no-op, start/stop cycles work.
-#[derive(Debug)]
 pub struct DanglingImageCleanup {
     sweep: Arc<DanglingImageSweep>,
     interval: Duration,
     stop_deadline: Duration,
+    observer: Option<ReportObserver>,
     running: Mutex<Option<LoopHandle>>,
+}
+
+impl std::fmt::Debug for DanglingImageCleanup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DanglingImageCleanup")
+            .field("interval", &self.interval)
+            .field("running", &self.is_running())
+            .finish_non_exhaustive()
+    }
 }
 
 impl DanglingImageCleanup {
@@ -104,8 +123,15 @@ impl DanglingImageCleanup {
             sweep: Arc::new(sweep),
             interval,
             stop_deadline,
+            observer: None,
             running: Mutex::new(None),
         }
+    }
+
+    /// Calls `observer` with the report of every scheduled pass.
+    pub fn with_observer(mut self, observer: ReportObserver) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// Starts the loop; returns false (and warns) when it already runs.
@@ -116,7 +142,11 @@ impl DanglingImageCleanup {
             tracing::warn!("dangling image cleanup already started; not starting a second timer");
             return false;
         }
-        *running = Some(LoopHandle::start(Arc::clone(&self.sweep), self.interval));
+        *running = Some(LoopHandle::start(
+            Arc::clone(&self.sweep),
+            self.interval,
+            self.observer.clone(),
+        ));
         tracing::info!(
             interval = %humantime::format_duration(self.interval),
             scope = %self.sweep.config().scope,

@@ -597,7 +597,11 @@ fn stop_abandons_a_pass_that_outlives_the_deadline() {
 fn dropping_a_handle_ends_its_loop() {
     let fake = Arc::new(FakeDocker::default());
     with_sentry(|| async {
-        let handle = LoopHandle::start(Arc::new(sweep(&fake, config(Duration::ZERO))), 30 * MIN);
+        let handle = LoopHandle::start(
+            Arc::new(sweep(&fake, config(Duration::ZERO))),
+            30 * MIN,
+            None,
+        );
         tokio::time::sleep(MIN).await;
         drop(handle);
         tokio::time::sleep(120 * MIN).await;

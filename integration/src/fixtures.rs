@@ -1,0 +1,199 @@
+//! Fixture images, made without a registry: `docker load` of a generated
+//! archive (any labels, tag or age, thousands per second) and `docker commit`
+//! (parents, the production leak).
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, Result, bail};
+use bollard::Docker;
+use bollard::models::{ContainerConfig, ContainerCreateBody};
+use bollard::query_parameters::{
+    CommitContainerOptionsBuilder, ImportImageOptionsBuilder, RemoveImageOptionsBuilder,
+    TagImageOptionsBuilder,
+};
+use futures_util::TryStreamExt;
+use sha2::{Digest, Sha256};
+
+/// One image to load.
+#[derive(Debug, Clone)]
+pub struct ImageSpec {
+    /// The fixture's name in assertions; also makes its config unique.
+    pub name: String,
+    /// `repo:tag`, or `None` for a dangling image.
+    pub tag: Option<String>,
+    pub labels: Vec<(String, String)>,
+    /// How long ago the image was created.
+    pub age: Duration,
+}
+
+impl ImageSpec {
+    pub fn new(name: &str) -> ImageSpec {
+        ImageSpec {
+            name: name.to_string(),
+            tag: None,
+            labels: Vec::new(),
+            age: Duration::from_secs(3600),
+        }
+    }
+
+    pub fn tagged(mut self, tag: &str) -> ImageSpec {
+        self.tag = Some(tag.to_string());
+        self
+    }
+
+    pub fn label(mut self, key: &str, value: &str) -> ImageSpec {
+        self.labels.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// Ours: `cascade.managed=true`.
+    pub fn ours(self) -> ImageSpec {
+        self.label("cascade.managed", "true")
+    }
+
+    pub fn age(mut self, age: Duration) -> ImageSpec {
+        self.age = age;
+        self
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn tar_entry(archive: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8]) -> Result<()> {
+    let mut header = tar::Header::new_gnu();
+    header.set_size(data.len() as u64);
+    header.set_mode(0o644);
+    header.set_mtime(0);
+    header.set_entry_type(tar::EntryType::Regular);
+    archive.append_data(&mut header, path, data)?;
+    Ok(())
+}
+
+/// A `docker save` style archive: one shared tiny layer, one config per
+/// image, `RepoTags` null for dangling ones. Returns the archive and each
+/// spec's image ID (the sha256 of its config), in order.
+pub fn archive(specs: &[ImageSpec]) -> Result<(Vec<u8>, Vec<String>)> {
+    let mut layer = tar::Builder::new(Vec::new());
+    tar_entry(&mut layer, "fixture", b"cascade-janitor fixture\n")?;
+    let layer = layer.into_inner()?;
+    let diff_id = format!("sha256:{}", sha256_hex(&layer));
+
+    let mut out = tar::Builder::new(Vec::new());
+    tar_entry(&mut out, "layer/layer.tar", &layer)?;
+    let mut manifest = Vec::new();
+    let mut ids = Vec::new();
+    for spec in specs {
+        let created = humantime::format_rfc3339_seconds(SystemTime::now() - spec.age).to_string();
+        let labels: HashMap<&str, &str> = spec
+            .labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let config = serde_json::json!({
+            "architecture": "amd64",
+            "os": "linux",
+            "created": created,
+            "config": { "Labels": labels, "Env": [format!("FIXTURE={}", spec.name)], "Cmd": ["/fixture"] },
+            "rootfs": { "type": "layers", "diff_ids": [diff_id] },
+            "history": [{ "created": created, "created_by": "cascade-janitor fixture" }],
+        });
+        let bytes = serde_json::to_vec(&config)?;
+        let hex = sha256_hex(&bytes);
+        tar_entry(&mut out, &format!("{hex}.json"), &bytes)?;
+        manifest.push(serde_json::json!({
+            "Config": format!("{hex}.json"),
+            "RepoTags": spec.tag.as_ref().map(|t| vec![t.clone()]),
+            "Layers": ["layer/layer.tar"],
+        }));
+        ids.push(format!("sha256:{hex}"));
+    }
+    tar_entry(&mut out, "manifest.json", &serde_json::to_vec(&manifest)?)?;
+    Ok((out.into_inner()?, ids))
+}
+
+/// Loads the specs into `docker`; returns name → image ID.
+pub async fn load(docker: &Docker, specs: &[ImageSpec]) -> Result<BTreeMap<String, String>> {
+    let (bytes, ids) = archive(specs)?;
+    let options = ImportImageOptionsBuilder::new().quiet(true).build();
+    let progress: Vec<_> = docker
+        .import_image(options, bollard::body_full(bytes.into()), None)
+        .try_collect()
+        .await
+        .context("docker load")?;
+    for p in &progress {
+        if let Some(error) = &p.error_detail {
+            bail!("docker load failed: {error:?}");
+        }
+    }
+    Ok(specs.iter().map(|s| s.name.clone()).zip(ids).collect())
+}
+
+/// Creates (does not start) a container from `image`; it holds the image.
+pub async fn create_container(docker: &Docker, image: &str) -> Result<String> {
+    let body = ContainerCreateBody {
+        image: Some(image.to_string()),
+        cmd: Some(vec!["/fixture".to_string()]),
+        network_disabled: Some(true),
+        ..Default::default()
+    };
+    Ok(docker
+        .create_container(None, body)
+        .await
+        .context("create container")?
+        .id)
+}
+
+/// `docker commit` of `container` to `repo:tag` with extra labels.
+pub async fn commit(
+    docker: &Docker,
+    container: &str,
+    repo: &str,
+    tag: &str,
+    labels: &[(&str, &str)],
+) -> Result<String> {
+    let options = CommitContainerOptionsBuilder::new()
+        .container(container)
+        .repo(repo)
+        .tag(tag)
+        .build();
+    let config = ContainerConfig {
+        labels: Some(
+            labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        ),
+        cmd: Some(vec!["/fixture".to_string()]),
+        ..Default::default()
+    };
+    Ok(docker
+        .commit_container(options, config)
+        .await
+        .context("docker commit")?
+        .id)
+}
+
+/// Removes a tag (never the image's parents).
+pub async fn untag(docker: &Docker, tag: &str) -> Result<()> {
+    let options = RemoveImageOptionsBuilder::new().noprune(true).build();
+    docker
+        .remove_image(tag, Some(options), None)
+        .await
+        .context("untag")?;
+    Ok(())
+}
+
+pub async fn tag(docker: &Docker, image: &str, repo: &str, tag: &str) -> Result<()> {
+    let options = TagImageOptionsBuilder::new().repo(repo).tag(tag).build();
+    docker
+        .tag_image(image, Some(options))
+        .await
+        .context("docker tag")?;
+    Ok(())
+}

@@ -1,0 +1,414 @@
+//! The scope, proven on a real engine: each test starts a nested engine,
+//! builds its fixtures there, sweeps, and asserts the exact set of image IDs
+//! that survive, the report and the Sentry events. `[ref:scope_invariant]`
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use async_trait::async_trait;
+use bollard::Docker;
+use cascade_cleanup::{
+    DanglingImageSweep, DockerError, DockerImages, ListedImage, SweepConfig, SweepReport,
+};
+use cascade_scope::{Label, Scope};
+use integration::engine::all_image_ids;
+use integration::fixtures::{self, ImageSpec};
+use integration::{NestedEngine, capture_sentry};
+use tokio_util::sync::CancellationToken;
+
+fn config(min_age: Duration) -> SweepConfig {
+    SweepConfig {
+        min_age,
+        ..SweepConfig::default()
+    }
+}
+
+async fn sweep(
+    docker: &Docker,
+    config: SweepConfig,
+) -> (SweepReport, Vec<sentry::protocol::Event<'static>>) {
+    let sweep = DanglingImageSweep::new(Arc::new(docker.clone()), config);
+    capture_sentry(async { sweep.run(&CancellationToken::new()).await }).await
+}
+
+fn removed(report: &SweepReport) -> BTreeSet<String> {
+    report.removed.iter().map(|i| i.id.clone()).collect()
+}
+
+fn ids<'a>(
+    map: &BTreeMap<String, String>,
+    names: impl IntoIterator<Item = &'a str>,
+) -> BTreeSet<String> {
+    names.into_iter().map(|n| map[n].clone()).collect()
+}
+
+/// The unrelated workloads and label look-alikes an operator's host carries.
+fn bystanders() -> Vec<ImageSpec> {
+    vec![
+        ImageSpec::new("mysql").tagged("mysql:8.0"),
+        ImageSpec::new("loki").tagged("grafana/loki:2.9.4"),
+        ImageSpec::new("ucho-dev").tagged("ucho-dev:latest"),
+        ImageSpec::new("ucho-prod").tagged("ucho-prod:latest"),
+        ImageSpec::new("dangling-unlabelled-1"),
+        ImageSpec::new("dangling-unlabelled-2").label("maintainer", "someone"),
+        ImageSpec::new("value-false").label("cascade.managed", "false"),
+        ImageSpec::new("value-upper").label("cascade.managed", "TRUE"),
+        ImageSpec::new("value-space").label("cascade.managed", "true "),
+        ImageSpec::new("value-empty").label("cascade.managed", ""),
+        ImageSpec::new("key-casing").label("Cascade.Managed", "true"),
+        ImageSpec::new("key-extended").label("cascade.managed.extra", "true"),
+        ImageSpec::new("key-prefixed").label("x.cascade.managed", "true"),
+        ImageSpec::new("key-contained").label("cascade", "managed=true"),
+        ImageSpec::new("ours-tagged")
+            .ours()
+            .tagged("cascade-snapshot-proj-item:latest"),
+    ]
+}
+
+#[tokio::test]
+async fn only_labelled_dangling_images_are_removed() -> Result<()> {
+    let engine = NestedEngine::start().await?;
+    let mut specs = bystanders();
+    specs.push(ImageSpec::new("ours-1").ours());
+    specs.push(ImageSpec::new("ours-2").ours().label("project", "alpha"));
+    let loaded = fixtures::load(&engine.docker, &specs).await?;
+    let before = all_image_ids(&engine.docker).await?;
+    assert_eq!(
+        before.len(),
+        specs.len(),
+        "every fixture is a distinct image"
+    );
+
+    let (report, events) = sweep(&engine.docker, config(Duration::from_secs(60))).await;
+
+    let expected = ids(&loaded, ["ours-1", "ours-2"]);
+    assert_eq!(removed(&report), expected, "{report:#?}");
+    let after = all_image_ids(&engine.docker).await?;
+    assert_eq!(
+        after,
+        before.difference(&expected).cloned().collect(),
+        "exactly the bystanders survive"
+    );
+    assert_eq!(report.listed, 2);
+    assert!(
+        report.skipped.is_empty() && report.failed.is_empty(),
+        "{report:#?}"
+    );
+    assert!(events.is_empty(), "{events:?}");
+    engine.finish().await
+}
+
+#[tokio::test]
+async fn ours_but_not_garbage_is_kept() -> Result<()> {
+    let engine = NestedEngine::start().await?;
+    let d = &engine.docker;
+    let loaded = fixtures::load(
+        d,
+        &[
+            ImageSpec::new("held").ours(),
+            ImageSpec::new("young").ours().age(Duration::from_secs(5)),
+            ImageSpec::new("parent").ours().tagged("parent:1"),
+            ImageSpec::new("garbage").ours(),
+        ],
+    )
+    .await?;
+    fixtures::create_container(d, &loaded["held"]).await?;
+    // A labelled image with a child: commit a container of it, then untag it.
+    let base_user = fixtures::create_container(d, "parent:1").await?;
+    let child = fixtures::commit(d, &base_user, "child", "1", &[]).await?;
+    d.remove_container(
+        &base_user,
+        None::<bollard::query_parameters::RemoveContainerOptions>,
+    )
+    .await?;
+    fixtures::untag(d, "parent:1").await?;
+    let before = all_image_ids(d).await?;
+    assert!(before.contains(&loaded["parent"]) && before.contains(&child));
+
+    let (report, events) = sweep(d, config(Duration::from_secs(600))).await;
+
+    assert_eq!(removed(&report), ids(&loaded, ["garbage"]), "{report:#?}");
+    let after = all_image_ids(d).await?;
+    let expected: BTreeSet<String> = before
+        .iter()
+        .filter(|id| **id != loaded["garbage"])
+        .cloned()
+        .collect();
+    assert_eq!(after, expected);
+    let reasons: BTreeMap<String, &str> = report
+        .skipped
+        .iter()
+        .map(|s| (s.image.id.clone(), s.reason.as_str()))
+        .collect();
+    assert_eq!(reasons.get(&loaded["held"]), Some(&"in_use"));
+    assert_eq!(reasons.get(&loaded["young"]), Some(&"too_young"));
+    assert!(
+        !reasons.contains_key(&loaded["parent"]),
+        "an image with children is not even listed"
+    );
+    assert!(events.is_empty(), "in use is never reported: {events:?}");
+
+    // The engine itself refuses the held image with 409, classified as in use.
+    let refused = DockerImages::remove_image(d, &loaded["held"])
+        .await
+        .expect_err("held");
+    assert_eq!(refused.status, Some(409));
+    assert_eq!(refused.disposition, cascade_classify::Disposition::InUse);
+    engine.finish().await
+}
+
+/// An unlabelled image that became the untagged parent of a labelled dangling
+/// image: returns (parent, labelled child).
+async fn implied_deletion_trap(d: &Docker, n: u32) -> Result<(String, String)> {
+    let (base, mover) = (format!("base-{n}"), format!("mover-{n}"));
+    let loaded = fixtures::load(
+        d,
+        &[
+            ImageSpec::new(&base).tagged(&format!("{base}:1")),
+            ImageSpec::new(&mover),
+        ],
+    )
+    .await?;
+    let container = fixtures::create_container(d, &format!("{base}:1")).await?;
+    let snapshot = format!("cascade-snapshot-trap-{n}");
+    let child = fixtures::commit(
+        d,
+        &container,
+        &snapshot,
+        "latest",
+        &[("cascade.managed", "true")],
+    )
+    .await?;
+    d.remove_container(
+        &container,
+        None::<bollard::query_parameters::RemoveContainerOptions>,
+    )
+    .await?;
+    fixtures::untag(d, &format!("{base}:1")).await?; // the parent loses its tag, keeps its child
+    fixtures::tag(d, &loaded[&mover], &snapshot, "latest").await?; // the child is now dangling
+    Ok((loaded[&base].clone(), child))
+}
+
+#[tokio::test]
+async fn the_implied_deletion_trap_removes_only_the_labelled_image() -> Result<()> {
+    let engine = NestedEngine::start().await?;
+    let d = &engine.docker;
+    let (parent, child) = implied_deletion_trap(d, 1).await?;
+    let before = all_image_ids(d).await?;
+
+    let (report, events) = sweep(d, config(Duration::ZERO)).await;
+
+    assert_eq!(
+        removed(&report),
+        BTreeSet::from([child.clone()]),
+        "{report:#?}"
+    );
+    let after = all_image_ids(d).await?;
+    assert!(after.contains(&parent), "the unlabelled parent survives");
+    assert_eq!(
+        after,
+        before.iter().filter(|id| **id != child).cloned().collect()
+    );
+    assert!(events.is_empty());
+
+    // The trap is real: the engine's default (noprune=false) takes the parent too.
+    let (parent2, child2) = implied_deletion_trap(d, 2).await?;
+    d.remove_image(
+        &child2,
+        None::<bollard::query_parameters::RemoveImageOptions>,
+        None,
+    )
+    .await?;
+    assert!(
+        !all_image_ids(d).await?.contains(&parent2),
+        "rmi without noprune deletes the parent"
+    );
+    engine.finish().await
+}
+
+#[tokio::test]
+async fn the_production_leak_is_swept() -> Result<()> {
+    let engine = NestedEngine::start().await?;
+    let d = &engine.docker;
+    let mut specs = bystanders();
+    specs.push(ImageSpec::new("router-base").tagged("router-base:1"));
+    fixtures::load(d, &specs).await?;
+    let worker = fixtures::create_container(d, "router-base:1").await?;
+    let tag = "cascade-snapshot-proj-item7";
+    let first = fixtures::commit(d, &worker, tag, "latest", &[("cascade.managed", "true")]).await?;
+    let second =
+        fixtures::commit(d, &worker, tag, "latest", &[("cascade.managed", "true")]).await?;
+    assert_ne!(first, second);
+    let before = all_image_ids(d).await?;
+
+    let (report, events) = sweep(d, config(Duration::ZERO)).await;
+
+    assert_eq!(
+        removed(&report),
+        BTreeSet::from([first.clone()]),
+        "{report:#?}"
+    );
+    assert_eq!(
+        all_image_ids(d).await?,
+        before.iter().filter(|id| **id != first).cloned().collect()
+    );
+    assert!(events.is_empty());
+    engine.finish().await
+}
+
+/// Removes the image through the real engine just before the sweep does, as
+/// another operator racing the janitor would.
+struct Racer {
+    inner: Docker,
+}
+
+#[async_trait]
+impl DockerImages for Racer {
+    async fn list_images(
+        &self,
+        filters: &std::collections::HashMap<String, Vec<String>>,
+    ) -> Result<Vec<ListedImage>, DockerError> {
+        DockerImages::list_images(&self.inner, filters).await
+    }
+    async fn images_used_by_containers(
+        &self,
+    ) -> Result<std::collections::HashSet<String>, DockerError> {
+        self.inner.images_used_by_containers().await
+    }
+    async fn remove_image(&self, id: &str) -> Result<(), DockerError> {
+        DockerImages::remove_image(&self.inner, id).await?;
+        DockerImages::remove_image(&self.inner, id).await
+    }
+}
+
+#[tokio::test]
+async fn an_image_removed_by_someone_else_is_gone_not_reported() -> Result<()> {
+    let engine = NestedEngine::start().await?;
+    let loaded = fixtures::load(&engine.docker, &[ImageSpec::new("raced").ours()]).await?;
+    let sweep = DanglingImageSweep::new(
+        Arc::new(Racer {
+            inner: engine.docker.clone(),
+        }),
+        config(Duration::ZERO),
+    );
+    let (report, events) =
+        capture_sentry(async { sweep.run(&CancellationToken::new()).await }).await;
+    assert_eq!(report.skipped.len(), 1, "{report:#?}");
+    assert_eq!(report.skipped[0].image.id, loaded["raced"]);
+    assert_eq!(report.skipped[0].reason.as_str(), "gone");
+    assert!(report.failed.is_empty() && !report.has_failures());
+    assert!(events.is_empty(), "{events:?}");
+    engine.finish().await
+}
+
+#[tokio::test]
+async fn with_two_labels_an_image_with_one_is_kept() -> Result<()> {
+    let engine = NestedEngine::start().await?;
+    let loaded = fixtures::load(
+        &engine.docker,
+        &[
+            ImageSpec::new("managed-only").ours(),
+            ImageSpec::new("project-only").label("project", "alpha"),
+            ImageSpec::new("both").ours().label("project", "alpha"),
+            ImageSpec::new("both-other-project")
+                .ours()
+                .label("project", "beta"),
+        ],
+    )
+    .await?;
+    let scope = Scope::new(
+        ["cascade.managed=true", "project=alpha"].map(|l| l.parse::<Label>().expect("label")),
+    )?;
+    let (report, _) = sweep(
+        &engine.docker,
+        SweepConfig {
+            scope,
+            min_age: Duration::ZERO,
+            ..SweepConfig::default()
+        },
+    )
+    .await;
+    assert_eq!(removed(&report), ids(&loaded, ["both"]));
+    let after = all_image_ids(&engine.docker).await?;
+    assert_eq!(
+        after,
+        ids(
+            &loaded,
+            ["managed-only", "project-only", "both-other-project"]
+        )
+    );
+    engine.finish().await
+}
+
+fn janitor_json(host: &str, extra: &[&str]) -> Result<(i32, serde_json::Value)> {
+    let out = std::process::Command::new(integration::janitor_binary())
+        .args([
+            "prune",
+            "--output",
+            "json",
+            "--min-age",
+            "0s",
+            "--docker-host",
+            host,
+        ])
+        .args(extra)
+        .env_remove("SENTRY_DSN")
+        .output()?;
+    let json = serde_json::from_slice(&out.stdout)
+        .map_err(|e| anyhow::anyhow!("{e}: {}", String::from_utf8_lossy(&out.stderr)))?;
+    Ok((out.status.code().unwrap_or(-1), json))
+}
+
+fn json_ids(json: &serde_json::Value, field: &str) -> BTreeSet<String> {
+    json[field]
+        .as_array()
+        .expect(field)
+        .iter()
+        .map(|i| i["id"].as_str().expect("id").to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_binary_end_to_end_dry_run_then_prune() -> Result<()> {
+    let engine = NestedEngine::start().await?;
+    let d = &engine.docker;
+    let mut specs = bystanders();
+    specs.extend((0..5).map(|i| ImageSpec::new(&format!("ours-{i}")).ours()));
+    let loaded = fixtures::load(d, &specs).await?;
+    let held = fixtures::load(d, &[ImageSpec::new("held").ours()]).await?;
+    fixtures::create_container(d, &held["held"]).await?;
+    let before = all_image_ids(d).await?;
+    let ours = ids(
+        &loaded,
+        (0..5)
+            .map(|i| format!("ours-{i}"))
+            .collect::<Vec<_>>()
+            .iter()
+            .map(String::as_str),
+    );
+
+    let (code, plan) = janitor_json(&engine.host(), &["--dry-run"])?;
+    assert_eq!(code, 0);
+    assert_eq!(all_image_ids(d).await?, before, "a dry run removes nothing");
+    assert_eq!(json_ids(&plan, "would_remove"), ours);
+    assert_eq!(plan["skipped"][0]["reason"], "in_use");
+    assert_eq!(
+        plan["skipped"][0]["id"].as_str(),
+        Some(held["held"].as_str())
+    );
+
+    let (code, done) = janitor_json(&engine.host(), &[])?;
+    assert_eq!(code, 0, "{done}");
+    assert_eq!(
+        json_ids(&done, "removed"),
+        json_ids(&plan, "would_remove"),
+        "the plan is what happens"
+    );
+    assert_eq!(
+        all_image_ids(d).await?,
+        before.difference(&ours).cloned().collect()
+    );
+    engine.finish().await
+}
