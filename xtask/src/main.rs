@@ -17,15 +17,31 @@ use clap::{Parser, Subcommand};
 /// The image the safety suite starts nested engines from.
 const DIND_IMAGE: &str = "cascade-janitor-dind:local";
 
-/// Engine binaries the nested engine needs, as DOCKER.md lists them.
+/// Engine binaries the nested engine needs, as DOCKER.md lists them. They
+/// are looked up where Debian's docker.io and Docker's docker-ce put them.
 const ENGINE_BINARIES: &[&str] = &[
-    "/usr/sbin/dockerd",
-    "/usr/bin/containerd",
-    "/usr/bin/containerd-shim-runc-v2",
-    "/usr/sbin/runc",
-    "/usr/bin/docker-init",
-    "/usr/sbin/docker-proxy",
+    "dockerd",
+    "containerd",
+    "containerd-shim-runc-v2",
+    "runc",
+    "docker-init",
+    "docker-proxy",
 ];
+const BINARY_DIRS: &[&str] = &[
+    "/usr/sbin",
+    "/usr/bin",
+    "/usr/local/sbin",
+    "/usr/local/bin",
+    "/usr/libexec/docker",
+];
+
+fn find_binary(name: &str) -> Result<PathBuf> {
+    BINARY_DIRS
+        .iter()
+        .map(|dir| Path::new(dir).join(name))
+        .find(|p| p.is_file())
+        .with_context(|| format!("{name} not found in {BINARY_DIRS:?}; install Debian's docker.io (apt-get install docker.io)"))
+}
 
 #[derive(Parser)]
 #[command(
@@ -160,6 +176,7 @@ fn dind_image(force: bool) -> Result<()> {
         return Ok(());
     }
     let files = rootfs_files()?;
+    let dockerd = find_binary("dockerd")?;
     let mut archive = tar::Builder::new(Vec::new());
     archive.follow_symlinks(true);
     for dir in [
@@ -194,7 +211,10 @@ fn dind_image(force: bool) -> Result<()> {
         .args([
             "import",
             "--change",
-            r#"ENTRYPOINT ["/usr/sbin/dockerd","--storage-driver=vfs","--iptables=false","--ip6tables=false","--bridge=none"]"#,
+            &format!(
+                r#"ENTRYPOINT ["{}","--storage-driver=vfs","--iptables=false","--ip6tables=false","--bridge=none"]"#,
+                dockerd.display()
+            ),
             "--change",
             "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             "-",
@@ -216,16 +236,13 @@ fn dind_image(force: bool) -> Result<()> {
 /// The engine binaries plus every shared library `ldd` lists for them.
 fn rootfs_files() -> Result<BTreeSet<PathBuf>> {
     let mut files = BTreeSet::new();
-    for binary in ENGINE_BINARIES {
-        let path = Path::new(binary);
-        if !path.exists() {
-            bail!("{binary} is missing; install Debian's docker.io (apt-get install docker.io)");
-        }
-        files.insert(path.to_path_buf());
+    for name in ENGINE_BINARIES {
+        let path = find_binary(name)?;
         let out = Command::new("ldd")
-            .arg(binary)
+            .arg(&path)
             .output()
             .context("cannot run ldd")?;
+        files.insert(path);
         for line in String::from_utf8_lossy(&out.stdout).lines() {
             // "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" or "/lib64/ld-linux-x86-64.so.2 (0x...)"
             let candidate = line

@@ -276,9 +276,17 @@ async fn doctor(common: &Common) -> Result<u8, Failure> {
             println!("images carrying the labels: {labelled}");
             println!("  of which dangling (in scope): {}", plan.listed);
             println!("  reclaimable now: {}", plan.would_remove.len());
+            // The engine's listing minus what our own check rejected is what
+            // is really in scope. `[ref:scope_invariant]`
+            let rejected = plan
+                .skipped_by_reason()
+                .get("failed_verification")
+                .copied()
+                .unwrap_or(0);
+            let in_scope = plan.listed - rejected;
             println!(
                 "dangling images out of scope, never touched: {}",
-                dangling.saturating_sub(plan.listed)
+                dangling.saturating_sub(in_scope)
             );
             if labelled == 0 {
                 println!(

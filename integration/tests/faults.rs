@@ -1,0 +1,230 @@
+//! Faults on a real engine: the engine goes away and comes back, the engine
+//! hangs, the engine fails one removal. The loop never panics or exits, every
+//! call has a deadline, and only what an operator must see is reported.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Result;
+use cascade_cleanup::{DanglingImageCleanup, DanglingImageSweep, SweepConfig, SweepReport};
+use integration::engine::all_image_ids;
+use integration::fixtures::{self, ImageSpec};
+use integration::proxy::{Fault, FaultProxy};
+use integration::{NestedEngine, capture_sentry, source};
+use tokio_util::sync::CancellationToken;
+
+/// Collects every scheduled pass's report.
+#[derive(Clone, Default)]
+struct Reports(Arc<Mutex<Vec<SweepReport>>>);
+
+impl Reports {
+    fn observer(&self) -> cascade_cleanup::ReportObserver {
+        let reports = Arc::clone(&self.0);
+        Arc::new(move |r: &SweepReport| reports.lock().expect("reports").push(r.clone()))
+    }
+    fn len(&self) -> usize {
+        self.0.lock().expect("reports").len()
+    }
+    fn all(&self) -> Vec<SweepReport> {
+        self.0.lock().expect("reports").clone()
+    }
+    async fn wait_for(&self, n: usize, limit: Duration) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.len() < n {
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "only {} passes within {limit:?}",
+                self.len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+}
+
+fn quick_config(call_timeout: Duration) -> SweepConfig {
+    SweepConfig {
+        min_age: Duration::ZERO,
+        call_timeout,
+        ..SweepConfig::default()
+    }
+}
+
+fn docker_at(socket: &std::path::Path) -> Result<bollard::Docker> {
+    Ok(bollard::Docker::connect_with_unix(
+        &socket.to_string_lossy(),
+        30,
+        bollard::API_DEFAULT_VERSION,
+    )?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_goes_away_and_comes_back() -> Result<()> {
+    let engine = NestedEngine::start().await?;
+    let reports = Reports::default();
+    let cleanup = DanglingImageCleanup::new(
+        DanglingImageSweep::new(
+            Arc::new(docker_at(&engine.socket)?),
+            quick_config(Duration::from_secs(5)),
+        ),
+        Duration::from_secs(1),
+        Duration::from_secs(10),
+    )
+    .with_observer(reports.observer());
+    let ((), events) = capture_sentry(async {
+        cleanup.start();
+        reports
+            .wait_for(1, Duration::from_secs(20))
+            .await
+            .expect("first pass");
+        engine.stop_engine().await.expect("stop engine");
+        let down_from = reports.len();
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let down_until = reports.len();
+        engine.start_engine().await.expect("start engine");
+        let loaded = fixtures::load(&engine.docker, &[ImageSpec::new("after-recovery").ours()])
+            .await
+            .expect("load");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while all_image_ids(&engine.docker)
+            .await
+            .expect("list")
+            .contains(&loaded["after-recovery"])
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no pass removed the image after recovery"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert!(cleanup.is_running(), "the loop survived");
+        cleanup.stop().await;
+        assert!(
+            down_until > down_from,
+            "passes kept coming while the engine was down"
+        );
+    })
+    .await;
+    let all = reports.all();
+    let failed_passes = all.iter().filter(|r| r.scan_error.is_some()).count();
+    let scan_events = events
+        .iter()
+        .filter(|e| source(e) == Some("dangling_image_cleanup_scan"))
+        .count();
+    assert!(failed_passes >= 2, "{all:#?}");
+    assert_eq!(scan_events, failed_passes, "one report per failed pass");
+    assert!(
+        events
+            .iter()
+            .all(|e| source(e) == Some("dangling_image_cleanup_scan")),
+        "{events:?}"
+    );
+    let first_failure = all
+        .iter()
+        .position(|r| r.scan_error.is_some())
+        .expect("a failure");
+    let recovered = all[first_failure..]
+        .iter()
+        .position(|r| r.scan_error.is_none())
+        .expect("a success")
+        + first_failure;
+    assert!(
+        all[recovered..].iter().any(|r| r.removed.len() == 1),
+        "a pass after recovery removed the image"
+    );
+    engine.finish().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_engine_costs_one_deadline_per_pass_and_the_schedule_holds() -> Result<()> {
+    let engine = NestedEngine::start().await?;
+    let loaded = fixtures::load(&engine.docker, &[ImageSpec::new("ours").ours()]).await?;
+    let proxy = FaultProxy::start(&engine.socket)?;
+    let reports = Reports::default();
+    let cleanup = DanglingImageCleanup::new(
+        DanglingImageSweep::new(
+            Arc::new(docker_at(&proxy.socket)?),
+            quick_config(Duration::from_secs(1)),
+        ),
+        Duration::from_secs(2),
+        Duration::from_secs(10),
+    )
+    .with_observer(reports.observer());
+    proxy.set(Fault::Hang);
+    let started = tokio::time::Instant::now();
+    let ((), events) = capture_sentry(async {
+        cleanup.start();
+        reports
+            .wait_for(3, Duration::from_secs(15))
+            .await
+            .expect("three passes while hung");
+        proxy.set(Fault::None);
+        reports
+            .wait_for(4, Duration::from_secs(15))
+            .await
+            .expect("a pass after the hang");
+        cleanup.stop().await;
+    })
+    .await;
+    let elapsed = started.elapsed();
+    let all = reports.all();
+    for hung in &all[..3] {
+        let error = hung.scan_error.as_deref().unwrap_or_default();
+        assert!(error.contains("timed out after 1s"), "{hung:#?}");
+    }
+    assert!(
+        elapsed < Duration::from_secs(12),
+        "three 1 s deadlines on a 2 s schedule took {elapsed:?}"
+    );
+    assert_eq!(
+        events.len(),
+        all.iter().filter(|r| r.scan_error.is_some()).count()
+    );
+    assert!(
+        all.iter()
+            .skip(3)
+            .any(|r| r.removed.iter().any(|i| i.id == loaded["ours"])),
+        "{all:#?}"
+    );
+    drop(proxy);
+    engine.finish().await
+}
+
+#[tokio::test]
+async fn a_500_on_one_removal_is_reported_once_and_the_rest_are_removed() -> Result<()> {
+    let engine = NestedEngine::start().await?;
+    let specs: Vec<ImageSpec> = (0..5)
+        .map(|i| ImageSpec::new(&format!("ours-{i}")).ours())
+        .collect();
+    let loaded = fixtures::load(&engine.docker, &specs).await?;
+    let victim = loaded["ours-2"].clone();
+    let proxy = FaultProxy::start(&engine.socket)?;
+    proxy.set(Fault::FailRemovalOf(victim.clone()));
+    let sweep = DanglingImageSweep::new(
+        Arc::new(docker_at(&proxy.socket)?),
+        quick_config(Duration::from_secs(10)),
+    );
+    let (report, events) =
+        capture_sentry(async { sweep.run(&CancellationToken::new()).await }).await;
+
+    assert_eq!(report.removed.len(), 4, "{report:#?}");
+    assert_eq!(report.failed.len(), 1);
+    assert_eq!(report.failed[0].image.id, victim);
+    assert_eq!(
+        report.failed[0].kind,
+        cascade_classify::Disposition::Unexpected
+    );
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(source(&events[0]), Some("dangling_image_remove"));
+    assert_eq!(events[0].level, sentry::Level::Warning);
+    assert_eq!(
+        events[0].extra.get("image_id").and_then(|v| v.as_str()),
+        Some(victim.as_str())
+    );
+    assert_eq!(
+        all_image_ids(&engine.docker).await?,
+        [victim].into_iter().collect()
+    );
+    drop(proxy);
+    engine.finish().await
+}
