@@ -412,3 +412,53 @@ async fn the_binary_end_to_end_dry_run_then_prune() -> Result<()> {
     );
     engine.finish().await
 }
+
+#[tokio::test]
+async fn the_daemon_sweeps_at_start_and_exits_0_on_sigterm() -> Result<()> {
+    let engine = NestedEngine::start().await?;
+    let loaded = fixtures::load(
+        &engine.docker,
+        &[
+            ImageSpec::new("ours").ours(),
+            ImageSpec::new("mysql").tagged("mysql:8.0"),
+        ],
+    )
+    .await?;
+    let mut daemon = tokio::process::Command::new(integration::janitor_binary())
+        .args([
+            "run",
+            "--min-age",
+            "0s",
+            "--interval",
+            "1h",
+            "--docker-host",
+            &engine.host(),
+        ])
+        .env_remove("SENTRY_DSN")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while all_image_ids(&engine.docker)
+        .await?
+        .contains(&loaded["ours"])
+    {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the daemon did not sweep at start"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pid = daemon.id().expect("running").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()?;
+    assert!(killed.success());
+    let status = tokio::time::timeout(Duration::from_secs(10), daemon.wait()).await??;
+    assert_eq!(status.code(), Some(0), "SIGTERM is a clean shutdown");
+    assert_eq!(
+        all_image_ids(&engine.docker).await?,
+        ids(&loaded, ["mysql"])
+    );
+    engine.finish().await
+}
