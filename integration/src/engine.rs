@@ -80,7 +80,12 @@ impl NestedEngine {
             .with_wait_for(WaitFor::message_on_stderr(
                 "API listen on /run/dind/docker.sock",
             ))
-            .with_cmd(["--host=unix:///run/dind/docker.sock"])
+            // The socket belongs to our group, so a non-root test user in
+            // the host's docker group (CI runners) can reach it too.
+            .with_cmd([
+                "--host=unix:///run/dind/docker.sock".to_string(),
+                format!("--group={}", own_gid()),
+            ])
             .with_cap_add("ALL")
             .with_cap_drop("SYS_RESOURCE")
             .with_security_opt("seccomp=unconfined")
@@ -129,6 +134,17 @@ impl NestedEngine {
         container.rm().await?;
         guard.check().await
     }
+}
+
+/// This process's real group ID, from `/proc/self/status`.
+fn own_gid() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("Gid:"))?.to_string();
+            line.split_whitespace().nth(1)?.parse().ok()
+        })
+        .unwrap_or(0)
 }
 
 async fn connect(socket: &std::path::Path) -> Result<Docker> {
