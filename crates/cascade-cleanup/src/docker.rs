@@ -93,6 +93,13 @@ pub trait DockerImages: Send + Sync + 'static {
         filters: &HashMap<String, Vec<String>>,
     ) -> Result<Vec<ListedImage>, DockerError>;
 
+    /// `GET /images/json?all=true` with these filters: also the untagged
+    /// images other images are built on. Only for explaining a plan.
+    async fn list_images_with_intermediates(
+        &self,
+        filters: &HashMap<String, Vec<String>>,
+    ) -> Result<Vec<ListedImage>, DockerError>;
+
     /// Image IDs used by any container, running or not.
     async fn images_used_by_containers(&self) -> Result<HashSet<String>, DockerError>;
 
@@ -109,6 +116,18 @@ impl DockerImages for Docker {
     ) -> Result<Vec<ListedImage>, DockerError> {
         let options = ListImagesOptionsBuilder::new()
             .all(false)
+            .filters(filters)
+            .build();
+        let images = Docker::list_images(self, Some(options)).await?;
+        Ok(images.into_iter().map(ListedImage::from).collect())
+    }
+
+    async fn list_images_with_intermediates(
+        &self,
+        filters: &HashMap<String, Vec<String>>,
+    ) -> Result<Vec<ListedImage>, DockerError> {
+        let options = ListImagesOptionsBuilder::new()
+            .all(true)
             .filters(filters)
             .build();
         let images = Docker::list_images(self, Some(options)).await?;

@@ -13,6 +13,8 @@ use crate::docker::{DockerError, DockerImages, ListedImage};
 #[derive(Debug, Default)]
 pub struct FakeState {
     pub images: Vec<ListedImage>,
+    /// Returned, after `images`, only by the `all=true` listing.
+    pub intermediates: Vec<ListedImage>,
     pub used: HashSet<String>,
     pub remove_errors: HashMap<String, DockerError>,
     pub list_error: Option<DockerError>,
@@ -104,6 +106,15 @@ impl DockerImages for FakeDocker {
                 None => Ok(s.images.clone()),
             }
         })
+    }
+
+    async fn list_images_with_intermediates(
+        &self,
+        filters: &HashMap<String, Vec<String>>,
+    ) -> Result<Vec<ListedImage>, DockerError> {
+        let mut all = self.list_images(filters).await?;
+        all.extend(self.edit(|s| s.intermediates.clone()));
+        Ok(all)
     }
 
     async fn images_used_by_containers(&self) -> Result<HashSet<String>, DockerError> {

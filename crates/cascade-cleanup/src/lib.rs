@@ -19,18 +19,21 @@
 //! the [`DockerImages`] trait, implemented for `bollard::Docker`.
 
 mod docker;
+pub mod events;
 mod lifecycle;
 pub mod sentry_report;
 mod sweep;
 
 pub use docker::{DockerError, DockerImages, ListedImage};
+pub use events::{DEFAULT_EVENT_DEBOUNCE, EngineEvent, EngineEvents, EventOptions};
 pub use lifecycle::{
-    DEFAULT_INTERVAL, DEFAULT_STOP_DEADLINE, DanglingImageCleanup, LoopHandle, ReportObserver,
-    StopOutcome,
+    DEFAULT_INTERVAL, DEFAULT_MIN_GAP, DEFAULT_STOP_DEADLINE, DanglingImageCleanup, EventTrigger,
+    LoopHandle, LoopOptions, ReportObserver, StopOutcome,
 };
 pub use sweep::{
     DEFAULT_CALL_TIMEOUT, DEFAULT_CONCURRENCY, DEFAULT_MIN_AGE, DanglingImageSweep, Failed,
-    ImageRef, SkipReason, Skipped, SweepConfig, SweepReport,
+    ImageRef, NoProgress, ReclaimedSource, SkipReason, Skipped, SweepConfig, SweepProgress,
+    SweepReport, free_space,
 };
 
 #[cfg(test)]

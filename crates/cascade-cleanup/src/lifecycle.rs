@@ -5,10 +5,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::events::{EngineEvents, EventOptions};
 use crate::sweep::{DanglingImageSweep, SweepReport};
 
 /// The original loop's period.
@@ -18,6 +20,60 @@ pub const DEFAULT_STOP_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Called with every pass's report (metrics, health, tests).
 pub type ReportObserver = Arc<dyn Fn(&SweepReport) + Send + Sync>;
+
+/// Default floor between two passes, whatever asks for them.
+pub const DEFAULT_MIN_GAP: Duration = Duration::from_secs(60);
+
+/// Early sweeps from the engine's events.
+#[derive(Clone)]
+pub struct EventTrigger {
+    pub source: Arc<dyn EngineEvents>,
+    pub options: EventOptions,
+}
+
+impl std::fmt::Debug for EventTrigger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventTrigger")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+/// When a loop sweeps, and who hears about it.
+#[derive(Clone)]
+pub struct LoopOptions {
+    /// Time between the starts of two scheduled passes.
+    pub interval: Duration,
+    /// No pass starts sooner than this after the previous one started.
+    pub min_gap: Duration,
+    /// Called with every pass's report.
+    pub observer: Option<ReportObserver>,
+    /// Early passes when the engine untags or commits labelled images.
+    pub events: Option<EventTrigger>,
+}
+
+impl std::fmt::Debug for LoopOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoopOptions")
+            .field("interval", &self.interval)
+            .field("min_gap", &self.min_gap)
+            .field("observer", &self.observer.is_some())
+            .field("events", &self.events)
+            .finish()
+    }
+}
+
+impl LoopOptions {
+    /// Every `interval`, no events, no observer.
+    pub fn every(interval: Duration) -> LoopOptions {
+        LoopOptions {
+            interval,
+            min_gap: DEFAULT_MIN_GAP.min(interval),
+            observer: None,
+            events: None,
+        }
+    }
+}
 
 /// How a loop ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,30 +96,56 @@ pub struct LoopHandle {
 }
 
 impl LoopHandle {
-    /// Starts a loop that runs `sweep` now and then every `interval`. A pass
-    /// that overruns the interval swallows the ticks it missed: passes never
-    /// overlap and never run back to back to catch up.
-    pub fn start(
-        sweep: Arc<DanglingImageSweep>,
-        interval: Duration,
-        observer: Option<ReportObserver>,
-    ) -> LoopHandle {
+    /// Starts a loop that runs `sweep` now, then `interval` after each pass
+    /// started, and early when the engine's events ask for it. A pass that
+    /// overruns the interval swallows the ticks it missed: passes never
+    /// overlap and never run back to back to catch up. No pass starts less
+    /// than `min_gap` after the previous one started.
+    pub fn start(sweep: Arc<DanglingImageSweep>, options: LoopOptions) -> LoopHandle {
         let cancel = CancellationToken::new();
         let token = cancel.clone();
+        let trigger = Arc::new(Notify::new());
+        let follower = options.events.clone().map(|events| {
+            tokio::spawn(crate::events::follow(
+                events.source,
+                sweep.config().scope.label_filters(),
+                events.options,
+                Arc::clone(&trigger),
+                token.child_token(),
+            ))
+        });
         let task = tokio::spawn(async move {
-            let mut ticker = tokio::time::interval_at(Instant::now(), interval);
-            ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+            let mut due = Instant::now();
+            let mut last_start: Option<Instant> = None;
             loop {
                 tokio::select! {
                     biased;
                     _ = token.cancelled() => break,
-                    _ = ticker.tick() => {
-                        let report = sweep.run(&token).await;
-                        if let Some(observe) = &observer {
-                            observe(&report);
+                    _ = tokio::time::sleep_until(due) => {}
+                    _ = trigger.notified() => {
+                        let floor = last_start.map(|s| s + options.min_gap);
+                        if let Some(floor) = floor.filter(|f| *f > Instant::now()) {
+                            tracing::debug!("early sweep requested; waiting for the minimum gap");
+                            due = due.min(floor);
+                            continue;
                         }
+                        tracing::debug!("early sweep requested by engine events");
                     }
                 }
+                let started = Instant::now();
+                last_start = Some(started);
+                let report = sweep.run(&token).await;
+                if let Some(observe) = &options.observer {
+                    observe(&report);
+                }
+                due = started + options.interval;
+                if due <= Instant::now() {
+                    due = Instant::now() + options.interval;
+                }
+            }
+            if let Some(follower) = follower {
+                follower.abort();
+                let _ = follower.await;
             }
             tracing::debug!("dangling image cleanup loop ended");
         });
@@ -102,16 +184,15 @@ impl LoopHandle {
 /// no-op, start/stop cycles work.
 pub struct DanglingImageCleanup {
     sweep: Arc<DanglingImageSweep>,
-    interval: Duration,
+    options: LoopOptions,
     stop_deadline: Duration,
-    observer: Option<ReportObserver>,
     running: Mutex<Option<LoopHandle>>,
 }
 
 impl std::fmt::Debug for DanglingImageCleanup {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DanglingImageCleanup")
-            .field("interval", &self.interval)
+            .field("options", &self.options)
             .field("running", &self.is_running())
             .finish_non_exhaustive()
     }
@@ -121,17 +202,34 @@ impl DanglingImageCleanup {
     pub fn new(sweep: DanglingImageSweep, interval: Duration, stop_deadline: Duration) -> Self {
         DanglingImageCleanup {
             sweep: Arc::new(sweep),
-            interval,
+            options: LoopOptions::every(interval),
             stop_deadline,
-            observer: None,
             running: Mutex::new(None),
         }
     }
 
     /// Calls `observer` with the report of every scheduled pass.
     pub fn with_observer(mut self, observer: ReportObserver) -> Self {
-        self.observer = Some(observer);
+        self.options.observer = Some(observer);
         self
+    }
+
+    /// No pass starts sooner than `min_gap` after the previous one started
+    /// (default: one minute, or the interval if shorter).
+    pub fn with_min_gap(mut self, min_gap: Duration) -> Self {
+        self.options.min_gap = min_gap;
+        self
+    }
+
+    /// Also sweeps shortly after the engine untags or commits a labelled
+    /// image, following `source`'s event stream while the loop runs.
+    pub fn with_events(mut self, source: Arc<dyn EngineEvents>, options: EventOptions) -> Self {
+        self.options.events = Some(EventTrigger { source, options });
+        self
+    }
+
+    pub fn sweep(&self) -> &DanglingImageSweep {
+        &self.sweep
     }
 
     /// Starts the loop; returns false (and warns) when it already runs.
@@ -144,11 +242,12 @@ impl DanglingImageCleanup {
         }
         *running = Some(LoopHandle::start(
             Arc::clone(&self.sweep),
-            self.interval,
-            self.observer.clone(),
+            self.options.clone(),
         ));
         tracing::info!(
-            interval = %humantime::format_duration(self.interval),
+            interval = %humantime::format_duration(self.options.interval),
+            min_gap = %humantime::format_duration(self.options.min_gap),
+            events = self.options.events.is_some(),
             scope = %self.sweep.config().scope,
             "dangling image cleanup started"
         );

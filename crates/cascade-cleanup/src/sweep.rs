@@ -1,7 +1,8 @@
 //! One pass: list → verify → age check → remove → classify → report.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::num::NonZeroUsize;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -34,8 +35,14 @@ pub struct SweepConfig {
     pub concurrency: NonZeroUsize,
     /// Deadline of each Docker call; a call that exceeds it is a transient failure.
     pub call_timeout: Duration,
-    /// Plan only: list and verify, remove nothing.
+    /// Plan only: list and verify, remove nothing. A dry run also lists
+    /// every labelled image, to say why the ones not in scope are kept.
     pub dry_run: bool,
+    /// A path on the filesystem holding the engine's data root, when it is
+    /// visible from this process: the space reclaimed is then measured as
+    /// the growth of that filesystem's free space. Otherwise it is the sum of
+    /// the removed images' sizes (an upper bound).
+    pub measure_free_space_at: Option<PathBuf>,
 }
 
 impl Default for SweepConfig {
@@ -46,6 +53,7 @@ impl Default for SweepConfig {
             concurrency: DEFAULT_CONCURRENCY,
             call_timeout: DEFAULT_CALL_TIMEOUT,
             dry_run: false,
+            measure_free_space_at: None,
         }
     }
 }
@@ -73,6 +81,11 @@ pub enum SkipReason {
     Gone,
     /// The sweep was asked to stop before this image's turn.
     Cancelled,
+    /// Labelled but tagged: only untagged images are in scope (plan only).
+    Tagged,
+    /// Labelled and untagged, but other images are built on it, so the
+    /// engine does not call it dangling (plan only).
+    HasChildren,
 }
 
 impl SkipReason {
@@ -83,6 +96,8 @@ impl SkipReason {
             SkipReason::InUse => "in_use",
             SkipReason::Gone => "gone",
             SkipReason::Cancelled => "cancelled",
+            SkipReason::Tagged => "tagged",
+            SkipReason::HasChildren => "has_children",
         }
     }
 }
@@ -118,12 +133,66 @@ pub struct SweepReport {
     pub failed: Vec<Failed>,
     /// Set when the scan itself failed; nothing was removed then.
     pub scan_error: Option<String>,
-    /// Sum of the engine's `Size` of the removed images (layers shared with
-    /// other images are counted in each, so this is an upper bound).
+    /// Space the removals freed; how it was obtained is `reclaimed_source`.
     pub reclaimed_bytes: u64,
+    pub reclaimed_source: ReclaimedSource,
+    /// Sum of the engine's `Size` of the removed images. Layers shared with
+    /// other images are counted in each, so this is an upper bound.
+    pub removed_image_bytes: u64,
     #[serde(serialize_with = "as_seconds")]
     pub duration: Duration,
 }
+
+/// How `reclaimed_bytes` was obtained.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReclaimedSource {
+    /// Free space of the filesystem holding the engine's data root, measured
+    /// before and after the removals. Exact for what the removals freed,
+    /// unless something else wrote to or freed space on that filesystem
+    /// meanwhile (it never goes below zero).
+    Filesystem,
+    /// The data root is not visible from here: the sum of the removed
+    /// images' sizes, an upper bound (shared layers count in each image).
+    #[default]
+    ImageSizes,
+}
+
+impl ReclaimedSource {
+    pub fn describe(&self) -> &'static str {
+        match self {
+            ReclaimedSource::Filesystem => {
+                "measured as the growth of free space on the engine's data filesystem"
+            }
+            ReclaimedSource::ImageSizes => {
+                "sum of the removed images' sizes; an upper bound, shared layers count in each"
+            }
+        }
+    }
+}
+
+/// Free bytes (for unprivileged users) on the filesystem holding `path`.
+pub fn free_space(path: &std::path::Path) -> std::io::Result<u64> {
+    let stat = rustix::fs::statvfs(path)?;
+    Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
+}
+
+/// What watches one pass as it goes: a progress bar, periodic log lines.
+/// Every method has a no-op default.
+pub trait SweepProgress: Send + Sync {
+    /// The verified removal set is known: `images` images of `bytes` in all.
+    fn started(&self, _images: usize, _bytes: u64) {}
+    /// One removal attempt ended; `removed` is false when the image was kept
+    /// (in use, gone, cancelled) or the removal failed.
+    fn advanced(&self, _image: &ImageRef, _removed: bool) {}
+    /// The pass is over.
+    fn finished(&self, _report: &SweepReport) {}
+}
+
+/// No progress display.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoProgress;
+impl SweepProgress for NoProgress {}
 
 fn disposition_name<S: serde::Serializer>(d: &Disposition, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(d.as_str())
@@ -195,19 +264,29 @@ impl DanglingImageSweep {
     /// returned in the report. Once `cancel` fires, no further removal starts;
     /// removals already sent are awaited.
     pub async fn run(&self, cancel: &CancellationToken) -> SweepReport {
+        self.run_with_progress(cancel, &NoProgress).await
+    }
+
+    /// [`run`](Self::run), telling `progress` how it goes.
+    pub async fn run_with_progress(
+        &self,
+        cancel: &CancellationToken,
+        progress: &dyn SweepProgress,
+    ) -> SweepReport {
         let _pass = self.pass.lock().await;
         let started = Instant::now();
         let mut report = SweepReport {
             dry_run: self.config.dry_run,
             ..SweepReport::default()
         };
-        let (images, in_use) = match self.scan().await {
+        let (images, in_use, others) = match self.scan().await {
             Ok(scan) => scan,
             Err(error) => {
                 tracing::error!(error = %error.message, kind = %error.disposition, "dangling image cleanup: scan failed");
                 sentry_report::scan_failed(&error);
                 report.scan_error = Some(error.message);
                 report.duration = started.elapsed();
+                progress.finished(&report);
                 return report;
             }
         };
@@ -220,21 +299,56 @@ impl DanglingImageSweep {
                 Verdict::Skip(skipped) => report.skipped.push(skipped),
             }
         }
+        report.skipped.extend(explain_others(&images, others, now));
         if self.config.dry_run {
             report.would_remove = to_remove;
         } else {
-            self.remove_all(to_remove, cancel, &mut report).await;
+            let free_before = self.free_space();
+            self.remove_all(to_remove, cancel, progress, &mut report)
+                .await;
+            report.removed_image_bytes = report.removed.iter().map(|i| i.size_bytes).sum();
+            report.reclaimed_bytes = report.removed_image_bytes;
+            if let (Some(before), Some(after)) = (free_before, self.free_space())
+                && !report.removed.is_empty()
+            {
+                report.reclaimed_bytes = after.saturating_sub(before);
+                report.reclaimed_source = ReclaimedSource::Filesystem;
+            }
         }
         report.duration = started.elapsed();
         log_summary(&report);
+        progress.finished(&report);
         report
     }
 
-    async fn scan(&self) -> Result<(Vec<ListedImage>, HashSet<String>), DockerError> {
+    fn free_space(&self) -> Option<u64> {
+        let path = self.config.measure_free_space_at.as_deref()?;
+        match free_space(path) {
+            Ok(bytes) => Some(bytes),
+            Err(error) => {
+                tracing::debug!(path = %path.display(), %error, "cannot measure free space; reporting image sizes");
+                None
+            }
+        }
+    }
+
+    /// The candidates, the images containers use, and (dry run only) every
+    /// labelled image, listed at the same time as the candidates.
+    async fn scan(&self) -> Result<Scan, DockerError> {
         let filters = self.config.scope.docker_filters();
-        let images = self
-            .call("listing images", self.docker.list_images(&filters))
-            .await?;
+        let candidates = self.call("listing images", self.docker.list_images(&filters));
+        let (images, others) = if self.config.dry_run {
+            let labelled =
+                HashMap::from([("label".to_string(), self.config.scope.label_filters())]);
+            let others = self.call(
+                "listing labelled images",
+                self.docker.list_images_with_intermediates(&labelled),
+            );
+            let (images, others) = tokio::join!(candidates, others);
+            (images?, others?)
+        } else {
+            (candidates.await?, Vec::new())
+        };
         let in_use = if images.is_empty() {
             HashSet::new()
         } else {
@@ -244,17 +358,13 @@ impl DanglingImageSweep {
             )
             .await?
         };
-        Ok((images, in_use))
+        Ok((images, in_use, others))
     }
 
     /// Our own check of one listed image; see `[ref:scope_invariant]`.
     fn verdict(&self, image: &ListedImage, in_use: &HashSet<String>, now: i64) -> Verdict {
-        let age = u64::try_from(now.saturating_sub(image.created)).unwrap_or(0);
-        let image_ref = ImageRef {
-            id: image.id.clone(),
-            size_bytes: u64::try_from(image.size).unwrap_or(0),
-            age_seconds: age,
-        };
+        let image_ref = image_ref(image, now);
+        let age = image_ref.age_seconds;
         let facts = ImageFacts {
             labels: &image.labels,
             repo_tags: &image.repo_tags,
@@ -281,23 +391,23 @@ impl DanglingImageSweep {
         &self,
         images: Vec<ImageRef>,
         cancel: &CancellationToken,
+        progress: &dyn SweepProgress,
         report: &mut SweepReport,
     ) {
-        let outcomes: Vec<(ImageRef, Option<Result<(), DockerError>>)> =
-            futures_util::stream::iter(images)
-                .map(|image| async move {
-                    if cancel.is_cancelled() {
-                        return (image, None);
-                    }
-                    let result = self
-                        .call("removing an image", self.docker.remove_image(&image.id))
-                        .await;
-                    (image, Some(result))
-                })
-                .buffer_unordered(self.config.concurrency.get())
-                .collect()
-                .await;
-        for (image, outcome) in outcomes {
+        progress.started(images.len(), images.iter().map(|i| i.size_bytes).sum());
+        let mut outcomes = futures_util::stream::iter(images)
+            .map(|image| async move {
+                if cancel.is_cancelled() {
+                    return (image, None);
+                }
+                let result = self
+                    .call("removing an image", self.docker.remove_image(&image.id))
+                    .await;
+                (image, Some(result))
+            })
+            .buffer_unordered(self.config.concurrency.get());
+        while let Some((image, outcome)) = outcomes.next().await {
+            progress.advanced(&image, matches!(outcome, Some(Ok(()))));
             match outcome {
                 None => report.skipped.push(Skipped {
                     image,
@@ -305,7 +415,6 @@ impl DanglingImageSweep {
                 }),
                 Some(Ok(())) => {
                     tracing::debug!(image_id = %image.id, size = image.size_bytes, "removed");
-                    report.reclaimed_bytes += image.size_bytes;
                     report.removed.push(image);
                 }
                 Some(Err(error)) => record_removal_failure(image, error, report),
@@ -323,6 +432,37 @@ impl DanglingImageSweep {
             Ok(result) => result,
             Err(_) => Err(DockerError::timed_out(what, limit)),
         }
+    }
+}
+
+type Scan = (Vec<ListedImage>, HashSet<String>, Vec<ListedImage>);
+
+/// Labelled images the candidate listing did not return, and why they are
+/// kept: a real tag, or (untagged) children built on them. Plan only.
+fn explain_others(candidates: &[ListedImage], others: Vec<ListedImage>, now: i64) -> Vec<Skipped> {
+    let listed: HashSet<&str> = candidates.iter().map(|i| i.id.as_str()).collect();
+    others
+        .into_iter()
+        .filter(|image| !listed.contains(image.id.as_str()))
+        .map(|image| {
+            let reason = if cascade_scope::is_untagged(&image.repo_tags) {
+                SkipReason::HasChildren
+            } else {
+                SkipReason::Tagged
+            };
+            Skipped {
+                image: image_ref(&image, now),
+                reason,
+            }
+        })
+        .collect()
+}
+
+fn image_ref(image: &ListedImage, now: i64) -> ImageRef {
+    ImageRef {
+        id: image.id.clone(),
+        size_bytes: u64::try_from(image.size).unwrap_or(0),
+        age_seconds: u64::try_from(now.saturating_sub(image.created)).unwrap_or(0),
     }
 }
 

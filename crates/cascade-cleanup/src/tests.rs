@@ -599,12 +599,304 @@ fn dropping_a_handle_ends_its_loop() {
     with_sentry(|| async {
         let handle = LoopHandle::start(
             Arc::new(sweep(&fake, config(Duration::ZERO))),
-            30 * MIN,
-            None,
+            LoopOptions::every(30 * MIN),
         );
         tokio::time::sleep(MIN).await;
         drop(handle);
         tokio::time::sleep(120 * MIN).await;
     });
     assert_eq!(fake.lists(), 1);
+}
+
+// ---- the plan's reasons, reclaimed space, progress ----
+
+#[test]
+fn the_plan_explains_labelled_images_that_are_not_candidates() {
+    let fake = Arc::new(FakeDocker::with_images(vec![ours("sha256:old")]));
+    fake.edit(|s| {
+        s.intermediates = vec![
+            image("sha256:parent", &[("cascade.managed", "true")], &[], 3600),
+            image(
+                "sha256:current",
+                &[("cascade.managed", "true")],
+                &["cascade-snapshot-p-1:latest"],
+                3600,
+            ),
+        ]
+    });
+    let cfg = SweepConfig {
+        dry_run: true,
+        ..config(Duration::ZERO)
+    };
+    let (report, _) =
+        with_sentry(|| async { sweep(&fake, cfg).run(&CancellationToken::new()).await });
+    assert_eq!(ids(&report.would_remove), vec!["sha256:old"]);
+    let reasons: Vec<_> = report
+        .skipped
+        .iter()
+        .map(|s| (s.image.id.as_str(), s.reason.as_str()))
+        .collect();
+    assert_eq!(
+        reasons,
+        vec![
+            ("sha256:parent", "has_children"),
+            ("sha256:current", "tagged")
+        ]
+    );
+    // The label-only listing asked for exactly the scope's labels.
+    let label_only = fake.edit(|s| s.filters_seen.clone());
+    assert!(
+        label_only
+            .iter()
+            .any(|f| f.len() == 1 && f["label"] == vec!["cascade.managed=true".to_string()]),
+        "{label_only:?}"
+    );
+
+    // A real pass does not pay for the second listing.
+    let before = fake.lists();
+    with_sentry(|| async {
+        sweep(&fake, config(Duration::ZERO))
+            .run(&CancellationToken::new())
+            .await
+    });
+    assert_eq!(fake.lists(), before + 1);
+}
+
+#[test]
+fn reclaimed_space_is_measured_when_the_data_root_is_visible() {
+    let dir = std::env::temp_dir();
+    for (path, expected) in [
+        (Some(dir.clone()), ReclaimedSource::Filesystem),
+        (
+            Some(dir.join("no-such-dir-cascade")),
+            ReclaimedSource::ImageSizes,
+        ),
+        (None, ReclaimedSource::ImageSizes),
+    ] {
+        let fake = Arc::new(FakeDocker::with_images(vec![ours("sha256:a")]));
+        let cfg = SweepConfig {
+            measure_free_space_at: path.clone(),
+            ..config(Duration::ZERO)
+        };
+        let (report, _) =
+            with_sentry(|| async { sweep(&fake, cfg).run(&CancellationToken::new()).await });
+        assert_eq!(report.removed.len(), 1);
+        assert_eq!(report.reclaimed_source, expected, "{path:?}");
+        assert_eq!(report.removed_image_bytes, 1000);
+        if expected == ReclaimedSource::ImageSizes {
+            assert_eq!(report.reclaimed_bytes, 1000);
+        }
+    }
+    assert!(free_space(&dir).expect("statvfs") > 0);
+}
+
+#[derive(Default)]
+struct Recorder(Mutex<Vec<String>>);
+
+impl SweepProgress for Recorder {
+    fn started(&self, images: usize, bytes: u64) {
+        self.0
+            .lock()
+            .expect("r")
+            .push(format!("started {images} {bytes}"));
+    }
+    fn advanced(&self, image: &ImageRef, removed: bool) {
+        self.0
+            .lock()
+            .expect("r")
+            .push(format!("{} {removed}", image.id));
+    }
+    fn finished(&self, report: &SweepReport) {
+        self.0
+            .lock()
+            .expect("r")
+            .push(format!("finished {}", report.removed.len()));
+    }
+}
+
+#[test]
+fn progress_sees_every_removal_as_it_ends() {
+    let fake = Arc::new(FakeDocker::with_images(vec![
+        ours("sha256:a"),
+        ours("sha256:b"),
+    ]));
+    fake.edit(|s| {
+        s.remove_errors
+            .insert("sha256:b".into(), DockerError::status(409, "in use"))
+    });
+    let cfg = SweepConfig {
+        concurrency: NonZeroUsize::new(1).expect("nz"),
+        ..config(Duration::ZERO)
+    };
+    let recorder = Recorder::default();
+    with_sentry(|| async {
+        sweep(&fake, cfg)
+            .run_with_progress(&CancellationToken::new(), &recorder)
+            .await
+    });
+    assert_eq!(
+        recorder.0.into_inner().expect("r"),
+        vec![
+            "started 2 2000",
+            "sha256:a true",
+            "sha256:b false",
+            "finished 1"
+        ]
+    );
+}
+
+// ---- early sweeps from engine events, on paused time ----
+
+/// Events sent through a channel; each subscription takes the receiver the
+/// test queued for it, and records when it subscribed.
+#[derive(Default)]
+struct FakeEvents {
+    queued: Mutex<Vec<tokio::sync::mpsc::UnboundedReceiver<Result<EngineEvent, DockerError>>>>,
+    subscribed_at: Mutex<Vec<tokio::time::Instant>>,
+    labels_seen: Mutex<Vec<Vec<String>>>,
+}
+
+impl FakeEvents {
+    fn queue(&self) -> tokio::sync::mpsc::UnboundedSender<Result<EngineEvent, DockerError>> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        self.queued.lock().expect("q").insert(0, rx);
+        tx
+    }
+}
+
+impl EngineEvents for FakeEvents {
+    fn subscribe(
+        &self,
+        labels: &[String],
+    ) -> futures_util::stream::BoxStream<'static, Result<EngineEvent, DockerError>> {
+        use futures_util::StreamExt;
+        self.subscribed_at
+            .lock()
+            .expect("s")
+            .push(tokio::time::Instant::now());
+        self.labels_seen.lock().expect("l").push(labels.to_vec());
+        match self.queued.lock().expect("q").pop() {
+            Some(mut rx) => futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed(),
+            None => futures_util::stream::iter(vec![Err(DockerError::status(
+                500,
+                "connection refused",
+            ))])
+            .boxed(),
+        }
+    }
+}
+
+fn untag() -> Result<EngineEvent, DockerError> {
+    Ok(EngineEvent {
+        action: "untag".into(),
+        id: "sha256:x".into(),
+    })
+}
+
+fn evented(
+    fake: &Arc<FakeDocker>,
+    events: &Arc<FakeEvents>,
+    min_gap: Duration,
+) -> DanglingImageCleanup {
+    service(fake, 30 * MIN).with_min_gap(min_gap).with_events(
+        Arc::clone(events) as Arc<dyn EngineEvents>,
+        EventOptions::with_debounce(Duration::from_secs(5)),
+    )
+}
+
+#[test]
+fn a_burst_of_events_triggers_one_early_sweep() {
+    let fake = Arc::new(FakeDocker::default());
+    let events = Arc::new(FakeEvents::default());
+    let tx = events.queue();
+    with_sentry(|| async {
+        let svc = evented(&fake, &events, Duration::from_secs(10));
+        svc.start();
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert_eq!(fake.lists(), 1, "the pass at start only");
+        for _ in 0..5 {
+            tx.send(untag()).expect("send");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(fake.lists(), 1, "still debouncing 3 s after the last event");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(fake.lists(), 2, "one sweep for the burst");
+        tokio::time::sleep(10 * MIN).await;
+        assert_eq!(fake.lists(), 2, "and no more until the interval");
+        svc.stop().await;
+    });
+    assert_eq!(
+        events.labels_seen.lock().expect("l")[0],
+        vec!["cascade.managed=true".to_string()]
+    );
+}
+
+#[test]
+fn early_sweeps_respect_the_floor() {
+    let fake = Arc::new(FakeDocker::default());
+    let events = Arc::new(FakeEvents::default());
+    let tx = events.queue();
+    with_sentry(|| async {
+        let svc = evented(&fake, &events, 2 * MIN);
+        svc.start();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        tx.send(untag()).expect("send");
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        assert_eq!(fake.lists(), 1, "within the floor of the pass at start");
+        tokio::time::sleep(Duration::from_secs(85)).await;
+        assert_eq!(fake.lists(), 1, "116 s after the first pass");
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(fake.lists(), 2, "at the floor, not before");
+        svc.stop().await;
+    });
+}
+
+#[test]
+fn a_broken_event_stream_is_resubscribed_with_backoff() {
+    let fake = Arc::new(FakeDocker::default());
+    let events = Arc::new(FakeEvents::default());
+    let started = with_sentry(|| async {
+        let started = tokio::time::Instant::now();
+        let svc = evented(&fake, &events, Duration::from_secs(10));
+        svc.start();
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        // It came back: events flow again and trigger a sweep.
+        let tx = events.queue();
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        tx.send(untag()).expect("send");
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert_eq!(
+            fake.lists(),
+            2,
+            "an event after the reconnect triggers a sweep"
+        );
+        svc.stop().await;
+        started
+    })
+    .0;
+    let gaps: Vec<u64> = events
+        .subscribed_at
+        .lock()
+        .expect("s")
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_secs())
+        .collect();
+    // Fails at 0, 1, 3, 7, 15 s; the 31 s attempt gets the queued stream.
+    assert_eq!(gaps, vec![1, 2, 4, 8, 16], "subscriptions from {started:?}");
+}
+
+#[test]
+fn events_stop_with_the_loop() {
+    let fake = Arc::new(FakeDocker::default());
+    let events = Arc::new(FakeEvents::default());
+    let tx = events.queue();
+    with_sentry(|| async {
+        let svc = evented(&fake, &events, Duration::from_secs(10));
+        svc.start();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(svc.stop().await, Some(StopOutcome::Clean));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(tx.is_closed(), "the subscription was dropped");
+    });
 }

@@ -157,6 +157,7 @@ fn sweep_config(common: &Common, dry_run: bool) -> Result<SweepConfig, Failure> 
         concurrency: common.concurrency,
         call_timeout: common.timeout,
         dry_run,
+        measure_free_space_at: None,
     })
 }
 

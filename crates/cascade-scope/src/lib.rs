@@ -239,6 +239,11 @@ pub enum OutOfScope {
     },
 }
 
+/// True when `repo_tags` names no real tag (the engine's placeholders only).
+pub fn is_untagged(repo_tags: &[String]) -> bool {
+    repo_tags.iter().all(|t| is_placeholder_tag(t))
+}
+
 /// Docker 20.10 lists a dangling image with `RepoTags ["<none>:<none>"]`;
 /// newer engines send an empty list. Both mean "no tag".
 fn is_placeholder_tag(tag: &str) -> bool {

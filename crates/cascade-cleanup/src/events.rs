@@ -1,0 +1,159 @@
+//! Early sweeps from the engine's event stream.
+//!
+//! The clock alone leaves a freshly orphaned snapshot on disk for up to one
+//! interval. The follower watches the engine for the two events that orphan
+//! a labelled image (an `untag`, a container `commit` re-pointing a tag) and
+//! asks the loop for an early pass: debounced, so a burst asks once, and
+//! never more often than the loop's floor (enforced by the loop, not here).
+//! An event never names what to remove: the pass lists and verifies as
+//! always `[ref:scope_invariant]`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::query_parameters::EventsOptionsBuilder;
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::docker::DockerError;
+
+/// An engine event that can leave a labelled image dangling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineEvent {
+    /// `untag` or `commit`.
+    pub action: String,
+    /// The image or container the event is about.
+    pub id: String,
+}
+
+/// Where events come from: `bollard::Docker`, or a fake in tests.
+pub trait EngineEvents: Send + Sync + 'static {
+    /// A new subscription to untag and commit events of objects carrying
+    /// every label in `labels` (`key=value`). It yields an error or ends when
+    /// the connection breaks.
+    fn subscribe(&self, labels: &[String]) -> BoxStream<'static, Result<EngineEvent, DockerError>>;
+}
+
+impl EngineEvents for Docker {
+    fn subscribe(&self, labels: &[String]) -> BoxStream<'static, Result<EngineEvent, DockerError>> {
+        let filters: HashMap<&str, Vec<String>> = HashMap::from([
+            ("type", vec!["image".to_string(), "container".to_string()]),
+            ("event", vec!["untag".to_string(), "commit".to_string()]),
+            ("label", labels.to_vec()),
+        ]);
+        let options = EventsOptionsBuilder::new().filters(&filters).build();
+        self.events(Some(options))
+            .map(|item| {
+                item.map(|message| EngineEvent {
+                    action: message.action.unwrap_or_default(),
+                    id: message.actor.and_then(|a| a.id).unwrap_or_default(),
+                })
+                .map_err(DockerError::from)
+            })
+            .boxed()
+    }
+}
+
+/// How events turn into early sweeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventOptions {
+    /// Quiet time after the last event of a burst before asking for a pass.
+    pub debounce: Duration,
+    /// A burst that never goes quiet still asks after this long.
+    pub max_delay: Duration,
+    /// First wait before re-subscribing after the stream broke; doubles on
+    /// each further failure up to `max_backoff`.
+    pub min_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+/// Default debounce: long enough for one `docker commit` (tag, untag) to
+/// settle, short enough that a snapshot is gone within seconds.
+pub const DEFAULT_EVENT_DEBOUNCE: Duration = Duration::from_secs(5);
+
+impl EventOptions {
+    pub fn with_debounce(debounce: Duration) -> EventOptions {
+        EventOptions {
+            debounce,
+            max_delay: (debounce * 6).max(Duration::from_secs(1)),
+            min_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Default for EventOptions {
+    fn default() -> EventOptions {
+        EventOptions::with_debounce(DEFAULT_EVENT_DEBOUNCE)
+    }
+}
+
+/// Follows `events` until `cancel` fires, calling `trigger.notify_one()` once
+/// per burst. Re-subscribes with exponential backoff when the stream breaks.
+pub async fn follow(
+    events: Arc<dyn EngineEvents>,
+    labels: Vec<String>,
+    options: EventOptions,
+    trigger: Arc<Notify>,
+    cancel: CancellationToken,
+) {
+    let mut backoff = options.min_backoff;
+    loop {
+        let subscribed_at = Instant::now();
+        let mut stream = events.subscribe(&labels);
+        // (first, last) event of the burst not yet turned into a request.
+        let mut burst: Option<(Instant, Instant)> = None;
+        let broke = loop {
+            let due =
+                burst.map(|(first, last)| (last + options.debounce).min(first + options.max_delay));
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => return,
+                _ = sleep_until(due) => {
+                    tracing::debug!("engine events: asking for an early sweep");
+                    trigger.notify_one();
+                    burst = None;
+                }
+                item = stream.next() => match item {
+                    Some(Ok(event)) => {
+                        tracing::debug!(action = %event.action, id = %event.id, "engine event");
+                        backoff = options.min_backoff;
+                        let now = Instant::now();
+                        burst = Some(burst.map_or((now, now), |(first, _)| (first, now)));
+                    }
+                    Some(Err(error)) => break error.message,
+                    None => break "the engine closed the stream".to_string(),
+                },
+            }
+        };
+        if burst.is_some() {
+            trigger.notify_one();
+        }
+        if subscribed_at.elapsed() >= options.max_backoff {
+            // It was up for a while: this is a new failure, not a repeat.
+            backoff = options.min_backoff;
+        }
+        tracing::warn!(
+            error = %broke,
+            retry_in = %humantime::format_duration(backoff),
+            "engine event stream broke; the interval still applies, reconnecting"
+        );
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(options.max_backoff);
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
