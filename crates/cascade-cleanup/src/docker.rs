@@ -94,11 +94,14 @@ pub trait DockerImages: Send + Sync + 'static {
     ) -> Result<Vec<ListedImage>, DockerError>;
 
     /// `GET /images/json?all=true` with these filters: also the untagged
-    /// images other images are built on. Only for explaining a plan.
+    /// images other images are built on. Only for explaining a plan; an
+    /// implementation that cannot list them gives the plain listing.
     async fn list_images_with_intermediates(
         &self,
         filters: &HashMap<String, Vec<String>>,
-    ) -> Result<Vec<ListedImage>, DockerError>;
+    ) -> Result<Vec<ListedImage>, DockerError> {
+        self.list_images(filters).await
+    }
 
     /// Image IDs used by any container, running or not.
     async fn images_used_by_containers(&self) -> Result<HashSet<String>, DockerError>;
