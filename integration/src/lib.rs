@@ -12,7 +12,10 @@ pub mod proxy;
 
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cascade_cleanup::SweepReport;
 
 pub use engine::{HostGuard, NestedEngine};
 
@@ -58,4 +61,44 @@ pub fn janitor_binary() -> PathBuf {
         binary.display()
     );
     binary
+}
+
+/// Collects every scheduled pass's report.
+#[derive(Debug, Clone, Default)]
+pub struct Reports(Arc<Mutex<Vec<SweepReport>>>);
+
+impl Reports {
+    pub fn observer(&self) -> cascade_cleanup::ReportObserver {
+        let reports = Arc::clone(&self.0);
+        Arc::new(move |r: &SweepReport| reports.lock().expect("reports").push(r.clone()))
+    }
+    pub fn len(&self) -> usize {
+        self.0.lock().expect("reports").len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    pub fn all(&self) -> Vec<SweepReport> {
+        self.0.lock().expect("reports").clone()
+    }
+    pub async fn wait_for(&self, n: usize, limit: Duration) -> anyhow::Result<()> {
+        wait_until(limit, &format!("{n} passes"), || async { self.len() >= n }).await
+    }
+}
+
+/// Polls `done` every 100 ms until it is true; fails after `limit`.
+pub async fn wait_until<F, Fut>(limit: Duration, what: &str, mut done: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    while !done().await {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "waited {limit:?} for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
 }

@@ -2,45 +2,16 @@
 //! hangs, the engine fails one removal. The loop never panics or exits, every
 //! call has a deadline, and only what an operator must see is reported.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
-use cascade_cleanup::{DanglingImageCleanup, DanglingImageSweep, SweepConfig, SweepReport};
+use cascade_cleanup::{DanglingImageCleanup, DanglingImageSweep, SweepConfig};
 use integration::engine::all_image_ids;
 use integration::fixtures::{self, ImageSpec};
 use integration::proxy::{Fault, FaultProxy};
-use integration::{NestedEngine, capture_sentry, source};
+use integration::{NestedEngine, Reports, capture_sentry, source};
 use tokio_util::sync::CancellationToken;
-
-/// Collects every scheduled pass's report.
-#[derive(Clone, Default)]
-struct Reports(Arc<Mutex<Vec<SweepReport>>>);
-
-impl Reports {
-    fn observer(&self) -> cascade_cleanup::ReportObserver {
-        let reports = Arc::clone(&self.0);
-        Arc::new(move |r: &SweepReport| reports.lock().expect("reports").push(r.clone()))
-    }
-    fn len(&self) -> usize {
-        self.0.lock().expect("reports").len()
-    }
-    fn all(&self) -> Vec<SweepReport> {
-        self.0.lock().expect("reports").clone()
-    }
-    async fn wait_for(&self, n: usize, limit: Duration) -> Result<()> {
-        let deadline = tokio::time::Instant::now() + limit;
-        while self.len() < n {
-            anyhow::ensure!(
-                tokio::time::Instant::now() < deadline,
-                "only {} passes within {limit:?}",
-                self.len()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Ok(())
-    }
-}
 
 fn quick_config(call_timeout: Duration) -> SweepConfig {
     SweepConfig {

@@ -1,9 +1,8 @@
 //! Early sweeps from the engine's event stream.
 //!
 //! The clock alone leaves a freshly orphaned snapshot on disk for up to one
-//! interval. The follower watches the engine for the two events that orphan
-//! a labelled image (an `untag`, a container `commit` re-pointing a tag) and
-//! asks the loop for an early pass: debounced, so a burst asks once, and
+//! interval. The follower watches the engine for the events that can orphan
+//! a labelled image and asks the loop for an early pass: debounced, so a burst asks once, and
 //! never more often than the loop's floor (enforced by the loop, not here).
 //! An event never names what to remove: the pass lists and verifies as
 //! always `[ref:scope_invariant]`.
@@ -22,10 +21,17 @@ use tokio_util::sync::CancellationToken;
 
 use crate::docker::DockerError;
 
+/// The actions that can leave an image dangling. Re-pointing a tag emits no
+/// `untag` for the image that lost it (Docker 20.10): only a `tag` of the
+/// new image (labelled, when it is ours), and a container `commit` (whose
+/// labels are the container's, i.e. its image's). `load` and `import` can
+/// re-point a tag too.
+pub const ORPHANING_ACTIONS: [&str; 5] = ["tag", "untag", "commit", "load", "import"];
+
 /// An engine event that can leave a labelled image dangling.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineEvent {
-    /// `untag` or `commit`.
+    /// One of [`ORPHANING_ACTIONS`].
     pub action: String,
     /// The image or container the event is about.
     pub id: String,
@@ -33,8 +39,8 @@ pub struct EngineEvent {
 
 /// Where events come from: `bollard::Docker`, or a fake in tests.
 pub trait EngineEvents: Send + Sync + 'static {
-    /// A new subscription to untag and commit events of objects carrying
-    /// every label in `labels` (`key=value`). It yields an error or ends when
+    /// A new subscription to [`ORPHANING_ACTIONS`] of images and containers
+    /// carrying every label in `labels` (`key=value`). It yields an error or ends when
     /// the connection breaks.
     fn subscribe(&self, labels: &[String]) -> BoxStream<'static, Result<EngineEvent, DockerError>>;
 }
@@ -43,7 +49,10 @@ impl EngineEvents for Docker {
     fn subscribe(&self, labels: &[String]) -> BoxStream<'static, Result<EngineEvent, DockerError>> {
         let filters: HashMap<&str, Vec<String>> = HashMap::from([
             ("type", vec!["image".to_string(), "container".to_string()]),
-            ("event", vec!["untag".to_string(), "commit".to_string()]),
+            (
+                "event",
+                ORPHANING_ACTIONS.iter().map(|a| a.to_string()).collect(),
+            ),
             ("label", labels.to_vec()),
         ]);
         let options = EventsOptionsBuilder::new().filters(&filters).build();

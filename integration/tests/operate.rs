@@ -1,0 +1,157 @@
+//! Operating features on a real engine: the plan's reasons, and early
+//! sweeps from the engine's event stream.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use cascade_cleanup::{
+    DanglingImageCleanup, DanglingImageSweep, EngineEvents, EventOptions, SweepConfig,
+};
+use integration::engine::all_image_ids;
+use integration::fixtures::{self, ImageSpec};
+use integration::{NestedEngine, Reports, capture_sentry, wait_until};
+use tokio_util::sync::CancellationToken;
+
+#[tokio::test]
+async fn the_plan_says_why_each_labelled_image_is_kept() -> Result<()> {
+    let engine = NestedEngine::start().await?;
+    let d = &engine.docker;
+    let loaded = fixtures::load(
+        d,
+        &[
+            ImageSpec::new("garbage").ours(),
+            ImageSpec::new("held").ours(),
+            ImageSpec::new("young").ours().age(Duration::from_secs(5)),
+            ImageSpec::new("current")
+                .ours()
+                .tagged("cascade-snapshot-p-1:latest"),
+            ImageSpec::new("parent").ours().tagged("parent:1"),
+            ImageSpec::new("not-ours"),
+            ImageSpec::new("not-ours-tagged").tagged("mysql:8.0"),
+        ],
+    )
+    .await?;
+    fixtures::create_container(d, &loaded["held"]).await?;
+    let user = fixtures::create_container(d, "parent:1").await?;
+    let child = fixtures::commit(d, &user, "child", "1", &[]).await?;
+    d.remove_container(
+        &user,
+        None::<bollard::query_parameters::RemoveContainerOptions>,
+    )
+    .await?;
+    fixtures::untag(d, "parent:1").await?;
+    let before = all_image_ids(d).await?;
+
+    let sweep = DanglingImageSweep::new(
+        Arc::new(d.clone()),
+        SweepConfig {
+            dry_run: true,
+            min_age: Duration::from_secs(600),
+            ..SweepConfig::default()
+        },
+    );
+    let report = sweep.run(&CancellationToken::new()).await;
+
+    assert_eq!(all_image_ids(d).await?, before, "a plan removes nothing");
+    let planned: Vec<&str> = report.would_remove.iter().map(|i| i.id.as_str()).collect();
+    assert_eq!(planned, vec![loaded["garbage"].as_str()], "{report:#?}");
+    let kept: BTreeMap<&str, &str> = report
+        .skipped
+        .iter()
+        .map(|s| (s.image.id.as_str(), s.reason.as_str()))
+        .collect();
+    let expected: BTreeMap<&str, &str> = [
+        (loaded["held"].as_str(), "in_use"),
+        (loaded["young"].as_str(), "too_young"),
+        (loaded["current"].as_str(), "tagged"),
+        (loaded["parent"].as_str(), "has_children"),
+        // The child inherited the label and carries a tag.
+        (child.as_str(), "tagged"),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(kept, expected, "unlabelled images are not even mentioned");
+    engine.finish().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_over_a_snapshot_triggers_an_early_sweep() -> Result<()> {
+    let engine = NestedEngine::start().await?;
+    let d = &engine.docker;
+    fixtures::load(d, &[ImageSpec::new("router-base").tagged("router-base:1")]).await?;
+    let worker = fixtures::create_container(d, "router-base:1").await?;
+    let tag = "cascade-snapshot-proj-item7";
+    let commit = || fixtures::commit(d, &worker, tag, "latest", &[("cascade.managed", "true")]);
+
+    let reports = Reports::default();
+    // The clock alone would not sweep again for an hour.
+    let cleanup = DanglingImageCleanup::new(
+        DanglingImageSweep::new(
+            Arc::new(d.clone()),
+            SweepConfig {
+                min_age: Duration::ZERO,
+                ..SweepConfig::default()
+            },
+        ),
+        Duration::from_secs(3600),
+        Duration::from_secs(10),
+    )
+    .with_min_gap(Duration::from_secs(1))
+    .with_events(
+        Arc::new(d.clone()) as Arc<dyn EngineEvents>,
+        EventOptions::with_debounce(Duration::from_secs(1)),
+    )
+    .with_observer(reports.observer());
+
+    let (result, events) = capture_sentry(async {
+        cleanup.start();
+        reports.wait_for(1, Duration::from_secs(20)).await?;
+        // Let the follower subscribe before the first event.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+
+        let first = commit().await?;
+        let second = commit().await?;
+        wait_until(
+            Duration::from_secs(20),
+            "the orphaned snapshot removed",
+            || async { !all_image_ids(d).await.unwrap_or_default().contains(&first) },
+        )
+        .await?;
+        assert!(
+            all_image_ids(d).await?.contains(&second),
+            "the tagged one stays"
+        );
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(reports.len(), 2, "one early sweep for the burst");
+
+        // The stream breaks with the engine; it is followed again after.
+        engine.stop_engine().await?;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        engine.start_engine().await?;
+        // Each commit orphans the previous snapshot and emits events; keep
+        // committing until the re-subscribed follower triggers a sweep.
+        wait_until(
+            Duration::from_secs(45),
+            "a sweep after the reconnect",
+            || async {
+                if !all_image_ids(d).await.unwrap_or_default().contains(&second) {
+                    return true;
+                }
+                let _ = commit().await;
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                false
+            },
+        )
+        .await?;
+        assert!(reports.len() >= 3);
+        assert!(cleanup.is_running());
+        cleanup.stop().await;
+        anyhow::Ok(())
+    })
+    .await;
+    result?;
+    assert!(events.is_empty(), "{events:?}");
+    engine.finish().await
+}
