@@ -1,6 +1,6 @@
 //! A unix-socket HTTP proxy between the janitor and a nested engine that
-//! injects faults: it can stop answering (a hung engine) or fail the removal
-//! of one image with a 500.
+//! injects faults: it can stop answering (a hung engine), fail the removal
+//! of one image with a 500, or slow every removal down.
 
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
@@ -24,6 +24,8 @@ pub enum Fault {
     Hang,
     /// Answer `DELETE /images/<id>` for this image with a 500; forward the rest.
     FailRemovalOf(String),
+    /// Forward everything, each image removal after this delay.
+    SlowRemovals(std::time::Duration),
 }
 
 #[derive(Debug)]
@@ -97,6 +99,11 @@ async fn handle(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 r#"{"message":"injected failure"}"#,
             ));
+        }
+        Fault::SlowRemovals(delay)
+            if req.method() == hyper::Method::DELETE && req.uri().path().contains("/images/") =>
+        {
+            tokio::time::sleep(delay).await;
         }
         _ => {}
     }
