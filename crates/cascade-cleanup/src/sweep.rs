@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use cascade_classify::{Disposition, Severity};
 use cascade_scope::{ImageFacts, OutOfScope, Scope};
 use futures_util::StreamExt;
+use schemars::JsonSchema;
 use serde::Serialize;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -59,16 +60,18 @@ impl Default for SweepConfig {
 }
 
 /// An image the report talks about.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct ImageRef {
+    /// The image ID, `sha256:` and 64 hex digits.
     pub id: String,
+    /// The engine's `Size` of the image (shared layers counted in full).
     pub size_bytes: u64,
     /// Seconds since the image was created, at the time of the scan.
     pub age_seconds: u64,
 }
 
 /// Why an image the engine listed was not removed, when that is normal.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum SkipReason {
     /// Our own check disagreed with the engine's filter. `[ref:scope_invariant]`
@@ -102,7 +105,8 @@ impl SkipReason {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A labelled image that is kept, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Skipped {
     #[serde(flatten)]
     pub image: ImageRef,
@@ -110,18 +114,24 @@ pub struct Skipped {
     pub reason: SkipReason,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A removal that failed for a reason an operator must see.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Failed {
     #[serde(flatten)]
     pub image: ImageRef,
+    /// `transient` (timeouts, 5xx an engine recovers from, connection
+    /// failures) or `unexpected` (anything else).
     #[serde(serialize_with = "disposition_name")]
+    #[schemars(with = "String")]
     pub kind: Disposition,
+    /// The engine's or the client's error message.
     pub message: String,
 }
 
 /// What one sweep did. Serialised as the `--output json` document.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct SweepReport {
+    /// True for a plan (`--dry-run`): nothing was removed.
     pub dry_run: bool,
     /// Images the engine returned for the scope's filters.
     pub listed: usize,
@@ -129,7 +139,9 @@ pub struct SweepReport {
     pub removed: Vec<ImageRef>,
     /// What a real run would try to remove (dry run only).
     pub would_remove: Vec<ImageRef>,
+    /// Labelled images that are kept, each with its reason.
     pub skipped: Vec<Skipped>,
+    /// Removals that failed (not counting in use and gone, which are kept).
     pub failed: Vec<Failed>,
     /// Set when the scan itself failed; nothing was removed then.
     pub scan_error: Option<String>,
@@ -139,12 +151,14 @@ pub struct SweepReport {
     /// Sum of the engine's `Size` of the removed images. Layers shared with
     /// other images are counted in each, so this is an upper bound.
     pub removed_image_bytes: u64,
+    /// Seconds the pass took.
     #[serde(serialize_with = "as_seconds")]
+    #[schemars(with = "f64")]
     pub duration: Duration,
 }
 
 /// How `reclaimed_bytes` was obtained.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReclaimedSource {
     /// Free space of the filesystem holding the engine's data root, measured

@@ -5,15 +5,26 @@ use std::time::Duration;
 
 use bytesize::ByteSize;
 use cascade_cleanup::{SweepConfig, SweepReport};
+use schemars::JsonSchema;
 use serde::Serialize;
 
-/// The `--output json` document: the report plus the configuration it ran with.
-#[derive(Debug, Serialize)]
+/// The `--output json` document of `prune`: the report plus the
+/// configuration it ran with. Its JSON Schema is `docs/report.schema.json`.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(title = "cascade-janitor prune report")]
 struct Document<'a> {
+    /// The labels every removed image carried (`key=value`), all required.
     scope: Vec<String>,
+    /// Images younger than this were kept.
     min_age_seconds: u64,
     #[serde(flatten)]
     report: &'a SweepReport,
+}
+
+/// The JSON Schema of the `--output json` document.
+pub fn schema() -> String {
+    let schema = schemars::schema_for!(Document<'static>);
+    serde_json::to_string_pretty(&schema).unwrap_or_default() + "\n"
 }
 
 pub fn json(report: &SweepReport, config: &SweepConfig) -> String {
@@ -127,4 +138,23 @@ pub fn text(
         },
         report.duration.as_secs_f64(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    /// `docs/report.schema.json` is generated from the types; this fails when
+    /// it is stale. `UPDATE_SCHEMA=1 cargo test -p cascade-janitor` rewrites it.
+    #[test]
+    fn the_documented_schema_is_current() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/report.schema.json");
+        let current = super::schema();
+        if std::env::var_os("UPDATE_SCHEMA").is_some() {
+            std::fs::write(&path, &current).expect("write the schema");
+        }
+        let documented = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            documented == current,
+            "docs/report.schema.json is stale; run UPDATE_SCHEMA=1 cargo test -p cascade-janitor"
+        );
+    }
 }
