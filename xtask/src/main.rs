@@ -14,6 +14,8 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
+mod image;
+
 /// The image the safety suite starts nested engines from.
 const DIND_IMAGE: &str = "cascade-janitor-dind:local";
 
@@ -65,6 +67,8 @@ enum Task {
     Safety,
     /// Run every check CI runs: fmt, clippy -D warnings, unit tests, safety suite
     Ci,
+    /// Build the static binary and the janitor image (cascade-janitor:local); see docs/deploy.md
+    Image(image::ImageArgs),
 }
 
 fn main() -> Result<()> {
@@ -72,6 +76,7 @@ fn main() -> Result<()> {
         Task::DindImage { force } => dind_image(force),
         Task::Safety => safety(),
         Task::Ci => ci(),
+        Task::Image(args) => image::image(&args, &workspace_root()),
     }
 }
 
