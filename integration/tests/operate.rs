@@ -155,3 +155,103 @@ async fn a_commit_over_a_snapshot_triggers_an_early_sweep() -> Result<()> {
     assert!(events.is_empty(), "{events:?}");
     engine.finish().await
 }
+
+/// `GET path` on 127.0.0.1:port with a bare HTTP/1.0 request: status, body.
+fn http_get(port: u16, path: &str) -> Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// The value of the sample whose name and labels start with `prefix`.
+fn sample(metrics: &str, prefix: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_health_after_a_known_sweep() -> Result<()> {
+    let engine = NestedEngine::start().await?;
+    let d = &engine.docker;
+    let loaded = fixtures::load(
+        d,
+        &[
+            ImageSpec::new("a").ours(),
+            ImageSpec::new("b").ours(),
+            ImageSpec::new("c").ours(),
+            ImageSpec::new("held").ours(),
+            ImageSpec::new("stranger"),
+        ],
+    )
+    .await?;
+    fixtures::create_container(d, &loaded["held"]).await?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mut daemon = tokio::process::Command::new(integration::janitor_binary())
+        .args(["run", "--min-age", "0s", "--interval", "1h", "--no-events"])
+        .args(["--docker-host", &engine.host()])
+        .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
+        .env_remove("SENTRY_DSN")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let host = engine.host();
+    let engine_label = format!("engine=\"{host}\"");
+    wait_until(Duration::from_secs(20), "a healthy first sweep", || async {
+        http_get(port, "/healthz")
+            .map(|(s, _)| s == 200)
+            .unwrap_or(false)
+            && http_get(port, "/metrics")
+                .map(|(_, m)| m.contains("cascade_janitor_last_success_timestamp_seconds{"))
+                .unwrap_or(false)
+    })
+    .await?;
+    let (status, metrics) = http_get(port, "/metrics")?;
+    assert_eq!(status, 200);
+    let value = |name: &str, labels: &str| {
+        let prefix = if labels.is_empty() {
+            format!("cascade_janitor_{name}{{{engine_label}}}")
+        } else {
+            format!("cascade_janitor_{name}{{{engine_label},{labels}}}")
+        };
+        sample(&metrics, &prefix).unwrap_or_else(|| panic!("no {prefix} in\n{metrics}"))
+    };
+    assert_eq!(value("images_removed_total", ""), 3.0);
+    assert_eq!(value("images_skipped_total", "reason=\"in_use\""), 1.0);
+    assert_eq!(value("sweeps_total", "result=\"success\""), 1.0);
+    assert_eq!(value("sweeps_total", "result=\"partial\""), 0.0);
+    assert_eq!(value("images_in_scope", ""), 4.0);
+    assert_eq!(value("errors_total", "kind=\"unexpected\""), 0.0);
+    assert!(value("reclaimed_bytes_total", "") > 0.0);
+    assert_eq!(value("sweep_duration_seconds_count", ""), 1.0);
+
+    let pid = daemon.id().expect("running").to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()?;
+    let status = tokio::time::timeout(Duration::from_secs(15), daemon.wait()).await??;
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        http_get(port, "/healthz").is_err(),
+        "the server stopped with the daemon"
+    );
+    engine.finish().await
+}

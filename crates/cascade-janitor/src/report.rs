@@ -146,7 +146,8 @@ mod tests {
     /// it is stale. `UPDATE_SCHEMA=1 cargo test -p cascade-janitor` rewrites it.
     #[test]
     fn the_documented_schema_is_current() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/report.schema.json");
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/report.schema.json");
         let current = super::schema();
         if std::env::var_os("UPDATE_SCHEMA").is_some() {
             std::fs::write(&path, &current).expect("write the schema");
