@@ -26,16 +26,20 @@ const LOW_FREE_PERCENT: u64 = 10;
 /// each; an unreachable engine is a problem in its section.
 pub async fn doctor(common: &CommonSettings) -> Result<u8, Failure> {
     let several = common.docker_hosts.len() > 1;
-    let mut problems = 0;
+    let mut unhealthy = 0;
     for (i, host) in common.docker_hosts.iter().enumerate() {
         if several {
             println!("{}== engine {host} ==", if i == 0 { "" } else { "\n" });
         }
         match engine::connect(host, common.timeout).await {
-            Ok(docker) => problems += check(&docker, host, common).await,
+            Ok(docker) => {
+                if check(&docker, host, common).await > 0 {
+                    unhealthy += 1;
+                }
+            }
             Err(failure) if several && failure.code == EXIT_FAILURE => {
                 println!("problem: {}", failure.message);
-                problems += 1;
+                unhealthy += 1;
             }
             Err(failure) => return Err(failure),
         }
@@ -43,11 +47,15 @@ pub async fn doctor(common: &CommonSettings) -> Result<u8, Failure> {
     if several {
         println!(
             "\n{} of {} engines healthy",
-            common.docker_hosts.len() - problems.min(common.docker_hosts.len()),
+            common.docker_hosts.len() - unhealthy,
             common.docker_hosts.len()
         );
     }
-    Ok(if problems == 0 { EXIT_OK } else { EXIT_FAILURE })
+    Ok(if unhealthy == 0 {
+        EXIT_OK
+    } else {
+        EXIT_FAILURE
+    })
 }
 
 /// Checks one connected engine; returns the number of problems found.

@@ -190,6 +190,10 @@ async fn prune(common: &CommonSettings, settings: &PruneSettings) -> Result<u8, 
             Ok(docker) => docker,
             Err(failure) if several(common) && failure.code == EXIT_FAILURE => {
                 eprintln!("cascade-janitor: {}", failure.message);
+                if settings.output == Output::Text {
+                    let gap = if i == 0 { "" } else { "\n" };
+                    println!("{gap}== engine {host} ==\nunreachable: {}", failure.message);
+                }
                 failed = true;
                 outcomes.push((host.clone(), EngineOutcome::Unreachable(failure.message)));
                 continue;
@@ -217,16 +221,6 @@ async fn prune(common: &CommonSettings, settings: &PruneSettings) -> Result<u8, 
             _ => report::json_engines(&outcomes, &config),
         };
         writeln!(std::io::stdout().lock(), "{document}").map_err(write_failure)?;
-    } else if several(common) {
-        for (host, outcome) in &outcomes {
-            if let EngineOutcome::Unreachable(error) = outcome {
-                writeln!(
-                    std::io::stdout().lock(),
-                    "\n== engine {host} ==\nunreachable: {error}"
-                )
-                .map_err(write_failure)?;
-            }
-        }
     }
     Ok(if failed { EXIT_FAILURE } else { EXIT_OK })
 }
