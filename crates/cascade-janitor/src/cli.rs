@@ -1,6 +1,13 @@
-//! The command line contract. Every option also reads `CASCADE_JANITOR_*`.
+//! The command line contract. Every option also reads `CASCADE_JANITOR_*`
+//! and, through `config.rs`, a key of the TOML file given by `--config`.
+//!
+//! The TOML key of an option is its long name with `-` replaced by `_`;
+//! `config.rs` derives the keys from these definitions, so a new option here
+//! is a new file key without further wiring.
 
-use std::num::NonZeroUsize;
+use std::net::SocketAddr;
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use cascade_scope::Label;
@@ -34,15 +41,19 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct Common {
-    /// Docker engine address: unix:///path/to/docker.sock or tcp://HOST:PORT
-    /// [env: CASCADE_JANITOR_DOCKER_HOST, then DOCKER_HOST; default: unix:///var/run/docker.sock]
+    /// Docker engine address: unix:///path/to/docker.sock or tcp://HOST:PORT.
+    /// Repeatable: `run` sweeps each engine independently
+    /// [env: CASCADE_JANITOR_DOCKER_HOST (comma-separated), then DOCKER_HOST;
+    /// default: unix:///var/run/docker.sock]
     #[arg(
         long,
         value_name = "URL",
         env = "CASCADE_JANITOR_DOCKER_HOST",
-        hide_env = true
+        hide_env = true,
+        value_delimiter = ',',
+        value_parser = parse_docker_host
     )]
-    pub docker_host: Option<String>,
+    pub docker_host: Vec<String>,
 
     /// Only images carrying this label with exactly this value (repeatable: all must match)
     #[arg(
@@ -70,6 +81,16 @@ pub struct Common {
     /// Log format (logs go to stderr; RUST_LOG sets the level, default info)
     #[arg(long, value_enum, env = "CASCADE_JANITOR_LOG_FORMAT", default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// TOML file of defaults (keys = long option names with - replaced by _);
+    /// flags and CASCADE_JANITOR_* variables win over it
+    #[arg(long, value_name = "PATH", env = "CASCADE_JANITOR_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Print the effective configuration and where each value came from, then
+    /// exit 0 without contacting any engine
+    #[arg(long, env = "CASCADE_JANITOR_PRINT_CONFIG")]
+    pub print_config: bool,
 }
 
 #[derive(Debug, Args)]
@@ -82,6 +103,22 @@ pub struct RunArgs {
     /// How long shutdown waits for an in-flight sweep
     #[arg(long, value_name = "DURATION", env = "CASCADE_JANITOR_STOP_DEADLINE", default_value = "30s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub stop_deadline: Duration,
+    /// Serve /metrics and /healthz on this address, e.g. 127.0.0.1:9464 (off when unset)
+    #[arg(long, value_name = "ADDR", env = "CASCADE_JANITOR_METRICS_ADDR", value_parser = parse_socket_addr)]
+    pub metrics_addr: Option<SocketAddr>,
+    /// /healthz fails when the last successful sweep is older than this many intervals
+    #[arg(long, value_name = "N", env = "CASCADE_JANITOR_STALE_INTERVALS", default_value = "3", value_parser = parse_stale_intervals, allow_hyphen_values = true)]
+    pub stale_intervals: NonZeroU32,
+    /// Do not sweep on Docker events; sweep on the interval only
+    #[arg(long, env = "CASCADE_JANITOR_NO_EVENTS")]
+    pub no_events: bool,
+    /// Wait this long after the last relevant event before sweeping
+    #[arg(long, value_name = "DURATION", env = "CASCADE_JANITOR_EVENT_DEBOUNCE", default_value = "5s", value_parser = parse_duration, allow_hyphen_values = true)]
+    pub event_debounce: Duration,
+    /// Never sweep one engine more often than this, whatever triggers the sweep
+    /// (at most --interval)
+    #[arg(long, value_name = "DURATION", env = "CASCADE_JANITOR_MIN_SWEEP_GAP", default_value = "60s", value_parser = parse_duration, allow_hyphen_values = true)]
+    pub min_sweep_gap: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -94,6 +131,9 @@ pub struct PruneArgs {
     /// Report format on stdout
     #[arg(long, value_enum, env = "CASCADE_JANITOR_OUTPUT", default_value_t = Output::Text)]
     pub output: Output,
+    /// Progress on stderr: bar on a terminal, log lines otherwise (auto), or none
+    #[arg(long, value_enum, env = "CASCADE_JANITOR_PROGRESS", default_value_t = Progress::Auto)]
+    pub progress: Progress,
 }
 
 #[derive(Debug, Args)]
@@ -114,28 +154,55 @@ pub enum Output {
     Json,
 }
 
-fn parse_label(s: &str) -> Result<Label, String> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Progress {
+    /// A bar when stderr is a terminal, log lines otherwise.
+    Auto,
+    Bar,
+    Log,
+    None,
+}
+
+pub(crate) fn parse_docker_host(s: &str) -> Result<String, String> {
+    crate::engine::parse_host(s).map(|_| s.to_string())
+}
+
+pub(crate) fn parse_socket_addr(s: &str) -> Result<SocketAddr, String> {
+    s.trim().parse().map_err(|_| {
+        "expected IP:PORT, e.g. 127.0.0.1:9464 or [::1]:9464 (a host name is not accepted)"
+            .to_string()
+    })
+}
+
+pub(crate) fn parse_stale_intervals(s: &str) -> Result<NonZeroU32, String> {
+    match s.trim().parse::<u32>() {
+        Ok(n) => NonZeroU32::new(n).ok_or_else(|| "must be at least 1".to_string()),
+        Err(_) => Err("expected a whole number of at least 1".to_string()),
+    }
+}
+
+pub(crate) fn parse_label(s: &str) -> Result<Label, String> {
     s.parse()
         .map_err(|e: cascade_scope::LabelError| e.to_string())
 }
 
 const DURATION_HINT: &str = "expected a number with a unit, e.g. 0s, 90s, 10m, 1h";
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     if s.trim_start().starts_with('-') {
         return Err(format!("durations cannot be negative; {DURATION_HINT}"));
     }
     humantime::parse_duration(s.trim()).map_err(|_| DURATION_HINT.to_string())
 }
 
-fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_positive_duration(s: &str) -> Result<Duration, String> {
     match parse_duration(s)? {
         d if d.is_zero() => Err(format!("must be longer than zero; {DURATION_HINT}")),
         d => Ok(d),
     }
 }
 
-fn parse_concurrency(s: &str) -> Result<NonZeroUsize, String> {
+pub(crate) fn parse_concurrency(s: &str) -> Result<NonZeroUsize, String> {
     match s.trim().parse::<usize>() {
         Ok(n) => NonZeroUsize::new(n).ok_or_else(|| "must be at least 1".to_string()),
         Err(_) => Err("expected a whole number of at least 1".to_string()),

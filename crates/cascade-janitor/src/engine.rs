@@ -1,24 +1,19 @@
-//! Turning `--docker-host` into a connected, version-negotiated client.
+//! Engine addresses and clients: parsing `--docker-host`, connecting with
+//! API version negotiation, and [`EngineClient`], the lazily connecting client
+//! the daemon gives each engine's sweep so that an engine that is down never
+//! stops the janitor or the other engines' loops.
 
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use bollard::{API_DEFAULT_VERSION, Docker};
+use cascade_classify::Disposition;
+use cascade_cleanup::{DockerError, DockerImages, ListedImage};
 
 use crate::Failure;
 
 pub const DEFAULT_SOCKET: &str = "unix:///var/run/docker.sock";
-
-/// Where to connect: the flag (or `CASCADE_JANITOR_DOCKER_HOST`), then
-/// `DOCKER_HOST`, then the local socket.
-pub fn resolve_host(flag: Option<&str>) -> String {
-    flag.map(str::to_string)
-        .or_else(|| {
-            std::env::var("DOCKER_HOST")
-                .ok()
-                .filter(|h| !h.trim().is_empty())
-        })
-        .unwrap_or_else(|| DEFAULT_SOCKET.to_string())
-}
 
 /// A parsed engine address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,12 +22,9 @@ pub enum Address {
     Http(String),
 }
 
-pub fn parse_host(host: &str) -> Result<Address, Failure> {
-    let bad = |why: &str| {
-        Failure::usage(format!(
-            "invalid --docker-host `{host}`: {why}; use unix:///path/to/docker.sock or tcp://HOST:PORT"
-        ))
-    };
+/// Parses one `--docker-host` value; the error says why and how to write it.
+pub fn parse_host(host: &str) -> Result<Address, String> {
+    let bad = |why: &str| format!("{why}; use unix:///path/to/docker.sock or tcp://HOST:PORT");
     if let Some(path) = host.strip_prefix("unix://") {
         if !path.starts_with('/') {
             return Err(bad("the socket path must be absolute"));
@@ -57,36 +49,121 @@ pub fn parse_host(host: &str) -> Result<Address, Failure> {
     Err(bad("unsupported scheme"))
 }
 
+/// Why an engine could not be reached, as one line naming the engine.
+fn unreachable_message(host: &str, why: &str) -> String {
+    format!(
+        "cannot reach the Docker engine at {host}: {why}; is dockerd running, and is --docker-host (or DOCKER_HOST) right?"
+    )
+}
+
 /// Connects and negotiates the API version; an engine that does not answer
-/// within `timeout` is unreachable (exit 1).
+/// within `timeout` is unreachable (exit 1). Used by `prune` and `doctor`.
 pub async fn connect(host: &str, timeout: Duration) -> Result<Docker, Failure> {
-    let address = parse_host(host)?;
+    let address = parse_host(host)
+        .map_err(|why| Failure::usage(format!("invalid --docker-host `{host}`: {why}")))?;
+    negotiate(&address, timeout)
+        .await
+        .map_err(|why| Failure::unreachable(unreachable_message(host, &why)))
+}
+
+async fn negotiate(address: &Address, timeout: Duration) -> Result<Docker, String> {
     let secs = timeout.as_secs().max(1);
-    let unreachable = |why: String| {
-        Failure::unreachable(format!(
-            "cannot reach the Docker engine at {host}: {why}; is dockerd running, and is --docker-host (or DOCKER_HOST) right?"
-        ))
-    };
-    let docker = match &address {
+    let docker = match address {
         Address::Unix(path) => {
             if !std::path::Path::new(path).exists() {
-                return Err(unreachable(format!("{path} does not exist")));
+                return Err(format!("{path} does not exist"));
             }
             Docker::connect_with_unix(path, secs, API_DEFAULT_VERSION)
         }
         Address::Http(url) => Docker::connect_with_http(url, secs, API_DEFAULT_VERSION),
     }
-    .map_err(|e| unreachable(e.to_string()))?;
-    let no_answer = || {
-        unreachable(format!(
-            "no answer within {}",
-            humantime::format_duration(timeout)
-        ))
-    };
+    .map_err(|e| e.to_string())?;
+    let no_answer = || format!("no answer within {}", humantime::format_duration(timeout));
     match tokio::time::timeout(timeout, docker.negotiate_version()).await {
         Ok(Ok(docker)) => Ok(docker),
         Ok(Err(bollard::errors::Error::RequestTimeoutError)) | Err(_) => Err(no_answer()),
-        Ok(Err(e)) => Err(unreachable(e.to_string())),
+        Ok(Err(e)) => Err(e.to_string()),
+    }
+}
+
+/// One engine as the daemon's sweep sees it. Creating it contacts nothing;
+/// the first call connects and negotiates the API version, and a failure is
+/// a transient `DockerError` of that call, so the sweep reports a failed scan
+/// and its loop tries again on the next interval. Every error message starts
+/// with the engine's address, so logs and Sentry events say which engine.
+#[derive(Debug)]
+pub struct EngineClient {
+    host: String,
+    address: Address,
+    timeout: Duration,
+    docker: tokio::sync::Mutex<Option<Docker>>,
+}
+
+impl EngineClient {
+    /// Checks the address only (bad address: exit 2); contacts nothing.
+    pub fn new(host: &str, timeout: Duration) -> Result<EngineClient, Failure> {
+        let address = parse_host(host)
+            .map_err(|why| Failure::usage(format!("invalid --docker-host `{host}`: {why}")))?;
+        Ok(EngineClient {
+            host: host.to_string(),
+            address,
+            timeout,
+            docker: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    /// The negotiated client, connecting on first use and after a failed try.
+    async fn docker(&self) -> Result<Docker, DockerError> {
+        let mut slot = self.docker.lock().await;
+        if let Some(docker) = slot.as_ref() {
+            return Ok(docker.clone());
+        }
+        let docker = negotiate(&self.address, self.timeout)
+            .await
+            .map_err(|why| DockerError {
+                // Cannot connect: transient, like any connection failure.
+                disposition: Disposition::Transient,
+                status: None,
+                message: unreachable_message(&self.host, &why),
+            })?;
+        tracing::info!(engine = %self.host, "connected to the Docker engine");
+        *slot = Some(docker.clone());
+        Ok(docker)
+    }
+
+    fn named(&self, error: DockerError) -> DockerError {
+        DockerError {
+            message: format!("engine {}: {}", self.host, error.message),
+            ..error
+        }
+    }
+}
+
+#[async_trait]
+impl DockerImages for EngineClient {
+    async fn list_images(
+        &self,
+        filters: &HashMap<String, Vec<String>>,
+    ) -> Result<Vec<ListedImage>, DockerError> {
+        let docker = self.docker().await?;
+        DockerImages::list_images(&docker, filters)
+            .await
+            .map_err(|e| self.named(e))
+    }
+
+    async fn images_used_by_containers(&self) -> Result<HashSet<String>, DockerError> {
+        let docker = self.docker().await?;
+        DockerImages::images_used_by_containers(&docker)
+            .await
+            .map_err(|e| self.named(e))
+    }
+
+    async fn remove_image(&self, id: &str) -> Result<(), DockerError> {
+        let docker = self.docker().await?;
+        // Bollard's implementation: force=false, noprune=true.
+        DockerImages::remove_image(&docker, id)
+            .await
+            .map_err(|e| self.named(e))
     }
 }
 
@@ -115,12 +192,23 @@ mod tests {
             "ftp://h:1",
         ] {
             let err = parse_host(bad).expect_err(bad);
-            assert_eq!(err.code, crate::EXIT_USAGE, "{bad}");
             assert!(
-                err.message.contains("--docker-host") && !err.message.contains('\n'),
-                "{}",
-                err.message
+                err.contains("unix:///path/to/docker.sock") && !err.contains('\n'),
+                "{err}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_missing_engine_is_a_transient_scan_error_naming_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let host = format!("unix://{}/absent.sock", dir.path().display());
+        let client = EngineClient::new(&host, Duration::from_secs(1)).expect("valid address");
+        let err = DockerImages::list_images(&client, &HashMap::new())
+            .await
+            .expect_err("nobody answers");
+        assert_eq!(err.disposition, Disposition::Transient);
+        assert!(err.message.contains(&host), "{}", err.message);
+        assert!(client.docker.lock().await.is_none(), "retried next time");
     }
 }

@@ -3,20 +3,24 @@
 //! `cascade-router` together. Behaviour lives in those crates.
 
 mod cli;
+mod config;
+mod doctor;
 mod engine;
 mod report;
 
-use std::collections::HashMap;
+use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use cascade_cleanup::{DanglingImageCleanup, DanglingImageSweep, DockerImages, SweepConfig};
+use cascade_cleanup::{DanglingImageCleanup, DanglingImageSweep, ReportObserver, SweepConfig};
 use cascade_router::{JanitorLoop, JanitorProcessor};
-use cascade_scope::Scope;
-use clap::Parser;
 use plumbing::CancelOnSignal;
 
-use crate::cli::{Cli, Command, Common, LogFormat, Output};
+use crate::cli::{LogFormat, Output};
+use crate::config::{
+    CommandSettings, CommonSettings, LoadError, PruneSettings, RunSettings, Settings,
+};
+use crate::report::EngineOutcome;
 
 pub const EXIT_OK: u8 = 0;
 /// The engine could not be reached, or a sweep ended with failures.
@@ -47,10 +51,18 @@ impl Failure {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => return clap_exit(e),
+    let settings = match config::load(std::env::args_os()) {
+        Ok(settings) => settings,
+        Err(LoadError::Clap(e)) => return clap_exit(e),
+        Err(LoadError::Failure(failure)) => {
+            eprintln!("cascade-janitor: {}", failure.message);
+            return ExitCode::from(failure.code);
+        }
     };
+    if settings.print_config {
+        print!("{}", settings.render(command_name(&settings.command)));
+        return ExitCode::from(EXIT_OK);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -62,12 +74,20 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
-    match runtime.block_on(dispatch(cli)) {
+    match runtime.block_on(dispatch(settings)) {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
             eprintln!("cascade-janitor: {}", failure.message);
             ExitCode::from(failure.code)
         }
+    }
+}
+
+fn command_name(command: &CommandSettings) -> &'static str {
+    match command {
+        CommandSettings::Run(_) => "run",
+        CommandSettings::Prune(_) => "prune",
+        CommandSettings::Doctor => "doctor",
     }
 }
 
@@ -104,25 +124,17 @@ fn clap_exit(e: clap::Error) -> ExitCode {
     }
 }
 
-async fn dispatch(cli: Cli) -> Result<u8, Failure> {
-    match cli.command {
-        Command::Run(args) => {
-            let _sentry = setup(&args.common)?;
-            run(&args).await
-        }
-        Command::Prune(args) => {
-            let _sentry = setup(&args.common)?;
-            prune(&args).await
-        }
-        Command::Doctor(args) => {
-            let _sentry = setup(&args.common)?;
-            doctor(&args.common).await
-        }
+async fn dispatch(settings: Settings) -> Result<u8, Failure> {
+    let _sentry = setup(&settings.common)?;
+    match &settings.command {
+        CommandSettings::Run(run_settings) => run(&settings.common, run_settings).await,
+        CommandSettings::Prune(prune_settings) => prune(&settings.common, prune_settings).await,
+        CommandSettings::Doctor => doctor::doctor(&settings.common).await,
     }
 }
 
 /// Logging and Sentry. Sentry is on only when `SENTRY_DSN` is set.
-fn setup(common: &Common) -> Result<Option<sentry::ClientInitGuard>, Failure> {
+fn setup(common: &CommonSettings) -> Result<Option<sentry::ClientInitGuard>, Failure> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
@@ -148,59 +160,132 @@ fn setup(common: &Common) -> Result<Option<sentry::ClientInitGuard>, Failure> {
     Ok(Some(sentry::init(options)))
 }
 
-fn sweep_config(common: &Common, dry_run: bool) -> Result<SweepConfig, Failure> {
-    let scope = Scope::new(common.labels.iter().cloned())
-        .map_err(|e| Failure::usage(format!("--label: {e}")))?;
-    Ok(SweepConfig {
-        scope,
+fn sweep_config(common: &CommonSettings, dry_run: bool) -> SweepConfig {
+    SweepConfig {
+        scope: common.scope.clone(),
         min_age: common.min_age,
         concurrency: common.concurrency,
         call_timeout: common.timeout,
         dry_run,
         measure_free_space_at: None,
-    })
-}
-
-async fn connect(common: &Common) -> Result<bollard::Docker, Failure> {
-    let host = engine::resolve_host(common.docker_host.as_deref());
-    engine::connect(&host, common.timeout).await
-}
-
-async fn prune(args: &cli::PruneArgs) -> Result<u8, Failure> {
-    let config = sweep_config(&args.common, args.dry_run)?;
-    let docker = connect(&args.common).await?;
-    let sweep = DanglingImageSweep::new(Arc::new(docker), config);
-    let report = sweep.run(&plumbing::never()).await;
-    let mut stdout = std::io::stdout().lock();
-    let written = match args.output {
-        Output::Json => {
-            use std::io::Write;
-            writeln!(stdout, "{}", report::json(&report, sweep.config()))
-        }
-        Output::Text => report::text(&mut stdout, &report, sweep.config()),
-    };
-    if let Err(e) = written {
-        return Err(Failure {
-            code: EXIT_FAILURE,
-            message: format!("cannot write the report: {e}"),
-        });
     }
-    Ok(if report.has_failures() {
-        EXIT_FAILURE
-    } else {
-        EXIT_OK
-    })
 }
 
-async fn run(args: &cli::RunArgs) -> Result<u8, Failure> {
-    let config = sweep_config(&args.common, false)?;
-    let docker = connect(&args.common).await?;
-    let cleanup = DanglingImageCleanup::new(
-        DanglingImageSweep::new(Arc::new(docker), config),
-        args.interval,
-        args.stop_deadline,
-    );
-    let processor = JanitorProcessor::new().with_loop(Arc::new(cleanup) as Arc<dyn JanitorLoop>);
+/// Whether a section header is needed: output for one engine is unchanged
+/// from the single-engine janitor.
+fn several(common: &CommonSettings) -> bool {
+    common.docker_hosts.len() > 1
+}
+
+/// One sweep of each engine in turn. One engine: exactly the single-engine
+/// report (and an unreachable engine is a one-line error, exit 1). Several:
+/// one section (text) or entry (JSON) per engine; an unreachable engine is
+/// reported in its place and the others are still swept; exit 1 if any
+/// engine failed.
+async fn prune(common: &CommonSettings, settings: &PruneSettings) -> Result<u8, Failure> {
+    let config = sweep_config(common, settings.dry_run);
+    let mut outcomes = Vec::new();
+    let mut failed = false;
+    for (i, host) in common.docker_hosts.iter().enumerate() {
+        let docker = match engine::connect(host, common.timeout).await {
+            Ok(docker) => docker,
+            Err(failure) if several(common) && failure.code == EXIT_FAILURE => {
+                eprintln!("cascade-janitor: {}", failure.message);
+                if settings.output == Output::Text {
+                    let gap = if i == 0 { "" } else { "\n" };
+                    println!("{gap}== engine {host} ==\nunreachable: {}", failure.message);
+                }
+                failed = true;
+                outcomes.push((host.clone(), EngineOutcome::Unreachable(failure.message)));
+                continue;
+            }
+            Err(failure) => return Err(failure),
+        };
+        let sweep = DanglingImageSweep::new(Arc::new(docker), config.clone());
+        let report = sweep.run(&plumbing::never()).await;
+        failed |= report.has_failures();
+        if settings.output == Output::Text {
+            let mut stdout = std::io::stdout().lock();
+            if several(common) {
+                let gap = if i == 0 { "" } else { "\n" };
+                writeln!(stdout, "{gap}== engine {host} ==").map_err(write_failure)?;
+            }
+            report::text(&mut stdout, &report, &config).map_err(write_failure)?;
+        }
+        outcomes.push((host.clone(), EngineOutcome::Report(report)));
+    }
+    if settings.output == Output::Json {
+        let document = match outcomes.as_slice() {
+            [(_, EngineOutcome::Report(report))] if !several(common) => {
+                report::json(report, &config)
+            }
+            _ => report::json_engines(&outcomes, &config),
+        };
+        writeln!(std::io::stdout().lock(), "{document}").map_err(write_failure)?;
+    }
+    Ok(if failed { EXIT_FAILURE } else { EXIT_OK })
+}
+
+fn write_failure(e: std::io::Error) -> Failure {
+    Failure {
+        code: EXIT_FAILURE,
+        message: format!("cannot write the report: {e}"),
+    }
+}
+
+/// One engine's daemon loop: a client that connects lazily (an engine that
+/// is down at start fails its scans and is tried again each interval, and
+/// never holds up the other engines), its own sweep and its own lifecycle.
+///
+/// The place to attach per-engine observers (metrics, health, events):
+/// `with_observer` gets every scheduled pass's report.
+fn engine_loop(
+    host: &str,
+    common: &CommonSettings,
+    settings: &RunSettings,
+) -> Result<DanglingImageCleanup, Failure> {
+    let client = engine::EngineClient::new(host, common.timeout)?;
+    let sweep = DanglingImageSweep::new(Arc::new(client), sweep_config(common, false));
+    let engine = host.to_string();
+    let observer: ReportObserver = Arc::new(move |report| log_pass(&engine, report));
+    Ok(
+        DanglingImageCleanup::new(sweep, settings.interval, settings.stop_deadline)
+            .with_observer(observer),
+    )
+}
+
+/// A line per pass that names the engine: the sweep's own log lines come
+/// from the cleanup crate, which does not know which engine it sweeps.
+fn log_pass(engine: &str, report: &cascade_cleanup::SweepReport) {
+    if let Some(error) = &report.scan_error {
+        tracing::warn!(engine, error = %error, "sweep of this engine failed; trying again next interval");
+    } else if !report.removed.is_empty() || !report.failed.is_empty() {
+        tracing::info!(
+            engine,
+            removed = report.removed.len(),
+            reclaimed_bytes = report.reclaimed_bytes,
+            failed = report.failed.len(),
+            "engine swept"
+        );
+    } else {
+        tracing::debug!(
+            engine,
+            listed = report.listed,
+            "engine swept, nothing removed"
+        );
+    }
+}
+
+/// The daemon: one loop per engine, all started and stopped by one
+/// `JanitorProcessor`. Nothing here contacts an engine before the loops run,
+/// so no engine can keep `run` from starting or make it exit.
+async fn run(common: &CommonSettings, settings: &RunSettings) -> Result<u8, Failure> {
+    let mut processor = JanitorProcessor::new();
+    for host in &common.docker_hosts {
+        let cleanup = engine_loop(host, common, settings)?;
+        tracing::info!(engine = %host, "sweeping this engine");
+        processor = processor.with_loop(Arc::new(cleanup) as Arc<dyn JanitorLoop>);
+    }
     let mut signals = CancelOnSignal::install().map_err(|e| Failure {
         code: EXIT_FAILURE,
         message: format!("cannot install signal handlers: {e}"),
@@ -222,101 +307,6 @@ async fn run(args: &cli::RunArgs) -> Result<u8, Failure> {
         client.flush(Some(std::time::Duration::from_secs(3)));
     }
     Ok(EXIT_OK)
-}
-
-async fn doctor(common: &Common) -> Result<u8, Failure> {
-    let config = sweep_config(common, true)?;
-    let host = engine::resolve_host(common.docker_host.as_deref());
-    let docker = engine::connect(&host, common.timeout).await?;
-    let mut problems = 0;
-    match docker.version().await {
-        Ok(v) => println!(
-            "engine: {host} (Docker {}, API {})",
-            v.version.as_deref().unwrap_or("?"),
-            v.api_version.as_deref().unwrap_or("?")
-        ),
-        Err(e) => {
-            println!("engine: {host}: version query failed: {e}");
-            problems += 1;
-        }
-    }
-    if let Ok(info) = docker.info().await {
-        println!(
-            "storage: driver {}, root dir {}",
-            info.driver.as_deref().unwrap_or("?"),
-            info.docker_root_dir.as_deref().unwrap_or("?")
-        );
-    }
-    println!(
-        "scope: dangling images with {} (min age {})",
-        config.scope,
-        humantime::format_duration(config.min_age)
-    );
-    let count = |filters: HashMap<String, Vec<String>>| {
-        let docker = docker.clone();
-        async move {
-            DockerImages::list_images(&docker, &filters)
-                .await
-                .map(|v| v.len())
-        }
-    };
-    let labelled = count(HashMap::from([(
-        "label".to_string(),
-        config.scope.label_filters(),
-    )]))
-    .await;
-    let dangling = count(HashMap::from([(
-        "dangling".to_string(),
-        vec!["true".to_string()],
-    )]))
-    .await;
-    let sweep = DanglingImageSweep::new(Arc::new(docker.clone()), config);
-    let plan = sweep.run(&plumbing::never()).await;
-    match (labelled, dangling, &plan.scan_error) {
-        (Ok(labelled), Ok(dangling), None) => {
-            println!("images carrying the labels: {labelled}");
-            println!("  of which dangling (in scope): {}", plan.listed);
-            println!("  reclaimable now: {}", plan.would_remove.len());
-            // The engine's listing minus what our own check rejected is what
-            // is really in scope. `[ref:scope_invariant]`
-            let rejected = plan
-                .skipped_by_reason()
-                .get("failed_verification")
-                .copied()
-                .unwrap_or(0);
-            let in_scope = plan.listed - rejected;
-            println!(
-                "dangling images out of scope, never touched: {}",
-                dangling.saturating_sub(in_scope)
-            );
-            if labelled == 0 {
-                println!(
-                    "warning: no image carries {}; the janitor will remove nothing. \
-                     Add `LABEL {}` to the Dockerfiles (or --change to docker commit) of the images it should manage.",
-                    sweep.config().scope,
-                    sweep
-                        .config()
-                        .scope
-                        .labels()
-                        .iter()
-                        .map(|l| l.to_string())
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                );
-            }
-        }
-        (labelled, dangling, scan) => {
-            problems += 1;
-            let error = labelled
-                .err()
-                .map(|e| e.message)
-                .or(dangling.err().map(|e| e.message))
-                .or(scan.clone())
-                .unwrap_or_default();
-            println!("problem: listing images failed: {error}");
-        }
-    }
-    Ok(if problems == 0 { EXIT_OK } else { EXIT_FAILURE })
 }
 
 /// Small pieces of async plumbing the binary needs.

@@ -21,17 +21,68 @@ struct Document<'a> {
     report: &'a SweepReport,
 }
 
-/// The JSON Schema of the `--output json` document.
+/// The JSON Schema of the `--output json` document (`docs/report.schema.json`).
+#[cfg(test)]
 pub fn schema() -> String {
     let schema = schemars::schema_for!(Document<'static>);
     serde_json::to_string_pretty(&schema).unwrap_or_default() + "\n"
 }
 
-pub fn json(report: &SweepReport, config: &SweepConfig) -> String {
-    let doc = Document {
+fn document<'a>(report: &'a SweepReport, config: &SweepConfig) -> Document<'a> {
+    Document {
         scope: config.scope.label_filters(),
         min_age_seconds: config.min_age.as_secs(),
         report,
+    }
+}
+
+/// The document for one engine (`prune` with a single `--docker-host`).
+pub fn json(report: &SweepReport, config: &SweepConfig) -> String {
+    serde_json::to_string_pretty(&document(report, config))
+        .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+}
+
+/// One engine's part of the several-engine document: the single-engine
+/// document plus `docker_host` and `error` (set when the engine could not be
+/// reached; then the report fields are absent).
+#[derive(Debug, Serialize)]
+struct EngineDocument<'a> {
+    docker_host: &'a str,
+    error: Option<&'a str>,
+    #[serde(flatten)]
+    document: Option<Document<'a>>,
+}
+
+/// What one engine gave `prune`: a report, or why it could not be reached.
+#[derive(Debug)]
+pub enum EngineOutcome {
+    Report(SweepReport),
+    Unreachable(String),
+}
+
+/// `prune --output json` with several engines: `{"engines": [...]}`, one
+/// entry per `--docker-host`, in order.
+pub fn json_engines(engines: &[(String, EngineOutcome)], config: &SweepConfig) -> String {
+    #[derive(Serialize)]
+    struct Engines<'a> {
+        engines: Vec<EngineDocument<'a>>,
+    }
+    let doc = Engines {
+        engines: engines
+            .iter()
+            .map(|(host, outcome)| match outcome {
+                EngineOutcome::Report(report) => EngineDocument {
+                    docker_host: host,
+                    error: None,
+                    document: Some(document(report, config)),
+                },
+                EngineOutcome::Unreachable(error) => EngineDocument {
+                    docker_host: host,
+                    error: Some(error),
+                    document: None,
+                },
+            })
+            .collect(),
     };
     serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
 }

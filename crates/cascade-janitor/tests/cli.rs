@@ -122,7 +122,9 @@ fn malformed_docker_host_is_exit_2() {
 fn unreachable_engine_is_exit_1() {
     let dir = tempfile::tempdir().expect("tempdir");
     let missing = format!("unix://{}/absent.sock", dir.path().display());
-    for command in ["prune", "doctor", "run"] {
+    // `run` keeps running instead: see
+    // an_engine_down_at_start_does_not_stop_the_daemon.
+    for command in ["prune", "doctor"] {
         let out = janitor(&[command], &missing);
         assert_one_line_error(&out, 1, "absent.sock");
     }
@@ -152,4 +154,406 @@ fn help_and_version_exit_0() {
         assert_eq!(out.status.code(), Some(0), "{args:?}");
         assert!(!out.stdout.is_empty());
     }
+}
+
+#[test]
+fn an_engine_down_at_start_does_not_stop_the_daemon() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = format!("unix://{}/absent.sock", dir.path().display());
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_cascade-janitor"))
+        .args(["run", "--interval", "1h"])
+        .env_clear()
+        .env("CASCADE_JANITOR_DOCKER_HOST", &missing)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let stderr = daemon.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    // The first pass fails, names the engine, and the daemon stays up.
+    let failed = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.contains("sweep of this engine failed"))
+        .expect("a failed pass is logged before stderr closes");
+    assert!(failed.contains("absent.sock"), "names the engine: {failed}");
+    assert!(
+        daemon.try_wait().expect("wait").is_none(),
+        "run must not exit"
+    );
+    let killed = Command::new("kill")
+        .args(["-TERM", &daemon.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let status = daemon.wait().expect("wait");
+    assert_eq!(status.code(), Some(0), "SIGTERM is a clean shutdown");
+}
+
+/// The binary with a clean environment: only what the test sets counts.
+fn configured(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cascade-janitor"))
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .output()
+        .expect("the binary runs")
+}
+
+/// A config file in a temporary folder.
+struct ConfigFile {
+    _dir: tempfile::TempDir,
+    path: String,
+}
+
+fn config_file(text: &str) -> ConfigFile {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("janitor.toml");
+    std::fs::write(&path, text).expect("write config");
+    ConfigFile {
+        path: path.display().to_string(),
+        _dir: dir,
+    }
+}
+
+/// The `--print-config` line for `key`.
+fn printed(out: &Output, key: &str) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("{key} = ")) || l.starts_with(&format!("# {key} ")))
+        .unwrap_or_else(|| panic!("no line for {key}: {stdout}"))
+        .to_string()
+}
+
+#[test]
+fn each_level_wins_over_the_next() {
+    let file = config_file("min_age = \"5m\"\nlabel = [\"team=a\", \"cascade.managed=true\"]\n");
+    let config = file.path.as_str();
+
+    // default
+    let out = configured(&["prune", "--print-config"], &[]);
+    let line = printed(&out, "min_age");
+    assert!(
+        line.contains("\"10m\"") && line.ends_with("# default"),
+        "{line}"
+    );
+
+    // file > default
+    let out = configured(&["prune", "--print-config", "--config", config], &[]);
+    let line = printed(&out, "min_age");
+    assert!(line.contains("\"5m\""), "{line}");
+    assert!(
+        line.ends_with(&format!("# file {config} (line 1)")),
+        "{line}"
+    );
+    let line = printed(&out, "label");
+    assert!(
+        line.contains("[\"team=a\", \"cascade.managed=true\"]") && line.contains("(line 2)"),
+        "{line}"
+    );
+
+    // env > file
+    let env = [("CASCADE_JANITOR_MIN_AGE", "7m")];
+    let out = configured(&["prune", "--print-config", "--config", config], &env);
+    let line = printed(&out, "min_age");
+    assert!(line.contains("\"7m\""), "{line}");
+    assert!(line.ends_with("# env CASCADE_JANITOR_MIN_AGE"), "{line}");
+
+    // flag > env
+    let out = configured(
+        &[
+            "prune",
+            "--print-config",
+            "--config",
+            config,
+            "--min-age",
+            "9m",
+        ],
+        &env,
+    );
+    let line = printed(&out, "min_age");
+    assert!(
+        line.contains("\"9m\"") && line.ends_with("# flag --min-age"),
+        "{line}"
+    );
+
+    // The config path itself comes from the flag or CASCADE_JANITOR_CONFIG.
+    let out = configured(
+        &["prune", "--print-config"],
+        &[("CASCADE_JANITOR_CONFIG", config)],
+    );
+    assert!(printed(&out, "min_age").contains("\"5m\""));
+}
+
+#[test]
+fn docker_host_falls_back_to_docker_host_below_the_file() {
+    let a = "unix:///run/a.sock";
+    let b = "unix:///run/b.sock";
+    let out = configured(&["doctor", "--print-config"], &[]);
+    let line = printed(&out, "docker_host");
+    assert!(
+        line.contains("unix:///var/run/docker.sock") && line.ends_with("# default"),
+        "{line}"
+    );
+
+    let out = configured(&["doctor", "--print-config"], &[("DOCKER_HOST", a)]);
+    let line = printed(&out, "docker_host");
+    assert!(
+        line.contains(a) && line.ends_with("# env DOCKER_HOST"),
+        "{line}"
+    );
+
+    let file = config_file(&format!("docker_host = [\"{a}\", \"{b}\"]\n"));
+    let out = configured(
+        &["doctor", "--print-config", "--config", &file.path],
+        &[("DOCKER_HOST", "unix:///run/other.sock")],
+    );
+    let line = printed(&out, "docker_host");
+    assert!(
+        line.contains(&format!("[\"{a}\", \"{b}\"]")) && line.contains("# file"),
+        "{line}"
+    );
+
+    let out = configured(
+        &["doctor", "--print-config", "--config", &file.path],
+        &[("CASCADE_JANITOR_DOCKER_HOST", &format!("{b},{a}"))],
+    );
+    let line = printed(&out, "docker_host");
+    assert!(
+        line.contains(&format!("[\"{b}\", \"{a}\"]"))
+            && line.ends_with("# env CASCADE_JANITOR_DOCKER_HOST"),
+        "{line}"
+    );
+
+    let out = configured(
+        &[
+            "doctor",
+            "--print-config",
+            "--docker-host",
+            a,
+            "--docker-host",
+            b,
+        ],
+        &[],
+    );
+    let line = printed(&out, "docker_host");
+    assert!(line.ends_with("# flag --docker-host"), "{line}");
+}
+
+#[test]
+fn print_config_shows_every_option_and_contacts_nothing() {
+    let witness = Witness::new();
+    let file = config_file("interval = \"5m\"\noutput = \"json\"\n");
+    let out = configured(
+        &[
+            "run",
+            "--print-config",
+            "--config",
+            &file.path,
+            "--docker-host",
+            &witness.host,
+            "--metrics-addr",
+            "127.0.0.1:9464",
+        ],
+        &[],
+    );
+    for key in [
+        "docker_host",
+        "label",
+        "min_age",
+        "concurrency",
+        "timeout",
+        "log_format",
+        "interval",
+        "stop_deadline",
+        "metrics_addr",
+        "stale_intervals",
+        "no_events",
+        "event_debounce",
+        "min_sweep_gap",
+    ] {
+        printed(&out, key);
+    }
+    assert!(printed(&out, "metrics_addr").contains("\"127.0.0.1:9464\""));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("# ignored from the config file: output (line 2, only for prune)"),
+        "a key of another command is ignored with a note: {stdout}"
+    );
+    assert!(
+        !witness.was_contacted(),
+        "--print-config contacted the engine"
+    );
+
+    let out = configured(&["prune", "--print-config", "--progress", "log"], &[]);
+    assert!(printed(&out, "progress").contains("\"log\""));
+    let out = configured(&["run", "--print-config"], &[]);
+    assert!(printed(&out, "metrics_addr").contains("not set (off)"));
+
+    // A defaulted gap longer than a short interval is capped, and says so.
+    let out = configured(&["run", "--print-config", "--interval", "30s"], &[]);
+    let line = printed(&out, "min_sweep_gap");
+    assert!(
+        line.contains("\"30s\"") && line.contains("capped"),
+        "{line}"
+    );
+}
+
+#[test]
+fn bad_config_is_one_line_exit_2_and_never_reaches_the_engine() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "min_age = \"5m\"\n\nintervl = \"5m\"\n",
+            "line 3: unknown key `intervl`",
+            "keys are",
+        ),
+        ("min_age = 5\n", "`min_age`", "e.g. min_age = \"10m\""),
+        ("min_age = \"soon\"\n", "`min_age`", "e.g. 0s"),
+        (
+            "concurrency = \"4\"\n",
+            "`concurrency`",
+            "e.g. concurrency = 4",
+        ),
+        ("concurrency = 0\n", "`concurrency`", "at least 1"),
+        (
+            "min_age = \"5m\n",
+            "line 1 is not valid TOML",
+            "key = value",
+        ),
+        ("[run]\ninterval = \"5m\"\n", "`[run]`", "top level"),
+        ("config = \"/x.toml\"\n", "`config`", "--config"),
+        (
+            "label = \"a=1\"\nmin_age = [\"a\"]\n",
+            "line 2: `min_age`",
+            "a string",
+        ),
+        ("label = [\"a=1\", \"a=2\"]\n", "`label`", "keep one"),
+        ("label = [1]\n", "`label`", "array of strings"),
+        (
+            "docker_host = [\"ftp://x\"]\n",
+            "ftp://x",
+            "unix:///path/to/docker.sock",
+        ),
+        ("docker_host = []\n", "`docker_host`", "at least one"),
+        ("log_format = \"yaml\"\n", "`log_format`", "text, json"),
+        (
+            "metrics_addr = \"localhost\"\n",
+            "`metrics_addr`",
+            "127.0.0.1:9464",
+        ),
+        (
+            "interval = \"1m\"\nmin_sweep_gap = \"2m\"\n",
+            "`min_sweep_gap`",
+            "at most the interval",
+        ),
+        ("stale_intervals = 0\n", "`stale_intervals`", "at least 1"),
+        ("no_events = \"yes\"\n", "`no_events`", "true or false"),
+    ];
+    for (text, culprit, fix) in cases {
+        let witness = Witness::new();
+        let file = config_file(text);
+        // The engine comes from the env var, except where the file's
+        // docker_host is under test (the env var would win over it).
+        let env = [("CASCADE_JANITOR_DOCKER_HOST", witness.host.as_str())];
+        let env: &[(&str, &str)] = if text.starts_with("docker_host") {
+            &[]
+        } else {
+            &env
+        };
+        let out = configured(&["run", "--config", &file.path], env);
+        assert_one_line_error(&out, 2, culprit);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(&file.path), "names the file: {stderr}");
+        assert!(
+            stderr.contains(fix),
+            "{text:?} says how to fix it: {stderr}"
+        );
+        assert!(!witness.was_contacted(), "{text:?} contacted the engine");
+    }
+
+    let out = configured(&["run", "--config", "/nonexistent/janitor.toml"], &[]);
+    assert_one_line_error(&out, 2, "/nonexistent/janitor.toml");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--config"));
+}
+
+#[test]
+fn bad_new_run_options_are_exit_2() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["run", "--metrics-addr", "localhost:9464"],
+            "--metrics-addr",
+        ),
+        (&["run", "--stale-intervals", "0"], "--stale-intervals"),
+        (&["run", "--event-debounce", "soon"], "soon"),
+        (
+            &["run", "--interval", "1m", "--min-sweep-gap", "2m"],
+            "--min-sweep-gap",
+        ),
+        (&["prune", "--progress", "fancy"], "fancy"),
+        (
+            &[
+                "prune",
+                "--docker-host",
+                "unix:///a.sock",
+                "--docker-host",
+                "unix:///a.sock",
+            ],
+            "given twice",
+        ),
+    ];
+    for (args, culprit) in cases {
+        let witness = Witness::new();
+        let out = janitor(args, &witness.host);
+        assert_one_line_error(&out, 2, culprit);
+        assert!(!witness.was_contacted(), "{args:?} contacted the engine");
+    }
+}
+
+#[test]
+fn several_engines_one_unreachable_is_exit_1_and_each_is_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = format!("unix://{}/a.sock", dir.path().display());
+    let b = format!("unix://{}/b.sock", dir.path().display());
+    let out = configured(&["prune", "--docker-host", &a, "--docker-host", &b], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for host in [&a, &b] {
+        assert!(stdout.contains(&format!("== engine {host} ==")), "{stdout}");
+    }
+    let out = configured(
+        &[
+            "prune",
+            "--output",
+            "json",
+            "--docker-host",
+            &a,
+            "--docker-host",
+            &b,
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let engines = json["engines"].as_array().expect("engines");
+    assert_eq!(engines.len(), 2);
+    assert_eq!(engines[0]["docker_host"].as_str(), Some(a.as_str()));
+    assert!(
+        engines[1]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("b.sock"))
+    );
+
+    let out = configured(&["doctor", "--docker-host", &a, "--docker-host", &b], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(&format!("== engine {b} ==")), "{stdout}");
+    assert!(stdout.contains("0 of 2 engines healthy"), "{stdout}");
 }

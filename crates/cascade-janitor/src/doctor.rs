@@ -1,0 +1,258 @@
+//! `doctor`: is each engine reachable, what does the janitor see there, and
+//! how full is the engine's disk. It removes nothing (its sweep is a dry run).
+//!
+//! Exit 1 ("a problem") when an engine cannot be reached or a query the
+//! janitor depends on fails (version, info, listing images or containers):
+//! then `run` could not do its work either. "No image carries the labels" is
+//! a warning with the fix, not a problem: it is the normal state of a new
+//! host before the first snapshot, and a deployment check must not fail
+//! there. Low free space is a warning too: it is what the janitor is for.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytesize::ByteSize;
+use cascade_cleanup::{DanglingImageSweep, DockerImages};
+
+use crate::config::CommonSettings;
+use crate::{EXIT_FAILURE, EXIT_OK, Failure, engine, plumbing, sweep_config};
+
+/// Below this share of free space on the engine's root dir, doctor warns.
+const LOW_FREE_PERCENT: u64 = 10;
+
+/// Every engine in turn. One engine: the single-engine output (unreachable
+/// is a one-line error, exit 1). Several: one `== engine HOST ==` section
+/// each; an unreachable engine is a problem in its section.
+pub async fn doctor(common: &CommonSettings) -> Result<u8, Failure> {
+    let several = common.docker_hosts.len() > 1;
+    let mut unhealthy = 0;
+    for (i, host) in common.docker_hosts.iter().enumerate() {
+        if several {
+            println!("{}== engine {host} ==", if i == 0 { "" } else { "\n" });
+        }
+        match engine::connect(host, common.timeout).await {
+            Ok(docker) => {
+                if check(&docker, host, common).await > 0 {
+                    unhealthy += 1;
+                }
+            }
+            Err(failure) if several && failure.code == EXIT_FAILURE => {
+                println!("problem: {}", failure.message);
+                unhealthy += 1;
+            }
+            Err(failure) => return Err(failure),
+        }
+    }
+    if several {
+        println!(
+            "\n{} of {} engines healthy",
+            common.docker_hosts.len() - unhealthy,
+            common.docker_hosts.len()
+        );
+    }
+    Ok(if unhealthy == 0 {
+        EXIT_OK
+    } else {
+        EXIT_FAILURE
+    })
+}
+
+/// Checks one connected engine; returns the number of problems found.
+async fn check(docker: &bollard::Docker, host: &str, common: &CommonSettings) -> usize {
+    let config = sweep_config(common, true);
+    let mut problems = 0;
+    match docker.version().await {
+        Ok(v) => println!(
+            "engine: {host} (Docker {}, API {})",
+            v.version.as_deref().unwrap_or("?"),
+            v.api_version.as_deref().unwrap_or("?")
+        ),
+        Err(e) => {
+            println!("engine: {host}: version query failed: {e}");
+            problems += 1;
+        }
+    }
+    match docker.info().await {
+        Ok(info) => {
+            let driver = info.driver.as_deref();
+            let root = info.docker_root_dir.as_deref();
+            println!(
+                "storage: driver {}, root dir {}",
+                driver.unwrap_or("?"),
+                root.unwrap_or("?")
+            );
+            if let Some(root) = root {
+                let space = root_dir_space(Path::new(root), driver);
+                println!("root dir free space: {}", space.line);
+                if space.low {
+                    println!(
+                        "warning: less than {LOW_FREE_PERCENT}% free on the engine's root dir; \
+                         run `cascade-janitor prune --dry-run` to see what the janitor can reclaim"
+                    );
+                }
+            }
+        }
+        Err(e) => {
+            println!("problem: info query failed: {e}");
+            problems += 1;
+        }
+    }
+    println!(
+        "scope: dangling images with {} (min age {})",
+        config.scope,
+        humantime::format_duration(config.min_age)
+    );
+    let count = |filters: HashMap<String, Vec<String>>| {
+        let docker = docker.clone();
+        async move {
+            DockerImages::list_images(&docker, &filters)
+                .await
+                .map(|v| v.len())
+        }
+    };
+    let labelled = count(HashMap::from([(
+        "label".to_string(),
+        config.scope.label_filters(),
+    )]))
+    .await;
+    let dangling = count(HashMap::from([(
+        "dangling".to_string(),
+        vec!["true".to_string()],
+    )]))
+    .await;
+    let sweep = DanglingImageSweep::new(Arc::new(docker.clone()), config);
+    let plan = sweep.run(&plumbing::never()).await;
+    match (labelled, dangling, &plan.scan_error) {
+        (Ok(labelled), Ok(dangling), None) => {
+            println!("images carrying the labels: {labelled}");
+            println!("  of which dangling (in scope): {}", plan.listed);
+            println!("  reclaimable now: {}", plan.would_remove.len());
+            // The engine's listing minus what our own check rejected is what
+            // is really in scope. `[ref:scope_invariant]`
+            let rejected = plan
+                .skipped_by_reason()
+                .get("failed_verification")
+                .copied()
+                .unwrap_or(0);
+            let in_scope = plan.listed - rejected;
+            println!(
+                "dangling images out of scope, never touched: {}",
+                dangling.saturating_sub(in_scope)
+            );
+            if labelled == 0 {
+                println!(
+                    "warning: no image carries {}; the janitor will remove nothing. \
+                     Add `LABEL {}` to the Dockerfiles (or --change to docker commit) of the images it should manage.",
+                    sweep.config().scope,
+                    sweep
+                        .config()
+                        .scope
+                        .labels()
+                        .iter()
+                        .map(|l| l.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                );
+            }
+        }
+        (labelled, dangling, scan) => {
+            problems += 1;
+            let error = labelled
+                .err()
+                .map(|e| e.message)
+                .or(dangling.err().map(|e| e.message))
+                .or(scan.clone())
+                .unwrap_or_default();
+            println!("problem: listing images failed: {error}");
+        }
+    }
+    problems
+}
+
+/// Free space of the engine's root dir, as seen from here.
+#[derive(Debug, PartialEq, Eq)]
+struct RootDirSpace {
+    line: String,
+    low: bool,
+}
+
+/// The engine's root dir is only measurable when the janitor sees the same
+/// folder: on the engine's host, or in a container that mounts it. A folder
+/// of the same name that belongs to another engine (a nested engine's
+/// `/var/lib/docker` is not the host's) is recognised when it has the
+/// classic layout, `image/<driver>`, for another driver, and is reported as
+/// not visible rather than measured wrongly.
+fn root_dir_space(root: &Path, driver: Option<&str>) -> RootDirSpace {
+    let not_visible = |why: &str| RootDirSpace {
+        line: format!("not visible from here ({why}); check it on the engine's host"),
+        low: false,
+    };
+    if !root.is_dir() {
+        return not_visible(&format!("no folder {} here", root.display()));
+    }
+    if let Some(driver) = driver {
+        let images = root.join("image");
+        if images.is_dir() && !images.join(driver).is_dir() {
+            return not_visible(&format!(
+                "{} here belongs to another engine: it has no image/{driver}",
+                root.display()
+            ));
+        }
+    }
+    match rustix::fs::statvfs(root) {
+        Ok(stat) => {
+            let free = stat.f_bavail.saturating_mul(stat.f_frsize);
+            let total = stat.f_blocks.saturating_mul(stat.f_frsize);
+            let percent = (free.saturating_mul(100)).checked_div(total).unwrap_or(0);
+            RootDirSpace {
+                line: format!(
+                    "{} free of {} ({percent}%) on {}",
+                    ByteSize(free),
+                    ByteSize(total),
+                    root.display()
+                ),
+                low: total > 0 && percent < LOW_FREE_PERCENT,
+            }
+        }
+        Err(e) => not_visible(&format!("statvfs {}: {e}", root.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_visible_root_dir_is_measured() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let space = root_dir_space(dir.path(), Some("overlay2"));
+        assert!(space.line.contains(" free of "), "{}", space.line);
+        assert!(space.line.contains('%'), "{}", space.line);
+    }
+
+    #[test]
+    fn a_missing_root_dir_is_not_visible() {
+        let space = root_dir_space(Path::new("/nonexistent/docker-root"), Some("vfs"));
+        assert!(
+            space.line.starts_with("not visible from here"),
+            "{}",
+            space.line
+        );
+        assert!(!space.low);
+    }
+
+    #[test]
+    fn another_engines_root_dir_is_not_visible() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("image/overlay2")).expect("layout");
+        let space = root_dir_space(dir.path(), Some("vfs"));
+        assert!(
+            space.line.contains("belongs to another engine"),
+            "{}",
+            space.line
+        );
+        let same = root_dir_space(dir.path(), Some("overlay2"));
+        assert!(same.line.contains(" free of "), "{}", same.line);
+    }
+}
