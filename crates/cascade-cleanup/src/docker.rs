@@ -106,6 +106,13 @@ pub trait DockerImages: Send + Sync + 'static {
     /// Image IDs used by any container, running or not.
     async fn images_used_by_containers(&self) -> Result<HashSet<String>, DockerError>;
 
+    /// The engine's data root, when this process sees the same folder
+    /// (`crate::disk::visible_data_root`); `None` when it does not or
+    /// cannot tell. Used only to measure reclaimed space.
+    async fn local_data_root(&self) -> Option<std::path::PathBuf> {
+        None
+    }
+
     /// `DELETE /images/{id}?force=false&noprune=true`: exactly this image,
     /// never its untagged parents, never a used one.
     async fn remove_image(&self, id: &str) -> Result<(), DockerError>;
@@ -141,6 +148,18 @@ impl DockerImages for Docker {
         let options = ListContainersOptionsBuilder::new().all(true).build();
         let containers = self.list_containers(Some(options)).await?;
         Ok(containers.into_iter().filter_map(|c| c.image_id).collect())
+    }
+
+    async fn local_data_root(&self) -> Option<std::path::PathBuf> {
+        let info = self.info().await.ok()?;
+        let root = std::path::PathBuf::from(info.docker_root_dir?);
+        match crate::disk::visible_data_root(&root, info.driver.as_deref()) {
+            Ok(()) => Some(root),
+            Err(why) => {
+                tracing::debug!(%why, "engine data root not visible; reclaimed space is the sum of image sizes");
+                None
+            }
+        }
     }
 
     async fn remove_image(&self, id: &str) -> Result<(), DockerError> {

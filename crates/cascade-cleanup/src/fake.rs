@@ -13,6 +13,8 @@ use crate::docker::{DockerError, DockerImages, ListedImage};
 #[derive(Debug, Default)]
 pub struct FakeState {
     pub images: Vec<ListedImage>,
+    /// What `local_data_root` answers.
+    pub data_root: Option<std::path::PathBuf>,
     /// Returned, after `images`, only by the `all=true` listing.
     pub intermediates: Vec<ListedImage>,
     pub used: HashSet<String>,
@@ -119,6 +121,10 @@ impl DockerImages for FakeDocker {
 
     async fn images_used_by_containers(&self) -> Result<HashSet<String>, DockerError> {
         Ok(self.edit(|s| s.used.clone()))
+    }
+
+    async fn local_data_root(&self) -> Option<std::path::PathBuf> {
+        self.edit(|s| s.data_root.clone())
     }
 
     async fn remove_image(&self, id: &str) -> Result<(), DockerError> {

@@ -18,6 +18,7 @@
 //! [`DanglingImageCleanup`] own the periodic loop. Docker access goes through
 //! the [`DockerImages`] trait, implemented for `bollard::Docker`.
 
+pub mod disk;
 mod docker;
 pub mod events;
 mod lifecycle;
@@ -33,7 +34,7 @@ pub use lifecycle::{
 pub use sweep::{
     DEFAULT_CALL_TIMEOUT, DEFAULT_CONCURRENCY, DEFAULT_MIN_AGE, DanglingImageSweep, Failed,
     ImageRef, NoProgress, ReclaimedSource, SkipReason, Skipped, SweepConfig, SweepProgress,
-    SweepReport, free_space,
+    SweepReport,
 };
 
 #[cfg(test)]

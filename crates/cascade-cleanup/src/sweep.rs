@@ -2,7 +2,6 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::num::NonZeroUsize;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -39,11 +38,11 @@ pub struct SweepConfig {
     /// Plan only: list and verify, remove nothing. A dry run also lists
     /// every labelled image, to say why the ones not in scope are kept.
     pub dry_run: bool,
-    /// A path on the filesystem holding the engine's data root, when it is
-    /// visible from this process: the space reclaimed is then measured as
-    /// the growth of that filesystem's free space. Otherwise it is the sum of
-    /// the removed images' sizes (an upper bound).
-    pub measure_free_space_at: Option<PathBuf>,
+    /// Measure the space reclaimed as the growth of free space on the
+    /// filesystem of the engine's data root, when that is visible from this
+    /// process (`DockerImages::local_data_root`). Otherwise, or when off, it
+    /// is the sum of the removed images' sizes (an upper bound).
+    pub measure_reclaimed: bool,
 }
 
 impl Default for SweepConfig {
@@ -54,7 +53,7 @@ impl Default for SweepConfig {
             concurrency: DEFAULT_CONCURRENCY,
             call_timeout: DEFAULT_CALL_TIMEOUT,
             dry_run: false,
-            measure_free_space_at: None,
+            measure_reclaimed: true,
         }
     }
 }
@@ -185,12 +184,6 @@ impl ReclaimedSource {
     }
 }
 
-/// Free bytes (for unprivileged users) on the filesystem holding `path`.
-pub fn free_space(path: &std::path::Path) -> std::io::Result<u64> {
-    let stat = rustix::fs::statvfs(path)?;
-    Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
-}
-
 /// What watches one pass as it goes: a progress bar, periodic log lines.
 /// Every method has a no-op default.
 pub trait SweepProgress: Send + Sync {
@@ -317,12 +310,23 @@ impl DanglingImageSweep {
         if self.config.dry_run {
             report.would_remove = to_remove;
         } else {
-            let free_before = self.free_space();
+            let root = if self.config.measure_reclaimed && !to_remove.is_empty() {
+                self.call("finding the data root", async {
+                    Ok(self.docker.local_data_root().await)
+                })
+                .await
+                .ok()
+                .flatten()
+            } else {
+                None
+            };
+            let free_before = root.as_deref().and_then(free_space_at);
             self.remove_all(to_remove, cancel, progress, &mut report)
                 .await;
             report.removed_image_bytes = report.removed.iter().map(|i| i.size_bytes).sum();
             report.reclaimed_bytes = report.removed_image_bytes;
-            if let (Some(before), Some(after)) = (free_before, self.free_space())
+            let free_after = root.as_deref().and_then(free_space_at);
+            if let (Some(before), Some(after)) = (free_before, free_after)
                 && !report.removed.is_empty()
             {
                 report.reclaimed_bytes = after.saturating_sub(before);
@@ -333,17 +337,6 @@ impl DanglingImageSweep {
         log_summary(&report);
         progress.finished(&report);
         report
-    }
-
-    fn free_space(&self) -> Option<u64> {
-        let path = self.config.measure_free_space_at.as_deref()?;
-        match free_space(path) {
-            Ok(bytes) => Some(bytes),
-            Err(error) => {
-                tracing::debug!(path = %path.display(), %error, "cannot measure free space; reporting image sizes");
-                None
-            }
-        }
     }
 
     /// The candidates, the images containers use, and (dry run only) every
@@ -445,6 +438,16 @@ impl DanglingImageSweep {
         match tokio::time::timeout(limit, fut).await {
             Ok(result) => result,
             Err(_) => Err(DockerError::timed_out(what, limit)),
+        }
+    }
+}
+
+fn free_space_at(path: &std::path::Path) -> Option<u64> {
+    match crate::disk::free_space(path) {
+        Ok(bytes) => Some(bytes),
+        Err(error) => {
+            tracing::debug!(path = %path.display(), %error, "cannot measure free space; reporting image sizes");
+            None
         }
     }
 }

@@ -674,10 +674,8 @@ fn reclaimed_space_is_measured_when_the_data_root_is_visible() {
         (None, ReclaimedSource::ImageSizes),
     ] {
         let fake = Arc::new(FakeDocker::with_images(vec![ours("sha256:a")]));
-        let cfg = SweepConfig {
-            measure_free_space_at: path.clone(),
-            ..config(Duration::ZERO)
-        };
+        fake.edit(|s| s.data_root = path.clone());
+        let cfg = config(Duration::ZERO);
         let (report, _) =
             with_sentry(|| async { sweep(&fake, cfg).run(&CancellationToken::new()).await });
         assert_eq!(report.removed.len(), 1);
@@ -687,7 +685,18 @@ fn reclaimed_space_is_measured_when_the_data_root_is_visible() {
             assert_eq!(report.reclaimed_bytes, 1000);
         }
     }
-    assert!(free_space(&dir).expect("statvfs") > 0);
+    assert!(disk::free_space(&dir).expect("statvfs") > 0);
+
+    // Off: no data root is asked for.
+    let fake = Arc::new(FakeDocker::with_images(vec![ours("sha256:a")]));
+    fake.edit(|s| s.data_root = Some(dir.clone()));
+    let cfg = SweepConfig {
+        measure_reclaimed: false,
+        ..config(Duration::ZERO)
+    };
+    let (report, _) =
+        with_sentry(|| async { sweep(&fake, cfg).run(&CancellationToken::new()).await });
+    assert_eq!(report.reclaimed_source, ReclaimedSource::ImageSizes);
 }
 
 #[derive(Default)]

@@ -102,9 +102,7 @@ pub enum CommandSettings {
 
 /// `run`'s options.
 // metrics_addr, stale_intervals, events, event_debounce and min_sweep_gap
-// are resolved and validated here; their behaviour is wired in main.rs by
-// the metrics and events work.
-#[allow(dead_code)]
+// are resolved and validated here; main.rs wires their behaviour.
 #[derive(Debug)]
 pub struct RunSettings {
     pub interval: Duration,
@@ -125,8 +123,6 @@ pub struct RunSettings {
 }
 
 /// `prune`'s options.
-// `progress` is wired in main.rs by the progress work.
-#[allow(dead_code)]
 #[derive(Debug)]
 pub struct PruneSettings {
     pub dry_run: bool,

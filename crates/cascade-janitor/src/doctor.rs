@@ -13,6 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bytesize::ByteSize;
+use cascade_cleanup::disk::{self, DiskSpace};
 use cascade_cleanup::{DanglingImageSweep, DockerImages};
 
 use crate::config::CommonSettings;
@@ -178,32 +179,18 @@ struct RootDirSpace {
 }
 
 /// The engine's root dir is only measurable when the janitor sees the same
-/// folder: on the engine's host, or in a container that mounts it. A folder
-/// of the same name that belongs to another engine (a nested engine's
-/// `/var/lib/docker` is not the host's) is recognised when it has the
-/// classic layout, `image/<driver>`, for another driver, and is reported as
-/// not visible rather than measured wrongly.
+/// folder; see `cascade_cleanup::disk::visible_data_root`. Otherwise it is
+/// reported as not visible rather than measured wrongly.
 fn root_dir_space(root: &Path, driver: Option<&str>) -> RootDirSpace {
     let not_visible = |why: &str| RootDirSpace {
         line: format!("not visible from here ({why}); check it on the engine's host"),
         low: false,
     };
-    if !root.is_dir() {
-        return not_visible(&format!("no folder {} here", root.display()));
+    if let Err(why) = disk::visible_data_root(root, driver) {
+        return not_visible(&why);
     }
-    if let Some(driver) = driver {
-        let images = root.join("image");
-        if images.is_dir() && !images.join(driver).is_dir() {
-            return not_visible(&format!(
-                "{} here belongs to another engine: it has no image/{driver}",
-                root.display()
-            ));
-        }
-    }
-    match rustix::fs::statvfs(root) {
-        Ok(stat) => {
-            let free = stat.f_bavail.saturating_mul(stat.f_frsize);
-            let total = stat.f_blocks.saturating_mul(stat.f_frsize);
+    match disk::disk_space(root) {
+        Ok(DiskSpace { free, total }) => {
             let percent = (free.saturating_mul(100)).checked_div(total).unwrap_or(0);
             RootDirSpace {
                 line: format!(

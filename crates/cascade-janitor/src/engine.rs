@@ -4,12 +4,15 @@
 //! stops the janitor or the other engines' loops.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bollard::{API_DEFAULT_VERSION, Docker};
 use cascade_classify::Disposition;
-use cascade_cleanup::{DockerError, DockerImages, ListedImage};
+use cascade_cleanup::{DockerError, DockerImages, EngineEvent, EngineEvents, ListedImage};
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 
 use crate::Failure;
 
@@ -70,8 +73,19 @@ async fn negotiate(address: &Address, timeout: Duration) -> Result<Docker, Strin
     let secs = timeout.as_secs().max(1);
     let docker = match address {
         Address::Unix(path) => {
-            if !std::path::Path::new(path).exists() {
-                return Err(format!("{path} does not exist"));
+            // bollard hides why a socket refuses us ("client error
+            // (Connect)"); a plain connect tells the operator what to fix.
+            if let Err(e) = std::os::unix::net::UnixStream::connect(path) {
+                return Err(match e.kind() {
+                    std::io::ErrorKind::NotFound => format!("{path} does not exist"),
+                    std::io::ErrorKind::PermissionDenied => format!(
+                        "permission denied on {path}; run the janitor as a member of the socket's group (see `ls -l {path}`)"
+                    ),
+                    std::io::ErrorKind::ConnectionRefused => {
+                        format!("{path} refuses connections (nothing listens on it)")
+                    }
+                    _ => format!("{path}: {e}"),
+                });
             }
             Docker::connect_with_unix(path, secs, API_DEFAULT_VERSION)
         }
@@ -91,12 +105,12 @@ async fn negotiate(address: &Address, timeout: Duration) -> Result<Docker, Strin
 /// a transient `DockerError` of that call, so the sweep reports a failed scan
 /// and its loop tries again on the next interval. Every error message starts
 /// with the engine's address, so logs and Sentry events say which engine.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct EngineClient {
     host: String,
     address: Address,
     timeout: Duration,
-    docker: tokio::sync::Mutex<Option<Docker>>,
+    docker: Arc<tokio::sync::Mutex<Option<Docker>>>,
 }
 
 impl EngineClient {
@@ -108,7 +122,7 @@ impl EngineClient {
             host: host.to_string(),
             address,
             timeout,
-            docker: tokio::sync::Mutex::new(None),
+            docker: Arc::new(tokio::sync::Mutex::new(None)),
         })
     }
 
@@ -158,12 +172,34 @@ impl DockerImages for EngineClient {
             .map_err(|e| self.named(e))
     }
 
+    async fn local_data_root(&self) -> Option<std::path::PathBuf> {
+        let docker = self.docker().await.ok()?;
+        DockerImages::local_data_root(&docker).await
+    }
+
     async fn remove_image(&self, id: &str) -> Result<(), DockerError> {
         let docker = self.docker().await?;
         // Bollard's implementation: force=false, noprune=true.
         DockerImages::remove_image(&docker, id)
             .await
             .map_err(|e| self.named(e))
+    }
+}
+
+/// The engine's events, subscribed through the same lazy connection: an
+/// engine that is down yields an error, and the follower retries with backoff.
+impl EngineEvents for EngineClient {
+    fn subscribe(&self, labels: &[String]) -> BoxStream<'static, Result<EngineEvent, DockerError>> {
+        let client = self.clone();
+        let labels = labels.to_vec();
+        futures_util::stream::once(async move { client.docker().await.map(|d| (d, client)) })
+            .flat_map(move |connected| match connected {
+                Ok((docker, client)) => EngineEvents::subscribe(&docker, &labels)
+                    .map(move |event| event.map_err(|e| client.named(e)))
+                    .boxed(),
+                Err(error) => futures_util::stream::iter([Err(error)]).boxed(),
+            })
+            .boxed()
     }
 }
 

@@ -6,15 +6,21 @@ mod cli;
 mod config;
 mod doctor;
 mod engine;
+mod progress;
 mod report;
 
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use cascade_cleanup::{DanglingImageCleanup, DanglingImageSweep, ReportObserver, SweepConfig};
+use cascade_cleanup::{
+    DanglingImageCleanup, DanglingImageSweep, EngineEvents, EventOptions, ReportObserver,
+    SweepConfig,
+};
+use cascade_metrics::Telemetry;
 use cascade_router::{JanitorLoop, JanitorProcessor};
 use plumbing::CancelOnSignal;
+use tokio_util::sync::CancellationToken;
 
 use crate::cli::{LogFormat, Output};
 use crate::config::{
@@ -139,6 +145,7 @@ fn setup(common: &CommonSettings) -> Result<Option<sentry::ClientInitGuard>, Fai
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let installed = match common.log_format {
         LogFormat::Text => builder.try_init(),
@@ -167,7 +174,7 @@ fn sweep_config(common: &CommonSettings, dry_run: bool) -> SweepConfig {
         concurrency: common.concurrency,
         call_timeout: common.timeout,
         dry_run,
-        measure_free_space_at: None,
+        measure_reclaimed: true,
     }
 }
 
@@ -202,7 +209,15 @@ async fn prune(common: &CommonSettings, settings: &PruneSettings) -> Result<u8, 
             Err(failure) => return Err(failure),
         };
         let sweep = DanglingImageSweep::new(Arc::new(docker), config.clone());
-        let report = sweep.run(&plumbing::never()).await;
+        let progress = progress::for_prune(if settings.output == Output::Json {
+            // A JSON consumer reads stdout; progress would only be noise.
+            cli::Progress::None
+        } else {
+            settings.progress
+        });
+        let report = sweep
+            .run_with_progress(&plumbing::never(), progress.as_ref())
+            .await;
         failed |= report.has_failures();
         if settings.output == Output::Text {
             let mut stdout = std::io::stdout().lock();
@@ -235,23 +250,39 @@ fn write_failure(e: std::io::Error) -> Failure {
 
 /// One engine's daemon loop: a client that connects lazily (an engine that
 /// is down at start fails its scans and is tried again each interval, and
-/// never holds up the other engines), its own sweep and its own lifecycle.
-///
-/// The place to attach per-engine observers (metrics, health, events):
-/// `with_observer` gets every scheduled pass's report.
+/// never holds up the other engines), its own sweep, its own event follower
+/// and its own lifecycle, observed by the log line and the metrics.
 fn engine_loop(
     host: &str,
     common: &CommonSettings,
     settings: &RunSettings,
-) -> Result<DanglingImageCleanup, Failure> {
+    telemetry: &Arc<Telemetry>,
+) -> Result<Arc<DanglingImageCleanup>, Failure> {
     let client = engine::EngineClient::new(host, common.timeout)?;
-    let sweep = DanglingImageSweep::new(Arc::new(client), sweep_config(common, false));
+    let sweep = DanglingImageSweep::new(Arc::new(client.clone()), sweep_config(common, false));
     let engine = host.to_string();
-    let observer: ReportObserver = Arc::new(move |report| log_pass(&engine, report));
-    Ok(
-        DanglingImageCleanup::new(sweep, settings.interval, settings.stop_deadline)
-            .with_observer(observer),
-    )
+    Ok(Arc::new_cyclic(
+        |me: &std::sync::Weak<DanglingImageCleanup>| {
+            let me = me.clone();
+            let alive = Arc::new(move || me.upgrade().is_some_and(|c| c.is_running()));
+            let metrics = telemetry.engine(host, alive);
+            let observer: ReportObserver = Arc::new(move |report| {
+                log_pass(&engine, report);
+                metrics(report);
+            });
+            let mut cleanup =
+                DanglingImageCleanup::new(sweep, settings.interval, settings.stop_deadline)
+                    .with_min_gap(settings.min_sweep_gap)
+                    .with_observer(observer);
+            if settings.events {
+                cleanup = cleanup.with_events(
+                    Arc::new(client) as Arc<dyn EngineEvents>,
+                    EventOptions::with_debounce(settings.event_debounce),
+                );
+            }
+            cleanup
+        },
+    ))
 }
 
 /// A line per pass that names the engine: the sweep's own log lines come
@@ -277,30 +308,71 @@ fn log_pass(engine: &str, report: &cascade_cleanup::SweepReport) {
 }
 
 /// The daemon: one loop per engine, all started and stopped by one
-/// `JanitorProcessor`. Nothing here contacts an engine before the loops run,
-/// so no engine can keep `run` from starting or make it exit.
+/// `JanitorProcessor`, and the metrics server when asked for. Nothing here
+/// contacts an engine before the loops run, so no engine can keep `run` from
+/// starting or make it exit.
+///
+/// Shutdown (SIGTERM or SIGINT): the loops stop (no new removal starts; a
+/// removal already sent is answered, up to `--stop-deadline`), the metrics
+/// server stops, Sentry is flushed for up to 3 s, exit 0. A second signal
+/// exits at once with 1: the shutdown was cut short.
 async fn run(common: &CommonSettings, settings: &RunSettings) -> Result<u8, Failure> {
+    let stale_after = settings
+        .interval
+        .saturating_mul(settings.stale_intervals.get());
+    let telemetry = Telemetry::new(stale_after);
+    // Bind before anything starts: a taken port is a configuration error.
+    let listener = match settings.metrics_addr {
+        Some(addr) => Some(
+            cascade_metrics::bind_metrics_addr(addr)
+                .await
+                .map_err(|e| Failure::usage(e.to_string()))?,
+        ),
+        None => None,
+    };
     let mut processor = JanitorProcessor::new();
     for host in &common.docker_hosts {
-        let cleanup = engine_loop(host, common, settings)?;
+        let cleanup = engine_loop(host, common, settings, &telemetry)?;
         tracing::info!(engine = %host, "sweeping this engine");
-        processor = processor.with_loop(Arc::new(cleanup) as Arc<dyn JanitorLoop>);
+        processor = processor.with_loop(cleanup as Arc<dyn JanitorLoop>);
     }
     let mut signals = CancelOnSignal::install().map_err(|e| Failure {
         code: EXIT_FAILURE,
         message: format!("cannot install signal handlers: {e}"),
     })?;
     processor.start().await;
+    let server_stop = CancellationToken::new();
+    let server = listener.map(|listener| {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "serving /metrics and /healthz");
+        }
+        tokio::spawn(cascade_metrics::serve(
+            listener,
+            Arc::clone(&telemetry),
+            server_stop.clone(),
+        ))
+    });
     let signal = signals.first().await;
     tracing::info!(
         signal,
         "shutting down; send the signal again to exit at once"
     );
+    let shutdown = async {
+        processor.stop().await;
+        server_stop.cancel();
+        if let Some(server) = server
+            && tokio::time::timeout(settings.stop_deadline, server)
+                .await
+                .is_err()
+        {
+            tracing::warn!("the metrics server did not stop in time");
+        }
+    };
     tokio::select! {
-        _ = processor.stop() => {}
+        _ = shutdown => {}
         second = signals.first() => {
             tracing::warn!(signal = second, "second signal; exiting at once");
-            return Ok(EXIT_OK);
+            return Ok(EXIT_FAILURE);
         }
     }
     if let Some(client) = sentry::Hub::current().client() {

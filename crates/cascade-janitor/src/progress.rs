@@ -11,19 +11,12 @@ use bytesize::ByteSize;
 use cascade_cleanup::{ImageRef, SweepProgress, SweepReport};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-/// How progress is shown (`--progress`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// A bar when stderr is a terminal, log lines otherwise.
-    Auto,
-    Bar,
-    Log,
-    None,
-}
+use crate::cli::Progress as Mode;
 
 /// How often the log mode writes a line.
 pub const LOG_EVERY: Duration = Duration::from_secs(5);
 
+/// The display `--progress` asks for.
 pub fn for_prune(mode: Mode) -> Box<dyn SweepProgress> {
     let mode = match mode {
         Mode::Auto if std::io::stderr().is_terminal() => Mode::Bar,
@@ -69,7 +62,8 @@ impl SweepProgress for Bar {
         if removed {
             let mut bytes = self.bytes.lock().unwrap_or_else(|p| p.into_inner());
             *bytes += image.size_bytes;
-            self.bar.set_message(format!("{} of images", ByteSize(*bytes)));
+            self.bar
+                .set_message(format!("{} of images", ByteSize(*bytes)));
         }
         self.bar.inc(1);
     }
@@ -117,7 +111,12 @@ impl SweepProgress for Log {
         s.last = s.started;
         s.total = images;
         if images > 0 {
-            tracing::info!(images, bytes, "removing {images} images ({})", ByteSize(bytes));
+            tracing::info!(
+                images,
+                bytes,
+                "removing {images} images ({})",
+                ByteSize(bytes)
+            );
         }
     }
 
