@@ -45,6 +45,7 @@ impl Bar {
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
         );
+        bar.set_message(format!("{} of images", ByteSize(0)));
         Bar {
             bar,
             bytes: Mutex::new(0),

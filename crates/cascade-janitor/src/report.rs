@@ -4,7 +4,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use bytesize::ByteSize;
-use cascade_cleanup::{SweepConfig, SweepReport};
+use cascade_cleanup::{ReclaimedSource, SweepConfig, SweepReport};
 use schemars::JsonSchema;
 use serde::Serialize;
 
@@ -188,7 +188,20 @@ pub fn text(
             format!(" [{}]", failed.join(", "))
         },
         report.duration.as_secs_f64(),
-    )
+    )?;
+    if !report.dry_run && !report.removed.is_empty() {
+        let prefix = match report.reclaimed_source {
+            ReclaimedSource::Filesystem => "",
+            ReclaimedSource::ImageSizes => "at most ",
+        };
+        writeln!(
+            out,
+            "space reclaimed: {prefix}{} ({})",
+            ByteSize(report.reclaimed_bytes),
+            report.reclaimed_source.describe()
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
