@@ -177,6 +177,12 @@ impl LoopHandle {
     pub fn is_finished(&self) -> bool {
         self.task.is_finished()
     }
+
+    /// Asks the loop to start nothing new (no pass, no removal); `stop`
+    /// then waits for it.
+    pub fn cancel(&self) {
+        self.cancel.cancel();
+    }
 }
 
 /// The dangling-image cleanup as a service with the original's contract:
@@ -252,6 +258,18 @@ impl DanglingImageCleanup {
             "dangling image cleanup started"
         );
         true
+    }
+
+    /// Asks a running loop to start nothing new, without waiting for it.
+    pub fn cancel(&self) {
+        if let Some(handle) = self
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            handle.cancel();
+        }
     }
 
     /// Stops the loop; `None` when it was not running.

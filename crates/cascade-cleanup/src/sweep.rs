@@ -43,6 +43,9 @@ pub struct SweepConfig {
     /// process (`DockerImages::local_data_root`). Otherwise, or when off, it
     /// is the sum of the removed images' sizes (an upper bound).
     pub measure_reclaimed: bool,
+    /// Names what is swept (the engine's address) in every log line of a
+    /// pass, as the `engine` field of a `sweep` span; empty: no span field.
+    pub engine: String,
 }
 
 impl Default for SweepConfig {
@@ -54,6 +57,7 @@ impl Default for SweepConfig {
             call_timeout: DEFAULT_CALL_TIMEOUT,
             dry_run: false,
             measure_reclaimed: true,
+            engine: String::new(),
         }
     }
 }
@@ -276,6 +280,20 @@ impl DanglingImageSweep {
 
     /// [`run`](Self::run), telling `progress` how it goes.
     pub async fn run_with_progress(
+        &self,
+        cancel: &CancellationToken,
+        progress: &dyn SweepProgress,
+    ) -> SweepReport {
+        use tracing::Instrument;
+        let span = if self.config.engine.is_empty() {
+            tracing::Span::none()
+        } else {
+            tracing::info_span!("sweep", engine = %self.config.engine)
+        };
+        self.run_pass(cancel, progress).instrument(span).await
+    }
+
+    async fn run_pass(
         &self,
         cancel: &CancellationToken,
         progress: &dyn SweepProgress,

@@ -75,7 +75,8 @@ async fn negotiate(address: &Address, timeout: Duration) -> Result<Docker, Strin
         Address::Unix(path) => {
             // bollard hides why a socket refuses us ("client error
             // (Connect)"); a plain connect tells the operator what to fix.
-            if let Err(e) = std::os::unix::net::UnixStream::connect(path) {
+            let probe = tokio::time::timeout(timeout, tokio::net::UnixStream::connect(path));
+            if let Ok(Err(e)) = probe.await {
                 return Err(match e.kind() {
                     std::io::ErrorKind::NotFound => format!("{path} does not exist"),
                     std::io::ErrorKind::PermissionDenied => format!(

@@ -175,6 +175,7 @@ fn sweep_config(common: &CommonSettings, dry_run: bool) -> SweepConfig {
         call_timeout: common.timeout,
         dry_run,
         measure_reclaimed: true,
+        engine: String::new(),
     }
 }
 
@@ -208,7 +209,18 @@ async fn prune(common: &CommonSettings, settings: &PruneSettings) -> Result<u8, 
             }
             Err(failure) => return Err(failure),
         };
-        let sweep = DanglingImageSweep::new(Arc::new(docker), config.clone());
+        let engine = if several(common) {
+            host.clone()
+        } else {
+            String::new()
+        };
+        let sweep = DanglingImageSweep::new(
+            Arc::new(docker),
+            SweepConfig {
+                engine,
+                ..config.clone()
+            },
+        );
         let progress = progress::for_prune(if settings.output == Output::Json {
             // A JSON consumer reads stdout; progress would only be noise.
             cli::Progress::None
@@ -251,7 +263,8 @@ fn write_failure(e: std::io::Error) -> Failure {
 /// One engine's daemon loop: a client that connects lazily (an engine that
 /// is down at start fails its scans and is tried again each interval, and
 /// never holds up the other engines), its own sweep, its own event follower
-/// and its own lifecycle, observed by the log line and the metrics.
+/// and its own lifecycle, observed by the metrics. Its log lines carry the
+/// engine in a `sweep` span.
 fn engine_loop(
     host: &str,
     common: &CommonSettings,
@@ -259,17 +272,21 @@ fn engine_loop(
     telemetry: &Arc<Telemetry>,
 ) -> Result<Arc<DanglingImageCleanup>, Failure> {
     let client = engine::EngineClient::new(host, common.timeout)?;
-    let sweep = DanglingImageSweep::new(Arc::new(client.clone()), sweep_config(common, false));
-    let engine = host.to_string();
+    let config = SweepConfig {
+        engine: host.to_string(),
+        // Measuring free space around the removals is only meaningful when
+        // nothing else writes meanwhile: true of an operator's one-off prune,
+        // not of a daemon whose early sweeps follow the router's commits.
+        // The daemon reports the removed images' sizes (an upper bound).
+        measure_reclaimed: false,
+        ..sweep_config(common, false)
+    };
+    let sweep = DanglingImageSweep::new(Arc::new(client.clone()), config);
     Ok(Arc::new_cyclic(
         |me: &std::sync::Weak<DanglingImageCleanup>| {
             let me = me.clone();
             let alive = Arc::new(move || me.upgrade().is_some_and(|c| c.is_running()));
-            let metrics = telemetry.engine(host, alive);
-            let observer: ReportObserver = Arc::new(move |report| {
-                log_pass(&engine, report);
-                metrics(report);
-            });
+            let observer: ReportObserver = telemetry.engine(host, alive);
             let mut cleanup =
                 DanglingImageCleanup::new(sweep, settings.interval, settings.stop_deadline)
                     .with_min_gap(settings.min_sweep_gap)
@@ -283,28 +300,6 @@ fn engine_loop(
             cleanup
         },
     ))
-}
-
-/// A line per pass that names the engine: the sweep's own log lines come
-/// from the cleanup crate, which does not know which engine it sweeps.
-fn log_pass(engine: &str, report: &cascade_cleanup::SweepReport) {
-    if let Some(error) = &report.scan_error {
-        tracing::warn!(engine, error = %error, "sweep of this engine failed; trying again next interval");
-    } else if !report.removed.is_empty() || !report.failed.is_empty() {
-        tracing::info!(
-            engine,
-            removed = report.removed.len(),
-            reclaimed_bytes = report.reclaimed_bytes,
-            failed = report.failed.len(),
-            "engine swept"
-        );
-    } else {
-        tracing::debug!(
-            engine,
-            listed = report.listed,
-            "engine swept, nothing removed"
-        );
-    }
 }
 
 /// The daemon: one loop per engine, all started and stopped by one
@@ -331,9 +326,11 @@ async fn run(common: &CommonSettings, settings: &RunSettings) -> Result<u8, Fail
         None => None,
     };
     let mut processor = JanitorProcessor::new();
+    let mut loops = Vec::new();
     for host in &common.docker_hosts {
         let cleanup = engine_loop(host, common, settings, &telemetry)?;
         tracing::info!(engine = %host, "sweeping this engine");
+        loops.push((host.clone(), Arc::clone(&cleanup)));
         processor = processor.with_loop(cleanup as Arc<dyn JanitorLoop>);
     }
     let mut signals = CancelOnSignal::install().map_err(|e| Failure {
@@ -343,16 +340,23 @@ async fn run(common: &CommonSettings, settings: &RunSettings) -> Result<u8, Fail
     processor.start().await;
     let server_stop = CancellationToken::new();
     let server = listener.map(|listener| {
-        if let Ok(addr) = listener.local_addr() {
-            tracing::info!(%addr, "serving /metrics and /healthz");
-        }
         tokio::spawn(cascade_metrics::serve(
             listener,
             Arc::clone(&telemetry),
             server_stop.clone(),
         ))
     });
-    let signal = signals.first().await;
+    let signal = tokio::select! {
+        signal = signals.first() => signal,
+        engine = plumbing::first_to_end(&loops) => {
+            // A loop never ends by itself; if one did (a bug), exit so the
+            // service manager restarts the janitor instead of leaving an
+            // engine unswept behind a live process.
+            tracing::error!(engine, "a sweep loop ended unexpectedly; exiting");
+            processor.stop().await;
+            return Ok(EXIT_FAILURE);
+        }
+    };
     tracing::info!(
         signal,
         "shutting down; send the signal again to exit at once"
@@ -383,7 +387,22 @@ async fn run(common: &CommonSettings, settings: &RunSettings) -> Result<u8, Fail
 
 /// Small pieces of async plumbing the binary needs.
 mod plumbing {
+    use std::sync::Arc;
+
+    use cascade_cleanup::DanglingImageCleanup;
     use tokio::signal::unix::{Signal, SignalKind, signal};
+
+    /// Resolves with the engine of the first loop found not running, checked
+    /// every second; never resolves while all run.
+    pub async fn first_to_end(loops: &[(String, Arc<DanglingImageCleanup>)]) -> String {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            if let Some((engine, _)) = loops.iter().find(|(_, l)| !l.is_running()) {
+                return engine.clone();
+            }
+        }
+    }
 
     /// A token that never fires, for one-shot sweeps.
     pub fn never() -> tokio_util::sync::CancellationToken {

@@ -2,8 +2,8 @@
 //! that brings every loop up and down in a defined order.
 //!
 //! The router owns a [`JanitorProcessor`] and calls `start` at boot and `stop`
-//! at shutdown. Loops start in the order they were registered and stop in the
-//! reverse order, so a later loop may rely on an earlier one. Both calls are
+//! at shutdown. Loops start in the order they were registered and are
+//! cancelled in the reverse order, then awaited together. Both calls are
 //! idempotent. The dangling-image loop is the first; the snapshot-eviction
 //! and orphan-container loops implement [`JanitorLoop`] and slot in beside it
 //! with [`JanitorProcessor::with_loop`].
@@ -20,6 +20,8 @@ pub trait JanitorLoop: Send + Sync + 'static {
     fn name(&self) -> &str;
     /// Starts the loop; must not start a second timer when already running.
     fn start(&self);
+    /// Asks the loop to start no new work, without waiting; `stop` follows.
+    fn cancel(&self) {}
     /// Stops the loop and awaits its in-flight work; a no-op when stopped.
     async fn stop(&self);
 }
@@ -32,6 +34,10 @@ impl JanitorLoop for DanglingImageCleanup {
 
     fn start(&self) {
         DanglingImageCleanup::start(self);
+    }
+
+    fn cancel(&self) {
+        DanglingImageCleanup::cancel(self);
     }
 
     async fn stop(&self) {
@@ -96,8 +102,10 @@ impl JanitorProcessor {
         true
     }
 
-    /// Stops every loop in reverse order and awaits each. Returns false when
-    /// the processor was not started.
+    /// Stops every loop: first cancels each, in reverse order, so none starts
+    /// new work while another is still finishing; then awaits them all
+    /// together, so shutdown takes as long as the slowest loop's deadline,
+    /// not the sum. Returns false when the processor was not started.
     pub async fn stop(&self) -> bool {
         let mut state = self.state.lock().await;
         if *state == State::Stopped {
@@ -105,8 +113,9 @@ impl JanitorProcessor {
         }
         for janitor_loop in self.loops.iter().rev() {
             tracing::debug!(name = janitor_loop.name(), "stopping janitor loop");
-            janitor_loop.stop().await;
+            janitor_loop.cancel();
         }
+        futures_util::future::join_all(self.loops.iter().rev().map(|l| l.stop())).await;
         *state = State::Stopped;
         true
     }
@@ -136,6 +145,13 @@ mod tests {
                 .lock()
                 .expect("log")
                 .push(format!("start {}", self.name));
+        }
+        fn cancel(&self) {
+            self.log
+                .0
+                .lock()
+                .expect("log")
+                .push(format!("cancel {}", self.name));
         }
         async fn stop(&self) {
             tokio::task::yield_now().await;
@@ -183,14 +199,18 @@ mod tests {
         assert_eq!(
             events(&log),
             [
+                "cancel orphan-containers",
+                "cancel snapshot-eviction",
+                "cancel dangling-images",
                 "stop orphan-containers",
                 "stop snapshot-eviction",
                 "stop dangling-images"
-            ]
+            ],
+            "no loop starts new work while another is still stopping"
         );
         assert!(p.start().await, "cycles work");
         assert!(p.stop().await);
-        assert_eq!(events(&log).len(), 6);
+        assert_eq!(events(&log).len(), 9);
     }
 
     #[tokio::test(start_paused = true)]
