@@ -104,9 +104,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", env = "CASCADE_JANITOR_STOP_DEADLINE", default_value = "30s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub stop_deadline: Duration,
     /// Serve /metrics and /healthz on this address, e.g. 127.0.0.1:9464 (off when unset)
-    #[arg(long, value_name = "ADDR", env = "CASCADE_JANITOR_METRICS_ADDR", value_parser = parse_socket_addr)]
+    #[arg(long, value_name = "ADDR", env = "CASCADE_JANITOR_METRICS_ADDR", value_parser = cascade_metrics::parse_metrics_addr)]
     pub metrics_addr: Option<SocketAddr>,
-    /// /healthz fails when the last successful sweep is older than this many intervals
+    /// /healthz fails when the last completed sweep (of any result) is older
+    /// than this many intervals
     #[arg(long, value_name = "N", env = "CASCADE_JANITOR_STALE_INTERVALS", default_value = "3", value_parser = parse_stale_intervals, allow_hyphen_values = true)]
     pub stale_intervals: NonZeroU32,
     /// Do not sweep on Docker events; sweep on the interval only
@@ -167,13 +168,6 @@ pub(crate) fn parse_docker_host(s: &str) -> Result<String, String> {
     crate::engine::parse_host(s).map(|_| s.to_string())
 }
 
-pub(crate) fn parse_socket_addr(s: &str) -> Result<SocketAddr, String> {
-    s.trim().parse().map_err(|_| {
-        "expected IP:PORT, e.g. 127.0.0.1:9464 or [::1]:9464 (a host name is not accepted)"
-            .to_string()
-    })
-}
-
 pub(crate) fn parse_stale_intervals(s: &str) -> Result<NonZeroU32, String> {
     match s.trim().parse::<u32>() {
         Ok(n) => NonZeroU32::new(n).ok_or_else(|| "must be at least 1".to_string()),
@@ -188,11 +182,22 @@ pub(crate) fn parse_label(s: &str) -> Result<Label, String> {
 
 const DURATION_HINT: &str = "expected a number with a unit, e.g. 0s, 90s, 10m, 1h";
 
+/// The longest duration accepted: longer ones overflow when added to an
+/// `Instant` or multiplied (stale intervals × interval), and are mistakes.
+pub(crate) const MAX_DURATION: Duration = Duration::from_secs(36_500 * 24 * 60 * 60);
+
+const TOO_LONG: &str = "too long; at most 100 years (36500d)";
+
 pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     if s.trim_start().starts_with('-') {
         return Err(format!("durations cannot be negative; {DURATION_HINT}"));
     }
-    humantime::parse_duration(s.trim()).map_err(|_| DURATION_HINT.to_string())
+    match humantime::parse_duration(s.trim()) {
+        Ok(d) if d > MAX_DURATION => Err(TOO_LONG.to_string()),
+        Ok(d) => Ok(d),
+        Err(humantime::DurationError::NumberOverflow) => Err(TOO_LONG.to_string()),
+        Err(_) => Err(DURATION_HINT.to_string()),
+    }
 }
 
 pub(crate) fn parse_positive_duration(s: &str) -> Result<Duration, String> {
@@ -234,5 +239,70 @@ mod tests {
             parse_concurrency("8"),
             Ok(NonZeroUsize::new(8).expect("nz"))
         );
+    }
+
+    #[test]
+    fn absurd_durations_are_refused_before_they_overflow() {
+        assert_eq!(parse_duration("36500d"), Ok(MAX_DURATION));
+        for long in ["36501d", "101y", "99999999999999999999s", "584942417355y"] {
+            let err = parse_duration(long).expect_err(long);
+            assert!(err.contains("too long; at most 100 years"), "{long}: {err}");
+            assert!(parse_positive_duration(long).is_err(), "{long}");
+        }
+        // The longest accepted value survives being added to an Instant.
+        let _ = std::time::Instant::now() + MAX_DURATION;
+    }
+
+    #[test]
+    fn metrics_addr_errors_are_one_line() {
+        use clap::Parser;
+        let err =
+            Cli::try_parse_from(["cascade-janitor", "run", "--metrics-addr", "localhost:9464"])
+                .expect_err("a host name");
+        let text = err.to_string();
+        assert!(text.contains("localhost:9464"), "{text}");
+        assert!(text.contains("127.0.0.1:9464"), "{text}");
+    }
+
+    /// The clap defaults are written as strings; they must say what the
+    /// library's constants say, or `--help` and the behaviour drift apart.
+    #[test]
+    fn clap_defaults_are_the_library_defaults() {
+        use clap::CommandFactory;
+        let command = Cli::command();
+        let default = |sub: &str, id: &str| -> String {
+            let arg = command
+                .find_subcommand(sub)
+                .and_then(|s| s.get_arguments().find(|a| a.get_id() == id))
+                .unwrap_or_else(|| panic!("{sub} has {id}"));
+            let values = arg.get_default_values();
+            assert_eq!(values.len(), 1, "{sub} {id}");
+            values[0].to_string_lossy().into_owned()
+        };
+        for sub in ["run", "prune", "doctor"] {
+            assert_eq!(
+                parse_duration(&default(sub, "min_age")),
+                Ok(cascade_cleanup::DEFAULT_MIN_AGE),
+                "{sub}"
+            );
+            assert_eq!(
+                parse_concurrency(&default(sub, "concurrency")),
+                Ok(cascade_cleanup::DEFAULT_CONCURRENCY),
+                "{sub}"
+            );
+            assert_eq!(
+                parse_positive_duration(&default(sub, "timeout")),
+                Ok(cascade_cleanup::DEFAULT_CALL_TIMEOUT),
+                "{sub}"
+            );
+        }
+        for (id, constant) in [
+            ("interval", cascade_cleanup::DEFAULT_INTERVAL),
+            ("stop_deadline", cascade_cleanup::DEFAULT_STOP_DEADLINE),
+            ("event_debounce", cascade_cleanup::DEFAULT_EVENT_DEBOUNCE),
+            ("min_sweep_gap", cascade_cleanup::DEFAULT_MIN_GAP),
+        ] {
+            assert_eq!(parse_duration(&default("run", id)), Ok(constant), "{id}");
+        }
     }
 }

@@ -109,8 +109,8 @@ pub struct RunSettings {
     pub stop_deadline: Duration,
     /// `--metrics-addr`: serve /metrics and /healthz here; `None` = off.
     pub metrics_addr: Option<SocketAddr>,
-    /// `--stale-intervals`: /healthz fails when the last successful sweep is
-    /// older than this many intervals.
+    /// `--stale-intervals`: /healthz fails when the last completed sweep (of
+    /// any result) is older than this many intervals.
     pub stale_intervals: NonZeroU32,
     /// Sweep on Docker events (`--no-events` turns it off).
     pub events: bool,
@@ -171,6 +171,7 @@ where
             "a command is required: run, prune or doctor; see `cascade-janitor --help`".into(),
         )));
     };
+    check_env_names(std::env::vars_os().map(|(name, _)| name), &command)?;
     let all_keys = keys_by_command(&command);
     let sub_command = command
         .find_subcommand(name)
@@ -215,6 +216,10 @@ where
         Some(file) => file.check_keys(name, &all_keys)?,
         None => Vec::new(),
     };
+
+    if name == "run" {
+        refuse_dry_run(r.file.as_ref())?;
+    }
 
     let docker_hosts = r.docker_hosts(common.docker_host)?;
     let labels = r.list("labels", common.labels, cli::parse_label)?;
@@ -276,10 +281,12 @@ where
             cli::parse_duration,
             show_duration,
         )?;
-        let metrics_addr =
-            r.optional("metrics_addr", metrics_addr, cli::parse_socket_addr, |a| {
-                show_str(&a.to_string())
-            })?;
+        let metrics_addr = r.optional(
+            "metrics_addr",
+            metrics_addr,
+            |s| cascade_metrics::parse_metrics_addr(s).map_err(|e| e.to_string()),
+            |a| show_str(&a.to_string()),
+        )?;
         let stale_intervals = r.scalar(
             "stale_intervals",
             stale,
@@ -287,6 +294,17 @@ where
             cli::parse_stale_intervals,
             |n| n.to_string(),
         )?;
+        if interval.saturating_mul(stale_intervals.get()) > cli::MAX_DURATION {
+            return Err(r
+                .error(
+                    "stale_intervals",
+                    &format!(
+                        "{stale_intervals} intervals of {} is too long; at most 100 years (36500d): lower it or the interval",
+                        humantime::format_duration(interval)
+                    ),
+                )
+                .into());
+        }
         let no_events = r.scalar("no_events", no_events, Kind::Bool, parse_bool, |b| {
             b.to_string()
         })?;
@@ -355,6 +373,138 @@ where
         origins: r.origins,
         ignored,
     })
+}
+
+/// The prefix of every variable the binary reads for an option.
+const ENV_PREFIX: &str = "CASCADE_JANITOR_";
+
+/// Variables with the prefix that are no option but are known: the
+/// integration tests' switch, inherited by the binaries they start.
+const ENV_NOT_OPTIONS: &[&str] = &["CASCADE_JANITOR_REQUIRE_IMAGE"];
+
+/// Every option variable of every command, from the clap definitions.
+fn env_names(command: &clap::Command) -> Vec<String> {
+    let mut names: Vec<String> = command
+        .get_arguments()
+        .chain(command.get_subcommands().flat_map(|s| s.get_arguments()))
+        .filter_map(|arg| arg.get_env())
+        .map(|env| env.to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Refuses a `CASCADE_JANITOR_*` variable that is no option of any command:
+/// a misspelt one (`CASCADE_JANITOR_LABELS`) would otherwise leave the
+/// default in force, e.g. a wider scope than the operator meant. A variable
+/// of another command only is fine here (see [`refuse_dry_run`]).
+fn check_env_names(
+    names: impl IntoIterator<Item = OsString>,
+    command: &clap::Command,
+) -> Result<(), Failure> {
+    let valid = env_names(command);
+    for name in names {
+        let name = name.to_string_lossy();
+        if !name.starts_with(ENV_PREFIX)
+            || valid.iter().any(|v| *v == name)
+            || ENV_NOT_OPTIONS.contains(&name.as_ref())
+        {
+            continue;
+        }
+        let shown: String = name.escape_debug().collect();
+        let hint = nearest(&name, &valid)
+            .map(|n| format!(" (did you mean {n}?)"))
+            .unwrap_or_default();
+        return Err(Failure::usage(format!(
+            "environment variable {shown} is no cascade-janitor option{hint}; unset it (an option's variable is CASCADE_JANITOR_ and its long name in capitals, e.g. CASCADE_JANITOR_MIN_AGE for --min-age)"
+        )));
+    }
+    Ok(())
+}
+
+/// The valid name closest to `name`: one it starts with or that starts with
+/// it, else one within a few edits.
+fn nearest<'a>(name: &str, valid: &'a [String]) -> Option<&'a str> {
+    let prefixed = valid
+        .iter()
+        .filter(|v| name.starts_with(v.as_str()) || v.starts_with(name))
+        .max_by_key(|v| v.len());
+    if let Some(v) = prefixed {
+        return Some(v);
+    }
+    valid
+        .iter()
+        .map(|v| (edit_distance(name, v), v))
+        .filter(|(d, _)| *d <= 3)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Levenshtein distance, by characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let next = (diagonal + usize::from(ca != *cb))
+                .min(row[j] + 1)
+                .min(row[j + 1] + 1);
+            diagonal = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
+
+/// The variable `--dry-run` of `prune` reads.
+const DRY_RUN_ENV: &str = "CASCADE_JANITOR_DRY_RUN";
+
+/// `run` has no dry-run mode: a dry-run request from the file or the
+/// environment must never turn into a removing daemon, so it is refused
+/// rather than ignored. `dry_run = false` (or a falsey variable) is ignored.
+fn refuse_dry_run(file: Option<&ConfigFile>) -> Result<(), Failure> {
+    const WHY: &str = "run has no dry-run mode; use `prune --dry-run`";
+    if let Some(file) = file
+        && let Some(entry) = file.entries.get("dry_run")
+        && !matches!(entry.value, toml::Value::Boolean(false))
+    {
+        return Err(Failure::usage(format!(
+            "config file {}{}: `dry_run = {}`: {WHY}, or remove dry_run from {}",
+            file.path.display(),
+            entry
+                .line
+                .map(|l| format!(", line {l}"))
+                .unwrap_or_default(),
+            match &entry.value {
+                toml::Value::String(text) => show_str(text),
+                toml::Value::Boolean(b) => b.to_string(),
+                other => format!("<{}>", other.type_str()),
+            },
+            file.path.display()
+        )));
+    }
+    if let Some(value) = std::env::var_os(DRY_RUN_ENV)
+        && env_flag_is_set(&value.to_string_lossy())
+    {
+        return Err(Failure::usage(format!(
+            "{DRY_RUN_ENV}={}: {WHY}, or unset {DRY_RUN_ENV}",
+            value.to_string_lossy().escape_debug()
+        )));
+    }
+    Ok(())
+}
+
+/// Whether a switch's variable turns it on, the way clap reads it for
+/// `prune --dry-run`: anything but empty, n, no, f, false, off or 0.
+fn env_flag_is_set(value: &str) -> bool {
+    let value = value.trim();
+    !value.is_empty()
+        && !["n", "no", "f", "false", "off", "0"]
+            .iter()
+            .any(|f| value.eq_ignore_ascii_case(f))
 }
 
 fn common_print_config(matches: &ArgMatches) -> bool {
@@ -548,6 +698,23 @@ impl Resolver<'_> {
         })
     }
 
+    /// The file's value for `id`, through the flag's parser, when clap only
+    /// had a default for it.
+    fn file_value<T>(
+        &self,
+        id: &str,
+        kind: Kind,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<Option<(T, Source)>, Failure> {
+        let Some((entry, source)) = self.file_entry(id) else {
+            return Ok(None);
+        };
+        let text = self.file_scalar(id, entry, kind)?;
+        let value = parse(&text)
+            .map_err(|why| self.file_error(id, entry, &format!("invalid value `{text}`: {why}")))?;
+        Ok(Some((value, source)))
+    }
+
     fn scalar<T>(
         &mut self,
         id: &str,
@@ -556,16 +723,9 @@ impl Resolver<'_> {
         parse: impl Fn(&str) -> Result<T, String>,
         show: impl Fn(&T) -> String,
     ) -> Result<T, Failure> {
-        let (value, source) = match self.file_entry(id) {
-            Some((entry, source)) => {
-                let text = self.file_scalar(id, entry, kind)?;
-                let value = parse(&text).map_err(|why| {
-                    self.file_error(id, entry, &format!("invalid value `{text}`: {why}"))
-                })?;
-                (value, source)
-            }
-            None => (clap_value, self.clap_source(id)),
-        };
+        let (value, source) = self
+            .file_value(id, kind, parse)?
+            .unwrap_or_else(|| (clap_value, self.clap_source(id)));
         self.record(id, Some(show(&value)), source);
         Ok(value)
     }
@@ -577,14 +737,8 @@ impl Resolver<'_> {
         parse: impl Fn(&str) -> Result<T, String>,
         show: impl Fn(&T) -> String,
     ) -> Result<Option<T>, Failure> {
-        let (value, source) = match self.file_entry(id) {
-            Some((entry, source)) => {
-                let text = self.file_scalar(id, entry, Kind::Str)?;
-                let value = parse(&text).map_err(|why| {
-                    self.file_error(id, entry, &format!("invalid value `{text}`: {why}"))
-                })?;
-                (Some(value), source)
-            }
+        let (value, source) = match self.file_value(id, Kind::Str, parse)? {
+            Some((value, source)) => (Some(value), source),
             None => (clap_value, self.clap_source(id)),
         };
         self.record(id, value.as_ref().map(show), source);
@@ -677,13 +831,18 @@ impl Resolver<'_> {
         if hosts.is_empty() {
             return Err(self.error(id, "no engine given; list at least one, e.g. docker_host = [\"unix:///var/run/docker.sock\"]"));
         }
-        for (i, host) in hosts.iter().enumerate() {
-            if hosts[..i].contains(host) {
-                return Err(self.error(
-                    id,
-                    &format!("`{host}` is given twice; list each engine once"),
-                ));
+        let mut seen: Vec<(engine::Address, &String)> = Vec::new();
+        for host in &hosts {
+            let address = engine::parse_host(host).map_err(|why| self.error(id, &why))?;
+            if let Some((_, first)) = seen.iter().find(|(a, _)| *a == address) {
+                let why = if *first == host {
+                    format!("`{host}` is given twice; list each engine once")
+                } else {
+                    format!("`{first}` and `{host}` are the same engine; list each engine once")
+                };
+                return Err(self.error(id, &why));
             }
+            seen.push((address, host));
         }
         Ok(hosts)
     }
@@ -945,5 +1104,39 @@ mod tests {
                 .message
                 .contains("--config")
         );
+    }
+
+    #[test]
+    fn env_names_come_from_every_command() {
+        let command = Cli::command();
+        let names = env_names(&command);
+        for name in [
+            "CASCADE_JANITOR_CONFIG",
+            "CASCADE_JANITOR_PRINT_CONFIG",
+            "CASCADE_JANITOR_LABEL",
+            "CASCADE_JANITOR_INTERVAL",
+            "CASCADE_JANITOR_DRY_RUN",
+        ] {
+            assert!(names.iter().any(|n| n == name), "{name}");
+        }
+        let check = |name: &str| check_env_names([OsString::from(name)], &command);
+        assert!(check("CASCADE_JANITOR_DRY_RUN").is_ok());
+        assert!(check("CASCADE_JANITOR_REQUIRE_IMAGE").is_ok());
+        assert!(check("DOCKER_HOST").is_ok());
+        let err = check("CASCADE_JANITOR_LABELS").expect_err("plural");
+        assert_eq!(err.code, crate::EXIT_USAGE);
+        assert!(
+            err.message.contains("did you mean CASCADE_JANITOR_LABEL?"),
+            "{}",
+            err.message
+        );
+        let err = check("CASCADE_JANITOR_\nX").expect_err("odd name");
+        assert!(!err.message.contains('\n'), "{}", err.message);
+        assert_eq!(
+            nearest("CASCADE_JANITOR_TIMOUT", &names),
+            Some("CASCADE_JANITOR_TIMEOUT")
+        );
+        assert_eq!(nearest("CASCADE_JANITOR_ZZZZZZZZZZ", &names), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
     }
 }

@@ -162,7 +162,7 @@ fn an_engine_down_at_start_does_not_stop_the_daemon() {
     let dir = tempfile::tempdir().expect("tempdir");
     let missing = format!("unix://{}/absent.sock", dir.path().display());
     let mut daemon = Command::new(env!("CARGO_BIN_EXE_cascade-janitor"))
-        .args(["run", "--interval", "1h"])
+        .args(["run", "--interval", "1s"])
         .env_clear()
         .env("CASCADE_JANITOR_DOCKER_HOST", &missing)
         .stdout(std::process::Stdio::null())
@@ -171,13 +171,20 @@ fn an_engine_down_at_start_does_not_stop_the_daemon() {
         .expect("the binary runs");
     let stderr = daemon.stderr.take().expect("stderr");
     let mut lines = BufReader::new(stderr).lines();
-    // The first pass fails, names the engine, and the daemon stays up.
-    let failed = lines
+    // The first pass fails and names the engine; a second failed pass
+    // proves the daemon outlived the first one and keeps trying.
+    let mut failures = lines
         .by_ref()
         .map_while(Result::ok)
-        .find(|l| l.contains("sweep of this engine failed"))
+        .filter(|l| l.contains("sweep of this engine failed"));
+    let failed = failures
+        .next()
         .expect("a failed pass is logged before stderr closes");
     assert!(failed.contains("absent.sock"), "names the engine: {failed}");
+    let again = failures
+        .next()
+        .expect("a second failed pass is logged: run did not exit after the first");
+    assert!(again.contains("absent.sock"), "names the engine: {again}");
     assert!(
         daemon.try_wait().expect("wait").is_none(),
         "run must not exit"
@@ -508,6 +515,29 @@ fn bad_new_run_options_are_exit_2() {
             ],
             "given twice",
         ),
+        (
+            &[
+                "prune",
+                "--docker-host",
+                "tcp://127.0.0.1:2375",
+                "--docker-host",
+                "tcp://127.0.0.1:2375/",
+            ],
+            "same engine",
+        ),
+        (
+            &[
+                "doctor",
+                "--docker-host",
+                "tcp://127.0.0.1:2375",
+                "--docker-host",
+                "http://127.0.0.1:2375",
+            ],
+            "same engine",
+        ),
+        (&["prune", "--min-age", "36501d"], "at most 100 years"),
+        (&["run", "--interval", "200y"], "at most 100 years"),
+        (&["run", "--interval", "36500d"], "--stale-intervals"),
     ];
     for (args, culprit) in cases {
         let witness = Witness::new();
@@ -556,4 +586,142 @@ fn several_engines_one_unreachable_is_exit_1_and_each_is_reported() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains(&format!("== engine {b} ==")), "{stdout}");
     assert!(stdout.contains("0 of 2 engines healthy"), "{stdout}");
+}
+
+#[test]
+fn an_unknown_cascade_janitor_variable_is_exit_2() {
+    let witness = Witness::new();
+    let host = witness.host.as_str();
+    let cases: &[(&str, &[&str], &str)] = &[
+        // The plural would silently leave the default, wider scope.
+        (
+            "CASCADE_JANITOR_LABELS",
+            &["prune"],
+            "CASCADE_JANITOR_LABEL?",
+        ),
+        (
+            "CASCADE_JANITOR_MINAGE",
+            &["prune"],
+            "CASCADE_JANITOR_MIN_AGE?",
+        ),
+        (
+            "CASCADE_JANITOR_DOCKER_HOSTS",
+            &["doctor"],
+            "CASCADE_JANITOR_DOCKER_HOST?",
+        ),
+        (
+            "CASCADE_JANITOR_INTERVALL",
+            &["run", "--print-config"],
+            "CASCADE_JANITOR_INTERVAL?",
+        ),
+        (
+            "CASCADE_JANITOR_WHATEVER",
+            &["run", "--print-config"],
+            "unset it",
+        ),
+    ];
+    for (name, args, hint) in cases {
+        let out = configured(
+            args,
+            &[("CASCADE_JANITOR_DOCKER_HOST", host), (name, "team=x")],
+        );
+        assert_one_line_error(&out, 2, name);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(hint), "{name}: {stderr}");
+        assert!(stderr.contains("unset it"), "{name}: {stderr}");
+    }
+    assert!(!witness.was_contacted());
+
+    // Another command's variable is fine (one environment can serve all).
+    let out = configured(
+        &["doctor", "--print-config"],
+        &[
+            ("CASCADE_JANITOR_INTERVAL", "5m"),
+            ("CASCADE_JANITOR_OUTPUT", "json"),
+            ("CASCADE_JANITOR_PRINT_CONFIG", "false"),
+        ],
+    );
+    printed(&out, "min_age");
+}
+
+#[test]
+fn run_refuses_a_dry_run_request() {
+    let witness = Witness::new();
+    let host = witness.host.as_str();
+    for text in ["dry_run = true\n", "min_age = \"1m\"\ndry_run = \"yes\"\n"] {
+        let file = config_file(text);
+        let out = configured(
+            &["run", "--config", &file.path],
+            &[("CASCADE_JANITOR_DOCKER_HOST", host)],
+        );
+        assert_one_line_error(&out, 2, "dry_run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("run has no dry-run mode"), "{stderr}");
+        assert!(stderr.contains("prune --dry-run"), "{stderr}");
+        assert!(
+            stderr.contains(&format!("remove dry_run from {}", file.path)),
+            "{stderr}"
+        );
+    }
+    for value in ["true", "1", "yes"] {
+        let out = configured(
+            &["run"],
+            &[
+                ("CASCADE_JANITOR_DOCKER_HOST", host),
+                ("CASCADE_JANITOR_DRY_RUN", value),
+            ],
+        );
+        assert_one_line_error(&out, 2, "CASCADE_JANITOR_DRY_RUN");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("use `prune --dry-run`, or unset CASCADE_JANITOR_DRY_RUN"),
+            "{stderr}"
+        );
+    }
+    assert!(
+        !witness.was_contacted(),
+        "a dry-run request reached the engine"
+    );
+
+    // false is accepted and ignored, as any key of another command.
+    let file = config_file("dry_run = false\n");
+    let out = configured(
+        &["run", "--print-config", "--config", &file.path],
+        &[("CASCADE_JANITOR_DRY_RUN", "false")],
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("ignored from the config file: dry_run"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // prune still takes the same file and variable.
+    let file = config_file("dry_run = true\n");
+    let out = configured(
+        &["prune", "--print-config", "--config", &file.path],
+        &[("CASCADE_JANITOR_DRY_RUN", "true")],
+    );
+    assert!(printed(&out, "dry_run").contains("true"));
+}
+
+#[test]
+fn config_file_durations_are_bounded_too() {
+    for text in [
+        "min_age = \"36501d\"\n",
+        "interval = \"101years\"\n",
+        "stop_deadline = \"99999999999999999999s\"\n",
+    ] {
+        let witness = Witness::new();
+        let file = config_file(text);
+        let out = configured(
+            &["run", "--config", &file.path],
+            &[("CASCADE_JANITOR_DOCKER_HOST", witness.host.as_str())],
+        );
+        assert_one_line_error(&out, 2, &file.path);
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("too long; at most 100 years"),
+            "{text}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!witness.was_contacted());
+    }
 }
