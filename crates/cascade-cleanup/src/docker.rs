@@ -153,7 +153,7 @@ impl DockerImages for Docker {
     async fn local_data_root(&self) -> Option<std::path::PathBuf> {
         let info = self.info().await.ok()?;
         let root = std::path::PathBuf::from(info.docker_root_dir?);
-        match crate::disk::visible_data_root(&root, info.driver.as_deref()) {
+        match crate::disk::visible_data_root(&root, info.driver.as_deref(), info.id.as_deref()) {
             Ok(()) => Some(root),
             Err(why) => {
                 tracing::debug!(%why, "engine data root not visible; reclaimed space is the sum of image sizes");

@@ -78,13 +78,18 @@ async fn check(docker: &bollard::Docker, host: &str, common: &CommonSettings) ->
         Ok(info) => {
             let driver = info.driver.as_deref();
             let root = info.docker_root_dir.as_deref();
+            let remote = !host.starts_with("unix://");
             println!(
                 "storage: driver {}, root dir {}",
                 driver.unwrap_or("?"),
                 root.unwrap_or("?")
             );
             if let Some(root) = root {
-                let space = root_dir_space(Path::new(root), driver);
+                let space = if remote {
+                    RootDirSpace::not_visible("a remote engine's disk")
+                } else {
+                    root_dir_space(Path::new(root), driver, info.id.as_deref())
+                };
                 println!("root dir free space: {}", space.line);
                 if space.low {
                     println!(
@@ -181,12 +186,18 @@ struct RootDirSpace {
 /// The engine's root dir is only measurable when the janitor sees the same
 /// folder; see `cascade_cleanup::disk::visible_data_root`. Otherwise it is
 /// reported as not visible rather than measured wrongly.
-fn root_dir_space(root: &Path, driver: Option<&str>) -> RootDirSpace {
-    let not_visible = |why: &str| RootDirSpace {
-        line: format!("not visible from here ({why}); check it on the engine's host"),
-        low: false,
-    };
-    if let Err(why) = disk::visible_data_root(root, driver) {
+impl RootDirSpace {
+    fn not_visible(why: &str) -> RootDirSpace {
+        RootDirSpace {
+            line: format!("not visible from here ({why}); check it on the engine's host"),
+            low: false,
+        }
+    }
+}
+
+fn root_dir_space(root: &Path, driver: Option<&str>, engine_id: Option<&str>) -> RootDirSpace {
+    let not_visible = RootDirSpace::not_visible;
+    if let Err(why) = disk::visible_data_root(root, driver, engine_id) {
         return not_visible(&why);
     }
     match disk::disk_space(root) {
@@ -213,14 +224,15 @@ mod tests {
     #[test]
     fn a_visible_root_dir_is_measured() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let space = root_dir_space(dir.path(), Some("overlay2"));
+        std::fs::create_dir_all(dir.path().join("image/overlay2")).expect("layout");
+        let space = root_dir_space(dir.path(), Some("overlay2"), None);
         assert!(space.line.contains(" free of "), "{}", space.line);
         assert!(space.line.contains('%'), "{}", space.line);
     }
 
     #[test]
     fn a_missing_root_dir_is_not_visible() {
-        let space = root_dir_space(Path::new("/nonexistent/docker-root"), Some("vfs"));
+        let space = root_dir_space(Path::new("/nonexistent/docker-root"), Some("vfs"), None);
         assert!(
             space.line.starts_with("not visible from here"),
             "{}",
@@ -233,13 +245,9 @@ mod tests {
     fn another_engines_root_dir_is_not_visible() {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir_all(dir.path().join("image/overlay2")).expect("layout");
-        let space = root_dir_space(dir.path(), Some("vfs"));
-        assert!(
-            space.line.contains("belongs to another engine"),
-            "{}",
-            space.line
-        );
-        let same = root_dir_space(dir.path(), Some("overlay2"));
+        let space = root_dir_space(dir.path(), Some("vfs"), None);
+        assert!(space.line.contains("another engine's"), "{}", space.line);
+        let same = root_dir_space(dir.path(), Some("overlay2"), None);
         assert!(same.line.contains(" free of "), "{}", same.line);
     }
 }

@@ -176,7 +176,7 @@ fn an_engine_down_at_start_does_not_stop_the_daemon() {
     let mut failures = lines
         .by_ref()
         .map_while(Result::ok)
-        .filter(|l| l.contains("sweep of this engine failed"));
+        .filter(|l| l.contains("scan failed"));
     let failed = failures
         .next()
         .expect("a failed pass is logged before stderr closes");
