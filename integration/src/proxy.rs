@@ -26,17 +26,29 @@ pub enum Fault {
     FailRemovalOf(String),
     /// Forward everything, each image removal after this delay.
     SlowRemovals(std::time::Duration),
+    /// Forward everything but hold each image removal until
+    /// [`FaultProxy::release`] (or the fault changes).
+    HoldRemovals,
 }
 
 #[derive(Debug)]
 pub struct FaultProxy {
     pub socket: PathBuf,
     fault: Arc<Mutex<Fault>>,
+    seen: Arc<Seen>,
     task: JoinHandle<()>,
     _dir: tempfile::TempDir,
 }
 
 type Body = BoxBody<Bytes, hyper::Error>;
+
+/// What went through the proxy, and the gate held removals wait at.
+#[derive(Debug, Default)]
+struct Seen {
+    requests: std::sync::atomic::AtomicUsize,
+    removals: std::sync::atomic::AtomicUsize,
+    released: tokio::sync::Notify,
+}
 
 impl FaultProxy {
     pub fn start(upstream: &Path) -> Result<FaultProxy> {
@@ -46,15 +58,17 @@ impl FaultProxy {
         let socket = dir.path().join("docker.sock");
         let listener = UnixListener::bind(&socket)?;
         let fault = Arc::new(Mutex::new(Fault::None));
+        let seen = Arc::new(Seen::default());
         let upstream = upstream.to_path_buf();
         let task = tokio::spawn({
-            let fault = Arc::clone(&fault);
+            let (fault, seen) = (Arc::clone(&fault), Arc::clone(&seen));
             async move {
                 while let Ok((stream, _)) = listener.accept().await {
-                    let (fault, upstream) = (Arc::clone(&fault), upstream.clone());
+                    let (fault, seen, upstream) =
+                        (Arc::clone(&fault), Arc::clone(&seen), upstream.clone());
                     tokio::spawn(async move {
                         let service = hyper::service::service_fn(move |req| {
-                            handle(req, upstream.clone(), Arc::clone(&fault))
+                            handle(req, upstream.clone(), Arc::clone(&fault), Arc::clone(&seen))
                         });
                         let _ = hyper::server::conn::http1::Builder::new()
                             .serve_connection(TokioIo::new(stream), service)
@@ -66,6 +80,7 @@ impl FaultProxy {
         Ok(FaultProxy {
             socket,
             fault,
+            seen,
             task,
             _dir: dir,
         })
@@ -77,6 +92,22 @@ impl FaultProxy {
 
     pub fn set(&self, fault: Fault) {
         *self.fault.lock().expect("fault") = fault;
+        self.release();
+    }
+
+    /// Lets every held removal go on.
+    pub fn release(&self) {
+        self.seen.released.notify_waiters();
+    }
+
+    /// Requests received so far (any kind).
+    pub fn requests(&self) -> usize {
+        self.seen.requests.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// `DELETE /images/...` requests received so far.
+    pub fn removals(&self) -> usize {
+        self.seen.removals.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
@@ -90,9 +121,19 @@ async fn handle(
     req: Request<Incoming>,
     upstream: PathBuf,
     fault: Arc<Mutex<Fault>>,
+    seen: Arc<Seen>,
 ) -> Result<Response<Body>, Infallible> {
+    use std::sync::atomic::Ordering::SeqCst;
+    let removal = req.method() == hyper::Method::DELETE && req.uri().path().contains("/images/");
+    // Registered before counting, so a release right after the count is seen.
+    let released = seen.released.notified();
+    seen.requests.fetch_add(1, SeqCst);
+    if removal {
+        seen.removals.fetch_add(1, SeqCst);
+    }
     let current = fault.lock().expect("fault").clone();
     match current {
+        Fault::HoldRemovals if removal => released.await,
         Fault::Hang => std::future::pending().await,
         Fault::FailRemovalOf(id) if is_removal_of(&req, &id) => {
             return Ok(text(
@@ -100,11 +141,7 @@ async fn handle(
                 r#"{"message":"injected failure"}"#,
             ));
         }
-        Fault::SlowRemovals(delay)
-            if req.method() == hyper::Method::DELETE && req.uri().path().contains("/images/") =>
-        {
-            tokio::time::sleep(delay).await;
-        }
+        Fault::SlowRemovals(delay) if removal => tokio::time::sleep(delay).await,
         _ => {}
     }
     Ok(forward(req, &upstream).await.unwrap_or_else(|e| {

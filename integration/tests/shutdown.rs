@@ -53,6 +53,20 @@ async fn exit(mut child: Child, limit: Duration) -> Result<(i32, String)> {
     Ok((status.code().unwrap_or(-1), stderr))
 }
 
+/// The daemon's stderr, collected line by line as it comes.
+fn collect_stderr(child: &mut Child) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
+    use tokio::io::AsyncBufReadExt;
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let sink = std::sync::Arc::clone(&log);
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            sink.lock().expect("log").push(line);
+        }
+    });
+    log
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_mid_sweep_lets_sent_removals_finish_and_starts_no_more() -> Result<()> {
     let engine = NestedEngine::start().await?;
@@ -68,36 +82,50 @@ async fn sigterm_mid_sweep_lets_sent_removals_finish_and_starts_no_more() -> Res
         .collect();
     let before = all_image_ids(d).await?;
     let proxy = FaultProxy::start(&engine.socket)?;
-    proxy.set(Fault::SlowRemovals(Duration::from_millis(300)));
+    // Removals reach the proxy and wait there: the signal lands while
+    // exactly `--concurrency` removals are in flight.
+    proxy.set(Fault::HoldRemovals);
 
-    let child = daemon(
+    let mut child = daemon(
         &proxy.host(),
         &["--concurrency", "2", "--stop-deadline", "20s"],
     )?;
-    wait_until(Duration::from_secs(20), "a first removal", || async {
-        all_image_ids(d)
-            .await
-            .map(|ids| ids.len() < before.len())
-            .unwrap_or(false)
-    })
+    let log = collect_stderr(&mut child);
+    wait_until(
+        Duration::from_secs(20),
+        "two removals in flight",
+        || async { proxy.removals() >= 2 },
+    )
     .await?;
     signal(&child, "TERM")?;
-    let (code, stderr) = exit(child, Duration::from_secs(20)).await?;
+    wait_until(Duration::from_secs(10), "the shutdown to begin", || async {
+        log.lock()
+            .expect("log")
+            .iter()
+            .any(|l| l.contains("shutting down"))
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    proxy.release();
+    let (code, _) = exit(child, Duration::from_secs(20)).await?;
+    let stderr = log.lock().expect("log").join("\n");
     assert_eq!(code, 0, "{stderr}");
-    assert!(stderr.contains("shutting down"), "{stderr}");
+    assert_eq!(
+        proxy.removals(),
+        2,
+        "no removal starts after the signal: {stderr}"
+    );
 
     let after = all_image_ids(d).await?;
     let removed: BTreeSet<String> = before.difference(&after).cloned().collect();
-    assert!(
-        !removed.is_empty() && removed.is_subset(&ours),
-        "{removed:?}"
+    assert_eq!(
+        removed.len(),
+        2,
+        "the two sent removals finished: {removed:?}"
     );
-    assert!(
-        removed.len() < ours.len() / 2,
-        "no new removal starts after the signal: {} removed",
-        removed.len()
-    );
+    assert!(removed.is_subset(&ours), "{removed:?}");
     assert!(after.contains(&loaded["mysql"]) && after.contains(&loaded["stranger"]));
+    drop(proxy);
     engine.finish().await
 }
 
