@@ -6,7 +6,7 @@
 //! sweeps is a nested one whose socket folder is bind-mounted read-only.
 //!
 //! The image is not built here (a release build takes minutes). Without it
-//! the test prints why and passes; set `CASCADE_JANITOR_REQUIRE_IMAGE=1` to
+//! the test prints why and passes; set `JANITOR_TEST_REQUIRE_IMAGE=1` to
 //! make a missing image a failure instead.
 //!
 //! The host engine only runs the janitor's containers: the nested engine's
@@ -139,10 +139,10 @@ impl Drop for RunningContainer {
 async fn the_hardened_image_removes_only_labelled_dangling_images() -> Result<()> {
     if !image_present().await? {
         let why = format!("{IMAGE} is not on the host engine; build it with `cargo xtask image`");
-        if std::env::var_os("CASCADE_JANITOR_REQUIRE_IMAGE").is_some() {
+        if std::env::var_os("JANITOR_TEST_REQUIRE_IMAGE").is_some() {
             bail!("{why}");
         }
-        eprintln!("SKIPPED: {why} (set CASCADE_JANITOR_REQUIRE_IMAGE=1 to fail instead)");
+        eprintln!("SKIPPED: {why} (set JANITOR_TEST_REQUIRE_IMAGE=1 to fail instead)");
         return Ok(());
     }
     let engine = NestedEngine::start().await?;

@@ -378,10 +378,6 @@ where
 /// The prefix of every variable the binary reads for an option.
 const ENV_PREFIX: &str = "CASCADE_JANITOR_";
 
-/// Variables with the prefix that are no option but are known: the
-/// integration tests' switch, inherited by the binaries they start.
-const ENV_NOT_OPTIONS: &[&str] = &["CASCADE_JANITOR_REQUIRE_IMAGE"];
-
 /// Every option variable of every command, from the clap definitions.
 fn env_names(command: &clap::Command) -> Vec<String> {
     let mut names: Vec<String> = command
@@ -406,10 +402,7 @@ fn check_env_names(
     let valid = env_names(command);
     for name in names {
         let name = name.to_string_lossy();
-        if !name.starts_with(ENV_PREFIX)
-            || valid.iter().any(|v| *v == name)
-            || ENV_NOT_OPTIONS.contains(&name.as_ref())
-        {
+        if !name.starts_with(ENV_PREFIX) || valid.iter().any(|v| *v == name) {
             continue;
         }
         let shown: String = name.escape_debug().collect();
@@ -1121,7 +1114,6 @@ mod tests {
         }
         let check = |name: &str| check_env_names([OsString::from(name)], &command);
         assert!(check("CASCADE_JANITOR_DRY_RUN").is_ok());
-        assert!(check("CASCADE_JANITOR_REQUIRE_IMAGE").is_ok());
         assert!(check("DOCKER_HOST").is_ok());
         let err = check("CASCADE_JANITOR_LABELS").expect_err("plural");
         assert_eq!(err.code, crate::EXIT_USAGE);

@@ -30,7 +30,7 @@ pub async fn doctor(common: &CommonSettings) -> Result<u8, Failure> {
     let mut unhealthy = 0;
     for (i, host) in common.docker_hosts.iter().enumerate() {
         if several {
-            println!("{}== engine {host} ==", if i == 0 { "" } else { "\n" });
+            println!("{}", crate::report::engine_header(i, host));
         }
         match engine::connect(host, common.timeout).await {
             Ok(docker) => {

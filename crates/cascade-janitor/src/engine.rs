@@ -52,6 +52,11 @@ pub fn parse_host(host: &str) -> Result<Address, String> {
     Err(bad("unsupported scheme"))
 }
 
+/// Parses a `--docker-host` value; a bad one is a usage error (exit 2).
+fn parse_or_usage(host: &str) -> Result<Address, Failure> {
+    parse_host(host).map_err(|why| Failure::usage(format!("invalid --docker-host `{host}`: {why}")))
+}
+
 /// Why an engine could not be reached, as one line naming the engine.
 fn unreachable_message(host: &str, why: &str) -> String {
     format!(
@@ -62,8 +67,7 @@ fn unreachable_message(host: &str, why: &str) -> String {
 /// Connects and negotiates the API version; an engine that does not answer
 /// within `timeout` is unreachable (exit 1). Used by `prune` and `doctor`.
 pub async fn connect(host: &str, timeout: Duration) -> Result<Docker, Failure> {
-    let address = parse_host(host)
-        .map_err(|why| Failure::usage(format!("invalid --docker-host `{host}`: {why}")))?;
+    let address = parse_or_usage(host)?;
     negotiate(&address, timeout)
         .await
         .map_err(|why| Failure::unreachable(unreachable_message(host, &why)))
@@ -117,8 +121,7 @@ pub struct EngineClient {
 impl EngineClient {
     /// Checks the address only (bad address: exit 2); contacts nothing.
     pub fn new(host: &str, timeout: Duration) -> Result<EngineClient, Failure> {
-        let address = parse_host(host)
-            .map_err(|why| Failure::usage(format!("invalid --docker-host `{host}`: {why}")))?;
+        let address = parse_or_usage(host)?;
         Ok(EngineClient {
             host: host.to_string(),
             address,

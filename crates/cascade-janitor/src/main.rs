@@ -200,8 +200,8 @@ async fn prune(common: &CommonSettings, settings: &PruneSettings) -> Result<u8, 
             Err(failure) if several(common) && failure.code == EXIT_FAILURE => {
                 eprintln!("cascade-janitor: {}", failure.message);
                 if settings.output == Output::Text {
-                    let gap = if i == 0 { "" } else { "\n" };
-                    println!("{gap}== engine {host} ==\nunreachable: {}", failure.message);
+                    println!("{}", report::engine_header(i, host));
+                    println!("unreachable: {}", failure.message);
                 }
                 failed = true;
                 outcomes.push((host.clone(), EngineOutcome::Unreachable(failure.message)));
@@ -234,8 +234,7 @@ async fn prune(common: &CommonSettings, settings: &PruneSettings) -> Result<u8, 
         if settings.output == Output::Text {
             let mut stdout = std::io::stdout().lock();
             if several(common) {
-                let gap = if i == 0 { "" } else { "\n" };
-                writeln!(stdout, "{gap}== engine {host} ==").map_err(write_failure)?;
+                writeln!(stdout, "{}", report::engine_header(i, host)).map_err(write_failure)?;
             }
             report::text(&mut stdout, &report, &config).map_err(write_failure)?;
         }

@@ -87,6 +87,13 @@ pub fn json_engines(engines: &[(String, EngineOutcome)], config: &SweepConfig) -
     serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
 }
 
+/// The header of engine number `index`'s section when several engines are
+/// reported one after another (a blank line before all but the first).
+pub fn engine_header(index: usize, host: &str) -> String {
+    let gap = if index == 0 { "" } else { "\n" };
+    format!("{gap}== engine {host} ==")
+}
+
 fn age(seconds: u64) -> String {
     humantime::format_duration(Duration::from_secs(seconds)).to_string()
 }
