@@ -103,6 +103,9 @@ enum Task {
         /// Skip the idle-daemon measurement
         #[arg(long)]
         no_idle: bool,
+        /// Another cascade-janitor binary (e.g. built before a change), timed beside the others
+        #[arg(long)]
+        baseline: Option<PathBuf>,
     },
 }
 
@@ -136,7 +139,15 @@ fn main() -> Result<()> {
             other_runs,
             concurrency,
             no_idle,
+            baseline,
         } => {
+            // Checked first: a typo should not cost a release build.
+            let baseline = baseline
+                .map(|b| {
+                    std::fs::canonicalize(&b)
+                        .with_context(|| format!("--baseline {}: no such file", b.display()))
+                })
+                .transpose()?;
             dind_image(false)?;
             step(
                 "build cascade-janitor (release)",
@@ -167,6 +178,9 @@ fn main() -> Result<()> {
             }
             if no_idle {
                 args.push("--no-idle".to_string());
+            }
+            if let Some(baseline) = baseline {
+                args.push(format!("--baseline={}", baseline.display()));
             }
             bench_tool(&args)
         }
