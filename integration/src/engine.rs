@@ -114,6 +114,11 @@ impl NestedEngine {
         format!("unix://{}", self.socket.display())
     }
 
+    /// The host's ID of the container the nested engine runs in.
+    pub fn container_id(&self) -> &str {
+        self.container.id()
+    }
+
     /// Stops the nested engine's container (the engine goes away).
     pub async fn stop_engine(&self) -> Result<()> {
         self.container.stop_with_timeout(Some(5)).await?;

@@ -77,19 +77,29 @@ fn tar_entry(archive: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8]) -> Re
 
 /// A `docker save` style archive: one shared tiny layer, one config per
 /// image, `RepoTags` null for dangling ones. Returns the archive and each
-/// spec's image ID (the sha256 of its config), in order.
+/// spec's image ID (the sha256 of its config), in order. Ages count back
+/// from now.
 pub fn archive(specs: &[ImageSpec]) -> Result<(Vec<u8>, Vec<String>)> {
+    archive_at(specs, SystemTime::now())
+}
+
+/// [`archive`] with ages counted back from `now`: the same specs and `now`
+/// give the same bytes and image IDs, so a benchmark can load the identical
+/// set again after a sweep removed it. Linear in the number of specs (one
+/// config and one manifest entry each), so 20,000 images take milliseconds.
+pub fn archive_at(specs: &[ImageSpec], now: SystemTime) -> Result<(Vec<u8>, Vec<String>)> {
     let mut layer = tar::Builder::new(Vec::new());
     tar_entry(&mut layer, "fixture", b"cascade-janitor fixture\n")?;
     let layer = layer.into_inner()?;
     let diff_id = format!("sha256:{}", sha256_hex(&layer));
 
-    let mut out = tar::Builder::new(Vec::new());
+    // Each entry is a 512-byte header plus a config padded to 512 bytes.
+    let mut out = tar::Builder::new(Vec::with_capacity(4096 + specs.len() * 2048));
     tar_entry(&mut out, "layer/layer.tar", &layer)?;
-    let mut manifest = Vec::new();
-    let mut ids = Vec::new();
+    let mut manifest = Vec::with_capacity(specs.len());
+    let mut ids = Vec::with_capacity(specs.len());
     for spec in specs {
-        let created = humantime::format_rfc3339_seconds(SystemTime::now() - spec.age).to_string();
+        let created = humantime::format_rfc3339_seconds(now - spec.age).to_string();
         let labels: HashMap<&str, &str> = spec
             .labels
             .iter()
@@ -120,9 +130,18 @@ pub fn archive(specs: &[ImageSpec]) -> Result<(Vec<u8>, Vec<String>)> {
 /// Loads the specs into `docker`; returns name → image ID.
 pub async fn load(docker: &Docker, specs: &[ImageSpec]) -> Result<BTreeMap<String, String>> {
     let (bytes, ids) = archive(specs)?;
+    load_archive(docker, bytes.into()).await?;
+    Ok(specs.iter().map(|s| s.name.clone()).zip(ids).collect())
+}
+
+/// `docker load` of an archive made by [`archive`] or [`archive_at`].
+/// Images already present are left as they are.
+pub async fn load_archive(docker: &Docker, archive: bytes::Bytes) -> Result<()> {
     let options = ImportImageOptionsBuilder::new().quiet(true).build();
+    // Thousands of images take longer than the harness's per-call limit.
+    let docker = docker.clone().with_timeout(Duration::from_secs(600));
     let progress: Vec<_> = docker
-        .import_image(options, bollard::body_full(bytes.into()), None)
+        .import_image(options, bollard::body_full(archive), None)
         .try_collect()
         .await
         .context("docker load")?;
@@ -131,7 +150,7 @@ pub async fn load(docker: &Docker, specs: &[ImageSpec]) -> Result<BTreeMap<Strin
             bail!("docker load failed: {error:?}");
         }
     }
-    Ok(specs.iter().map(|s| s.name.clone()).zip(ids).collect())
+    Ok(())
 }
 
 /// Creates (does not start) a container from `image`; it holds the image.

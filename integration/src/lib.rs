@@ -6,6 +6,7 @@
 //! engine is only asked to run that one container, and a [`HostGuard`]
 //! fails the test if the host's image IDs changed meanwhile.
 
+pub mod bench;
 pub mod engine;
 pub mod fixtures;
 pub mod proxy;

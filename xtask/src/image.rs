@@ -32,6 +32,15 @@ pub struct ImageArgs {
     docker_host: Option<String>,
 }
 
+impl Default for ImageArgs {
+    fn default() -> ImageArgs {
+        ImageArgs {
+            tag: JANITOR_IMAGE.to_string(),
+            docker_host: None,
+        }
+    }
+}
+
 /// The Rust target the static binary is built for: this machine's
 /// architecture, on Linux with glibc.
 fn target_triple() -> String {

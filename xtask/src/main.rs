@@ -4,7 +4,11 @@
 //!   starts its nested engines from (no registry is needed: the host's own
 //!   engine binaries and their shared libraries are imported as a rootfs).
 //! - `safety`: runs the real-engine safety suite in `integration/`.
-//! - `ci`: everything CI checks, in order: fmt, clippy, unit tests, safety.
+//! - `ci`: everything CI checks, in order: fmt, clippy, unit tests, safety,
+//!   and a smoke pass of the benchmarks.
+//! - `seed`: loads thousands of fixture images into a nested engine.
+//! - `bench-compare`: times the janitor against `docker image prune`, the
+//!   one-at-a-time loop and a raw list request (see `docs/BENCHMARKS.md`).
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -65,19 +69,145 @@ enum Task {
     },
     /// Run the real-engine safety suite (builds the nested-engine image first when missing)
     Safety,
-    /// Run every check CI runs: fmt, clippy -D warnings, unit tests, safety suite
+    /// Run every check CI runs: fmt, clippy -D warnings, unit tests, safety suite, bench smoke pass
     Ci,
     /// Build the static binary and the janitor image (cascade-janitor:local); see docs/deploy.md
     Image(image::ImageArgs),
+    /// Load N labelled dangling images and M unlabelled ones into a nested engine (never the host's)
+    Seed {
+        #[arg(long, default_value_t = 10_000)]
+        images: usize,
+        #[arg(long, default_value_t = 1_000)]
+        decoys: usize,
+        /// unix:// socket of a nested engine; without it a nested engine is
+        /// started, seeded, and kept until Ctrl-C
+        #[arg(long)]
+        docker_host: Option<String>,
+    },
+    /// Time the janitor against docker image prune, the one-at-a-time loop and a raw list, on one nested engine
+    BenchCompare {
+        /// The size the ratios and targets are read at
+        #[arg(long, default_value_t = 10_000)]
+        images: usize,
+        /// Unlabelled dangling images loaded beside every size
+        #[arg(long, default_value_t = 1_000)]
+        decoys: usize,
+        /// Image counts to chart, comma-separated (e.g. 1000,5000,10000,20000)
+        #[arg(long)]
+        sizes: Option<String>,
+        /// Rounds at --images (each runs every contender once)
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Rounds at the other sizes
+        #[arg(long, default_value_t = 1)]
+        other_runs: usize,
+        /// Also time `prune --concurrency N` for these N, comma-separated
+        #[arg(long)]
+        concurrency: Option<String>,
+        /// Skip the idle-daemon measurement
+        #[arg(long)]
+        no_idle: bool,
+        /// Another cascade-janitor binary (e.g. built before a change), timed beside the others
+        #[arg(long)]
+        baseline: Option<PathBuf>,
+    },
 }
 
 fn main() -> Result<()> {
     match Cli::parse().task {
         Task::DindImage { force } => dind_image(force),
-        Task::Safety => safety(),
+        Task::Safety => safety(false),
         Task::Ci => ci(),
         Task::Image(args) => image::image(&args, &workspace_root()),
+        Task::Seed {
+            images,
+            decoys,
+            docker_host,
+        } => {
+            let mut args = vec![
+                "seed".to_string(),
+                format!("--images={images}"),
+                format!("--decoys={decoys}"),
+            ];
+            if let Some(host) = docker_host {
+                args.push(format!("--docker-host={host}"));
+            } else {
+                dind_image(false)?;
+            }
+            bench_tool(&args)
+        }
+        Task::BenchCompare {
+            images,
+            decoys,
+            sizes,
+            runs,
+            other_runs,
+            concurrency,
+            no_idle,
+            baseline,
+        } => {
+            // Checked first: a typo should not cost a release build.
+            let baseline = baseline
+                .map(|b| {
+                    std::fs::canonicalize(&b)
+                        .with_context(|| format!("--baseline {}: no such file", b.display()))
+                })
+                .transpose()?;
+            dind_image(false)?;
+            step(
+                "build cascade-janitor (release)",
+                cargo(&["build", "--locked", "--release", "-p", "cascade-janitor"]),
+            )?;
+            let root = workspace_root();
+            let mut args = vec![
+                "compare".to_string(),
+                format!("--images={images}"),
+                format!("--decoys={decoys}"),
+                format!("--runs={runs}"),
+                format!("--other-runs={other_runs}"),
+                format!(
+                    "--janitor={}",
+                    root.join("target/release/cascade-janitor").display()
+                ),
+                format!(
+                    "--json={}",
+                    root.join("target/bench/compare.json").display()
+                ),
+                format!("--svg={}", root.join("docs/benchmarks.svg").display()),
+            ];
+            if let Some(sizes) = sizes {
+                args.push(format!("--sizes={sizes}"));
+            }
+            if let Some(levels) = concurrency {
+                args.push(format!("--concurrency={levels}"));
+            }
+            if no_idle {
+                args.push("--no-idle".to_string());
+            }
+            if let Some(baseline) = baseline {
+                args.push(format!("--baseline={}", baseline.display()));
+            }
+            bench_tool(&args)
+        }
     }
+}
+
+/// Runs `cascade-bench` (integration/src/bin), built with `--release` so
+/// the in-process contenders are measured optimised.
+fn bench_tool(args: &[String]) -> Result<()> {
+    let mut command = cargo(&[
+        "run",
+        "--quiet",
+        "--locked",
+        "--release",
+        "-p",
+        "integration",
+        "--bin",
+        "cascade-bench",
+        "--",
+    ]);
+    command.args(args);
+    step("cascade-bench", command)
 }
 
 fn ci() -> Result<()> {
@@ -109,29 +239,43 @@ fn ci() -> Result<()> {
             "--no-fail-fast",
         ]),
     )?;
-    safety()
+    // The hardened-image test runs for real in CI, not skipped.
+    image::image(&image::ImageArgs::default(), &workspace_root())?;
+    safety(true)?;
+    bench_smoke()
 }
 
-fn safety() -> Result<()> {
+/// The real-engine suite. `require_image`: fail, not skip, the image test
+/// when `cascade-janitor:local` is missing.
+fn safety(require_image: bool) -> Result<()> {
     dind_image(false)?;
     // The suite drives the binary end to end; build it first.
     step(
         "build cascade-janitor",
         cargo(&["build", "--locked", "-p", "cascade-janitor"]),
     )?;
-    step(
-        "safety suite",
-        cargo(&[
-            "nextest",
-            "run",
-            "--locked",
-            "-p",
-            "integration",
-            "--no-fail-fast",
-            "--test-threads",
-            "2",
-        ]),
-    )
+    let mut suite = cargo(&[
+        "nextest",
+        "run",
+        "--locked",
+        "-p",
+        "integration",
+        "--no-fail-fast",
+        "--test-threads",
+        "2",
+    ]);
+    if require_image {
+        suite.env("JANITOR_TEST_REQUIRE_IMAGE", "1");
+    }
+    step("safety suite", suite)
+}
+
+fn bench_smoke() -> Result<()> {
+    // Each benchmark once, in the test profile (no release build): proves
+    // they still run; timings are for `cargo bench` and `bench-compare`.
+    let mut smoke = cargo(&["test", "--locked", "-p", "integration", "--benches"]);
+    smoke.env("CASCADE_BENCH_SIZES", "1000");
+    step("benchmark smoke pass", smoke)
 }
 
 fn step(name: &str, mut command: Command) -> Result<()> {

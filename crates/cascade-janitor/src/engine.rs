@@ -4,15 +4,18 @@
 //! stops the janitor or the other engines' loops.
 
 use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bollard::{API_DEFAULT_VERSION, Docker};
+use bollard::{API_DEFAULT_VERSION, BollardRequest, Docker};
 use cascade_classify::Disposition;
 use cascade_cleanup::{DockerError, DockerImages, EngineEvent, EngineEvents, ListedImage};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::Failure;
 
@@ -92,7 +95,7 @@ async fn negotiate(address: &Address, timeout: Duration) -> Result<Docker, Strin
                     _ => format!("{path}: {e}"),
                 });
             }
-            Docker::connect_with_unix(path, secs, API_DEFAULT_VERSION)
+            pooled_unix(path, secs)
         }
         Address::Http(url) => Docker::connect_with_http(url, secs, API_DEFAULT_VERSION),
     }
@@ -205,6 +208,53 @@ impl EngineEvents for EngineClient {
             })
             .boxed()
     }
+}
+
+/// Idle connections kept per engine: enough for every removal in flight.
+const POOL_IDLE_PER_ENGINE: usize = 16;
+/// An idle connection is closed after this, so a daemon between passes
+/// holds no sockets and wakes for nothing.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A bollard client on `path` that keeps its connections alive.
+///
+/// `Docker::connect_with_unix` sets `pool_max_idle_per_host(0)`: every call
+/// opens and closes a socket, and the engine accepts and tears down one
+/// connection per removal. Here the same hyperlocal connector sits behind a
+/// pooled hyper client, handed to bollard as a custom transport: a sweep
+/// reuses at most `--concurrency` connections. See docs/BENCHMARKS.md.
+fn pooled_unix(path: &str, timeout_secs: u64) -> Result<Docker, bollard::errors::Error> {
+    let mut builder = Client::builder(TokioExecutor::new());
+    builder
+        .pool_max_idle_per_host(POOL_IDLE_PER_ENGINE)
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .pool_timer(TokioTimer::new());
+    let client = Arc::new(builder.build(hyperlocal::UnixConnector));
+    let socket = PathBuf::from(path);
+    Docker::connect_with_custom_transport(
+        move |request: BollardRequest| {
+            let client = Arc::clone(&client);
+            let (mut parts, body) = request.into_parts();
+            let path_and_query = parts
+                .uri
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_string();
+            parts.uri = hyperlocal::Uri::new(&socket, &path_and_query).into();
+            let request = BollardRequest::from_parts(parts, body);
+            async move {
+                client
+                    .request(request)
+                    .await
+                    .map_err(|err| bollard::errors::Error::HyperLegacyError { err })
+            }
+        },
+        // bollard renders request URIs against this; the transport swaps in
+        // the socket, so only the path and query are used.
+        Some("http://docker"),
+        timeout_secs,
+        API_DEFAULT_VERSION,
+    )
 }
 
 #[cfg(test)]

@@ -1,0 +1,928 @@
+//! `cascade-bench`: seeding and the side-by-side comparison behind
+//! `cargo xtask seed` and `cargo xtask bench-compare`.
+//!
+//! Everything runs against a nested engine: `seed` starts one unless it is
+//! given `--docker-host`, and refuses the host engine's own socket.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use bollard::Docker;
+use clap::{Parser, Subcommand};
+use integration::NestedEngine;
+use integration::bench::{self, SeedSet, Summary};
+use serde::Serialize;
+
+#[derive(Parser)]
+#[command(
+    name = "cascade-bench",
+    about = "Seeding and benchmarks against a nested engine"
+)]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Load N labelled dangling images and M unlabelled ones into a nested engine
+    Seed {
+        #[arg(long, default_value_t = 10_000)]
+        images: usize,
+        #[arg(long, default_value_t = 1_000)]
+        decoys: usize,
+        /// unix:// socket of a nested engine; without it, one is started and
+        /// kept until Ctrl-C
+        #[arg(long)]
+        docker_host: Option<String>,
+    },
+    /// Time the contenders side by side on one nested engine
+    Compare(CompareArgs),
+}
+
+#[derive(clap::Args)]
+struct CompareArgs {
+    /// The size the ratios and targets are read at
+    #[arg(long, default_value_t = 10_000)]
+    images: usize,
+    /// Unlabelled dangling images loaded beside every size
+    #[arg(long, default_value_t = 1_000)]
+    decoys: usize,
+    /// Image counts to measure (comma-separated); `--images` is added
+    #[arg(long, value_delimiter = ',')]
+    sizes: Vec<usize>,
+    /// Rounds at `--images`; each round runs every contender once
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Rounds at the other sizes (they feed the chart and the per-image
+    /// trend; fewer keeps the whole run short)
+    #[arg(long, default_value_t = 1)]
+    other_runs: usize,
+    /// Also time `cascade-janitor prune --concurrency N` for these N
+    #[arg(long, value_delimiter = ',')]
+    concurrency: Vec<usize>,
+    /// The release `cascade-janitor` binary
+    #[arg(long)]
+    janitor: PathBuf,
+    /// Another `cascade-janitor` build (e.g. before a change), timed as
+    /// `baseline prune` beside the others
+    #[arg(long)]
+    baseline: Option<PathBuf>,
+    /// Where the JSON results go
+    #[arg(long)]
+    json: PathBuf,
+    /// Where the chart goes
+    #[arg(long)]
+    svg: PathBuf,
+    /// Skip the idle-daemon measurement
+    #[arg(long)]
+    no_idle: bool,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    match cli.task {
+        Task::Seed {
+            images,
+            decoys,
+            docker_host,
+        } => runtime.block_on(seed(images, decoys, docker_host)),
+        Task::Compare(args) => runtime.block_on(compare(args)),
+    }
+}
+
+/// Sockets of the host engine: `seed` never loads into them.
+const HOST_SOCKETS: &[&str] = &["/var/run/docker.sock", "/run/docker.sock"];
+
+fn nested_socket(host: &str) -> Result<PathBuf> {
+    let Some(path) = host.strip_prefix("unix://") else {
+        bail!("--docker-host `{host}`: use the unix:///path/docker.sock of a nested engine");
+    };
+    let path = PathBuf::from(path);
+    let canonical = std::fs::canonicalize(&path)
+        .with_context(|| format!("--docker-host `{host}`: {} does not exist", path.display()))?;
+    for h in HOST_SOCKETS {
+        if std::fs::canonicalize(h).is_ok_and(|c| c == canonical) {
+            bail!(
+                "--docker-host `{host}` is the host engine; seed only nested engines (omit --docker-host to start one)"
+            );
+        }
+    }
+    Ok(path)
+}
+
+async fn seed(images: usize, decoys: usize, docker_host: Option<String>) -> Result<()> {
+    let generated = Instant::now();
+    let set = SeedSet::new(images, decoys)?;
+    let generated = generated.elapsed();
+    let (docker, engine) = match &docker_host {
+        Some(host) => {
+            let socket = nested_socket(host)?;
+            let docker = Docker::connect_with_unix(
+                &socket.to_string_lossy(),
+                120,
+                bollard::API_DEFAULT_VERSION,
+            )?
+            .negotiate_version()
+            .await
+            .with_context(|| format!("connecting to {host}"))?;
+            (docker, None)
+        }
+        None => {
+            eprintln!("cascade-bench: starting a nested engine");
+            let engine = NestedEngine::start().await?;
+            (engine.docker.clone(), Some(engine))
+        }
+    };
+    let (count, loaded) = set.restore(&docker).await?;
+    println!(
+        "seeded {images} labelled dangling + {decoys} unlabelled images: set generated in {:.2} s, {count} missing images loaded in {:.2} s",
+        generated.as_secs_f64(),
+        loaded.as_secs_f64()
+    );
+    if let Some(engine) = engine {
+        println!("nested engine: {}", engine.host());
+        println!(
+            "try: target/release/cascade-janitor prune --dry-run --docker-host {}",
+            engine.host()
+        );
+        println!("press Ctrl-C to remove the nested engine");
+        tokio::signal::ctrl_c().await?;
+        engine.finish().await?;
+    }
+    Ok(())
+}
+
+/// One contender's result for one run.
+#[derive(Debug, Clone, Serialize)]
+struct Sample {
+    seconds: f64,
+    /// CPU the nested dockerd used meanwhile (user + system).
+    engine_cpu_seconds: f64,
+    /// CPU the contender's process used, when it is a process we time.
+    client_cpu_seconds: Option<f64>,
+    /// Peak resident memory of the process, when it is a process.
+    peak_rss_kib: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+struct ContenderResult {
+    name: String,
+    command: String,
+    #[serde(flatten)]
+    summary: Summary,
+    peak_rss_kib_max: Option<u64>,
+    samples: Vec<Sample>,
+}
+
+#[derive(Debug, Serialize)]
+struct SizeResult {
+    images: usize,
+    decoys: usize,
+    /// Time to load the images a removing contender had removed.
+    seed_seconds: Option<Summary>,
+    contenders: Vec<ContenderResult>,
+}
+
+#[derive(Debug, Serialize)]
+struct IdleResult {
+    images_swept_first: usize,
+    rss_kib: u64,
+    cpu_ticks_over_window: u64,
+    window_seconds: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct Results {
+    engine: String,
+    storage_driver: String,
+    cpus: usize,
+    runs: usize,
+    other_runs: usize,
+    decoys: usize,
+    sizes: Vec<SizeResult>,
+    idle: Option<IdleResult>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Contender {
+    RawList,
+    DockerPrune,
+    OneAtATime,
+    JanitorDryRun,
+    JanitorPrune,
+    JanitorPruneAt(usize),
+    BaselinePrune,
+}
+
+impl Contender {
+    fn name(self) -> String {
+        match self {
+            Contender::RawList => "raw GET /images/json".into(),
+            Contender::DockerPrune => "docker image prune".into(),
+            Contender::OneAtATime => "one-at-a-time loop".into(),
+            Contender::JanitorDryRun => "cascade-janitor prune --dry-run".into(),
+            Contender::JanitorPrune => "cascade-janitor prune".into(),
+            Contender::JanitorPruneAt(n) => format!("cascade-janitor prune --concurrency {n}"),
+            Contender::BaselinePrune => "baseline prune".into(),
+        }
+    }
+
+    fn command(self) -> String {
+        let janitor = "cascade-janitor prune --output json --docker-host $HOST";
+        match self {
+            Contender::RawList => "GET /images/json?filters={\"dangling\":[\"true\"],\"label\":[\"cascade.managed=true\"]} (fresh connection, body read, not decoded; in-process)".into(),
+            Contender::DockerPrune => "DOCKER_HOST=$HOST docker image prune -f --filter label=cascade.managed=true".into(),
+            Contender::OneAtATime => "list, then DELETE /images/{id}?force=false&noprune=true one at a time on one keep-alive connection (hyper, in-process)".into(),
+            Contender::JanitorDryRun => format!("{janitor} --dry-run"),
+            Contender::JanitorPrune => janitor.into(),
+            Contender::JanitorPruneAt(n) => format!("{janitor} --concurrency {n}"),
+            Contender::BaselinePrune => format!("{janitor} (the --baseline build)"),
+        }
+    }
+
+    fn removes(self) -> bool {
+        !matches!(self, Contender::RawList | Contender::JanitorDryRun)
+    }
+}
+
+async fn compare(args: CompareArgs) -> Result<()> {
+    if !args.janitor.is_file() {
+        bail!(
+            "{} is missing; build it with `cargo build --release -p cascade-janitor`",
+            args.janitor.display()
+        );
+    }
+    let mut sizes = args.sizes.clone();
+    sizes.push(args.images);
+    sizes.sort_unstable();
+    sizes.dedup();
+    let mut contenders = vec![
+        Contender::RawList,
+        Contender::DockerPrune,
+        Contender::OneAtATime,
+        Contender::JanitorDryRun,
+        Contender::JanitorPrune,
+    ];
+    contenders.extend(
+        args.concurrency
+            .iter()
+            .map(|&n| Contender::JanitorPruneAt(n)),
+    );
+    if args.baseline.is_some() {
+        contenders.push(Contender::BaselinePrune);
+    }
+
+    eprintln!("cascade-bench: starting a nested engine");
+    let engine = NestedEngine::start().await?;
+    let info = engine.docker.info().await?;
+    let mut results = Results {
+        engine: info.server_version.unwrap_or_default(),
+        storage_driver: info.driver.unwrap_or_default(),
+        cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+        runs: args.runs,
+        other_runs: args.other_runs,
+        decoys: args.decoys,
+        sizes: Vec::new(),
+        idle: None,
+    };
+    let outcome = async {
+        // Sizes grow, and each set contains the smaller ones (same names,
+        // same epoch): after a sweep, loading the set restores exactly it.
+        for &size in &sizes {
+            let set = SeedSet::new(size, args.decoys)?;
+            results
+                .sizes
+                .push(measure_size(&engine, &set, &contenders, &args).await?);
+        }
+        if !args.no_idle {
+            let set = SeedSet::new(args.images, args.decoys)?;
+            results.idle = Some(measure_idle(&engine, &set, &args.janitor).await?);
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    let finished = engine.finish().await;
+    outcome?;
+    finished?;
+
+    if let Some(dir) = args.json.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&args.json, serde_json::to_vec_pretty(&results)?)?;
+    if let Some(dir) = args.svg.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&args.svg, chart(&results))?;
+    println!("{}", table(&results, args.images));
+    println!("wrote {} and {}", args.json.display(), args.svg.display());
+    Ok(())
+}
+
+async fn measure_size(
+    engine: &NestedEngine,
+    set: &SeedSet,
+    contenders: &[Contender],
+    args: &CompareArgs,
+) -> Result<SizeResult> {
+    let mut samples: BTreeMap<usize, Vec<Sample>> = BTreeMap::new();
+    let mut seeds = Vec::new();
+    let runs = if set.images == args.images {
+        args.runs
+    } else {
+        args.other_runs
+    };
+    for round in 0..runs {
+        // Rotate the order each round so no contender always follows the
+        // same neighbour (page cache, engine GC).
+        for k in 0..contenders.len() {
+            let i = (k + round) % contenders.len();
+            let contender = contenders[i];
+            let (count, took) = set.restore(&engine.docker).await?;
+            if count > 0 {
+                seeds.push(took);
+            }
+            let janitor = match (contender, &args.baseline) {
+                (Contender::BaselinePrune, Some(baseline)) => baseline,
+                _ => &args.janitor,
+            };
+            let sample = run_contender(engine, set, contender, janitor).await?;
+            eprintln!(
+                "cascade-bench: {:>6} images, round {}: {:<44} {:>8.3} s{}",
+                set.images,
+                round + 1,
+                contender.name(),
+                sample.seconds,
+                sample
+                    .peak_rss_kib
+                    .map(|k| format!("  peak RSS {:.1} MB", k as f64 / 1024.0))
+                    .unwrap_or_default()
+            );
+            samples.entry(i).or_default().push(sample);
+        }
+    }
+    let contenders = contenders
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let samples = samples.remove(&i).unwrap_or_default();
+            let durations: Vec<Duration> = samples
+                .iter()
+                .map(|s| Duration::from_secs_f64(s.seconds))
+                .collect();
+            ContenderResult {
+                name: c.name(),
+                command: c.command(),
+                summary: Summary::of(&durations).expect("at least one run"),
+                peak_rss_kib_max: samples.iter().filter_map(|s| s.peak_rss_kib).max(),
+                samples,
+            }
+        })
+        .collect();
+    Ok(SizeResult {
+        images: set.images,
+        decoys: set.decoys,
+        seed_seconds: Summary::of(&seeds),
+        contenders,
+    })
+}
+
+async fn run_contender(
+    engine: &NestedEngine,
+    set: &SeedSet,
+    contender: Contender,
+    janitor: &Path,
+) -> Result<Sample> {
+    let host = engine.host();
+    let expect = set.images;
+    let dockerd = dockerd_pid(engine).await?;
+    let engine_before = cpu_ticks(dockerd)?;
+    let mut client_cpu_seconds = None;
+    let started = Instant::now();
+    let (seconds, peak_rss_kib) = match contender {
+        Contender::RawList => {
+            let bytes = bench::raw_list(&engine.socket).await?;
+            let seconds = started.elapsed().as_secs_f64();
+            if bytes < expect * 100 {
+                bail!("raw list returned only {bytes} bytes for {expect} images");
+            }
+            (seconds, None)
+        }
+        Contender::OneAtATime => {
+            let removed = bench::one_at_a_time(&engine.socket).await?;
+            let seconds = started.elapsed().as_secs_f64();
+            check_count("one-at-a-time loop", removed, expect)?;
+            (seconds, None)
+        }
+        Contender::DockerPrune => {
+            let out = tokio::process::Command::new("docker")
+                .args([
+                    "image",
+                    "prune",
+                    "-f",
+                    "--filter",
+                    &format!("label={}={}", bench::LABEL.0, bench::LABEL.1),
+                ])
+                .env("DOCKER_HOST", &host)
+                .stdin(Stdio::null())
+                .output()
+                .await
+                .context("running `docker image prune`")?;
+            let seconds = started.elapsed().as_secs_f64();
+            if !out.status.success() {
+                bail!(
+                    "docker image prune failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            let deleted = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|l| l.starts_with("deleted: sha256:"))
+                .count();
+            check_count("docker image prune", deleted, expect)?;
+            (seconds, None)
+        }
+        Contender::JanitorDryRun
+        | Contender::JanitorPrune
+        | Contender::JanitorPruneAt(_)
+        | Contender::BaselinePrune => {
+            let rss_file = tempfile::NamedTempFile::new()?;
+            let mut command = tokio::process::Command::new("/usr/bin/time");
+            command
+                .arg("-f")
+                .arg("%M %U %S")
+                .arg("-o")
+                .arg(rss_file.path())
+                .arg(janitor)
+                .args(["prune", "--output", "json", "--docker-host", &host]);
+            match contender {
+                Contender::JanitorDryRun => {
+                    command.arg("--dry-run");
+                }
+                Contender::JanitorPruneAt(n) => {
+                    command.args(["--concurrency", &n.to_string()]);
+                }
+                _ => {}
+            }
+            let out = command
+                .env_remove("SENTRY_DSN")
+                .env("RUST_LOG", "warn")
+                .stdin(Stdio::null())
+                .output()
+                .await
+                .context("running cascade-janitor under /usr/bin/time")?;
+            let seconds = started.elapsed().as_secs_f64();
+            if !out.status.success() {
+                bail!(
+                    "{} failed ({}): {}",
+                    contender.name(),
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            let report: serde_json::Value =
+                serde_json::from_slice(&out.stdout).context("the janitor's JSON report")?;
+            let field = if contender == Contender::JanitorDryRun {
+                "would_remove"
+            } else {
+                "removed"
+            };
+            let n = report[field].as_array().map_or(0, Vec::len);
+            check_count(&contender.name(), n, expect)?;
+            // `/usr/bin/time` writes "peak-KiB user-s system-s" last.
+            let usage = std::fs::read_to_string(rss_file.path())?;
+            let fields: Vec<&str> = usage
+                .trim()
+                .lines()
+                .last()
+                .unwrap_or("")
+                .split_whitespace()
+                .collect();
+            let rss = fields.first().and_then(|v| v.parse().ok());
+            let cpu: Option<f64> = fields
+                .get(1..3)
+                .and_then(|f| Some(f[0].parse::<f64>().ok()? + f[1].parse::<f64>().ok()?));
+            client_cpu_seconds = cpu;
+            (seconds, rss)
+        }
+    };
+    let engine_cpu_seconds =
+        cpu_ticks(dockerd)?.saturating_sub(engine_before) as f64 / CLOCK_TICKS_PER_SECOND;
+    if contender.removes() {
+        let left = bench::count_ours(&engine.docker).await?;
+        if left != 0 {
+            bail!("{} left {left} labelled dangling images", contender.name());
+        }
+    }
+    Ok(Sample {
+        seconds,
+        engine_cpu_seconds,
+        client_cpu_seconds,
+        peak_rss_kib,
+    })
+}
+
+fn check_count(who: &str, got: usize, expect: usize) -> Result<()> {
+    if got != expect {
+        bail!("{who} handled {got} images, expected {expect}: the seed did not restore the set");
+    }
+    Ok(())
+}
+
+/// Starts `cascade-janitor run`, lets its first sweep remove the set, then
+/// reads its resident memory and CPU ticks over a quiet window.
+async fn measure_idle(engine: &NestedEngine, set: &SeedSet, janitor: &Path) -> Result<IdleResult> {
+    set.restore(&engine.docker).await?;
+    let mut child = tokio::process::Command::new(janitor)
+        .args(["run", "--interval", "1h", "--docker-host", &engine.host()])
+        .env_remove("SENTRY_DSN")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting cascade-janitor run")?;
+    let pid = child.id().context("pid")?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while bench::count_ours(&engine.docker).await? != 0 {
+        if Instant::now() > deadline {
+            bail!("the daemon did not sweep the set within 120 s");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Let the pass finish and settle.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let window = Duration::from_secs(20);
+    let before = cpu_ticks(pid)?;
+    tokio::time::sleep(window).await;
+    let after = cpu_ticks(pid)?;
+    let rss_kib = rss_kib(pid)?;
+    child.kill().await?;
+    Ok(IdleResult {
+        images_swept_first: set.images,
+        rss_kib,
+        cpu_ticks_over_window: after.saturating_sub(before),
+        window_seconds: window.as_secs_f64(),
+    })
+}
+
+/// `sysconf(_SC_CLK_TCK)`, 100 on every Linux this runs on.
+const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
+
+/// The nested dockerd's PID on the host: the container's init process.
+async fn dockerd_pid(engine: &NestedEngine) -> Result<u32> {
+    let out = tokio::process::Command::new("docker")
+        .args([
+            "inspect",
+            "--format",
+            "{{.State.Pid}}",
+            engine.container_id(),
+        ])
+        .output()
+        .await
+        .context("docker inspect of the nested engine")?;
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .context("the nested engine's PID")
+}
+
+fn rss_kib(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("VmRSS in /proc/<pid>/status")
+}
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name, which is in parentheses.
+    let rest = stat.rsplit_once(')').context("/proc/<pid>/stat")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11).context("utime")?.parse()?;
+    let stime: u64 = fields.get(12).context("stime")?.parse()?;
+    Ok(utime + stime)
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+fn median_of(size: &SizeResult, name: &str) -> Option<f64> {
+    size.contenders
+        .iter()
+        .find(|c| c.name == name)
+        .map(|c| c.summary.median)
+}
+
+/// The Markdown table `docs/BENCHMARKS.md` carries, and the targets.
+fn table(results: &Results, main: usize) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Docker {} ({}), {} CPUs, {} decoys, {} runs per contender at {main} images ({} at the other sizes), medians (min-max), seconds\n",
+        results.engine,
+        results.storage_driver,
+        results.cpus,
+        results.decoys,
+        results.runs,
+        results.other_runs
+    );
+    let _ = write!(out, "| contender |");
+    for s in &results.sizes {
+        let _ = write!(out, " {} images |", s.images);
+    }
+    let _ = write!(out, "\n| --- |");
+    for _ in &results.sizes {
+        let _ = write!(out, " --- |");
+    }
+    out.push('\n');
+    let names: Vec<String> = results.sizes[0]
+        .contenders
+        .iter()
+        .map(|c| c.name.clone())
+        .collect();
+    for name in &names {
+        let _ = write!(out, "| {name} |");
+        for s in &results.sizes {
+            match s.contenders.iter().find(|c| &c.name == name) {
+                Some(c) => {
+                    let _ = write!(
+                        out,
+                        " {:.3} ({:.3}-{:.3}) |",
+                        c.summary.median, c.summary.min, c.summary.max
+                    );
+                }
+                None => out.push_str(" |"),
+            }
+        }
+        out.push('\n');
+    }
+    let _ = write!(out, "| seed (docker load), for reference |");
+    for s in &results.sizes {
+        match &s.seed_seconds {
+            Some(seed) => {
+                let _ = write!(out, " {:.3} |", seed.median);
+            }
+            None => out.push_str(" |"),
+        }
+    }
+    out.push('\n');
+
+    if let Some(size) = results.sizes.iter().find(|s| s.images == main) {
+        let _ = writeln!(
+            out,
+            "\nWhere the time goes at {main} images (medians over the runs, per labelled image):\n"
+        );
+        let _ = writeln!(
+            out,
+            "| contender | wall | engine (dockerd) CPU | client process CPU |\n| --- | --- | --- | --- |"
+        );
+        let per = |secs: f64| format!("{:.0} µs", secs / size.images as f64 * 1e6);
+        for c in &size.contenders {
+            let mut engine: Vec<f64> = c.samples.iter().map(|s| s.engine_cpu_seconds).collect();
+            let mut client: Vec<f64> = c
+                .samples
+                .iter()
+                .filter_map(|s| s.client_cpu_seconds)
+                .collect();
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} |",
+                c.name,
+                per(c.summary.median),
+                per(median(&mut engine)),
+                if client.is_empty() {
+                    "in-process".to_string()
+                } else {
+                    per(median(&mut client))
+                }
+            );
+        }
+    }
+
+    if let Some(size) = results.sizes.iter().find(|s| s.images == main) {
+        let m = |n: &str| median_of(size, n).unwrap_or(f64::NAN);
+        let sweep = m("cascade-janitor prune");
+        let prune = m("docker image prune");
+        let lap = m("one-at-a-time loop");
+        let dry = m("cascade-janitor prune --dry-run");
+        let floor = m("raw GET /images/json");
+        let verdict = |ok: bool| if ok { "met" } else { "missed" };
+        let _ = writeln!(
+            out,
+            "\nTargets at {main} images + {} decoys (ratios of medians):\n",
+            size.decoys
+        );
+        let _ = writeln!(out, "| target | measured | |\n| --- | --- | --- |");
+        let r = sweep / prune;
+        let _ = writeln!(
+            out,
+            "| sweep ≤ 0.6 × docker image prune | {r:.2} × ({sweep:.2} s / {prune:.2} s) | {} |",
+            verdict(r <= 0.6)
+        );
+        let r = sweep / lap;
+        let _ = writeln!(
+            out,
+            "| sweep ≤ 0.45 × one-at-a-time | {r:.2} × ({sweep:.2} s / {lap:.2} s) | {} |",
+            verdict(r <= 0.45)
+        );
+        let r = dry / floor;
+        let _ = writeln!(
+            out,
+            "| dry run ≤ 1.3 × raw list | {r:.2} × ({dry:.3} s / {floor:.3} s) | {} |",
+            verdict(r <= 1.3)
+        );
+        let (small, large) = (results.sizes.first(), results.sizes.last());
+        if let (Some(small), Some(large)) = (small, large)
+            && small.images != large.images
+        {
+            let per = |s: &SizeResult| {
+                median_of(s, "cascade-janitor prune").unwrap_or(f64::NAN) / s.images as f64
+            };
+            let r = per(large) / per(small);
+            let _ = writeln!(
+                out,
+                "| per-image sweep time at {} at most 1.25 × that at {} | {r:.2} × ({:.0} µs / {:.0} µs) | {} |",
+                large.images,
+                small.images,
+                per(large) * 1e6,
+                per(small) * 1e6,
+                verdict(r <= 1.25)
+            );
+        }
+        if let Some(rss) = size
+            .contenders
+            .iter()
+            .find(|c| c.name == "cascade-janitor prune")
+            .and_then(|c| c.peak_rss_kib_max)
+        {
+            let mb = rss as f64 / 1024.0;
+            let _ = writeln!(
+                out,
+                "| prune peak RSS < 50 MB | {mb:.1} MB (max of runs) | {} |",
+                verdict(mb < 50.0)
+            );
+        }
+        if let Some(idle) = &results.idle {
+            let mb = idle.rss_kib as f64 / 1024.0;
+            let _ = writeln!(
+                out,
+                "| run daemon idle < 15 MB, no CPU | {mb:.1} MB, {} CPU ticks in {:.0} s after sweeping {} | {} |",
+                idle.cpu_ticks_over_window,
+                idle.window_seconds,
+                idle.images_swept_first,
+                verdict(mb < 15.0 && idle.cpu_ticks_over_window == 0)
+            );
+        }
+    }
+    out
+}
+
+/// Time against image count, one line per contender (medians, with a
+/// min-max bar), as a self-contained SVG.
+fn chart(results: &Results) -> String {
+    use std::fmt::Write;
+    const W: f64 = 760.0;
+    const H: f64 = 440.0;
+    const LEFT: f64 = 60.0;
+    const RIGHT: f64 = 270.0;
+    const TOP: f64 = 30.0;
+    const BOTTOM: f64 = 50.0;
+    const COLORS: &[&str] = &[
+        "#4e79a7", "#e15759", "#f28e2b", "#76b7b2", "#59a14f", "#b07aa1", "#9c755f", "#edc948",
+    ];
+    let max_x = results.sizes.iter().map(|s| s.images).max().unwrap_or(1) as f64;
+    let max_y = results
+        .sizes
+        .iter()
+        .flat_map(|s| s.contenders.iter().map(|c| c.summary.max))
+        .fold(0.0_f64, f64::max)
+        .max(0.001);
+    let y_step = nice_step(max_y / 5.0);
+    let y_top = (max_y / y_step).ceil() * y_step;
+    let px = |x: f64| LEFT + x / max_x * (W - LEFT - RIGHT);
+    let py = |y: f64| H - BOTTOM - y / y_top * (H - TOP - BOTTOM);
+    let mut svg = String::new();
+    let _ = writeln!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(svg, r#"<rect width="{W}" height="{H}" fill="white"/>"#);
+    let _ = writeln!(
+        svg,
+        r#"<text x="{LEFT}" y="18" font-size="14">Time per run against labelled dangling images (+{} decoys), median and min-max</text>"#,
+        results.decoys
+    );
+    let mut y = 0.0;
+    while y <= y_top + y_step / 2.0 {
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{LEFT}" x2="{:.1}" y1="{:.1}" y2="{:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" text-anchor="end">{y} s</text>"##,
+            W - RIGHT,
+            py(y),
+            py(y),
+            LEFT - 6.0,
+            py(y) + 4.0
+        );
+        y += y_step;
+    }
+    for s in &results.sizes {
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{x:.1}" x2="{x:.1}" y1="{:.1}" y2="{:.1}" stroke="#999"/><text x="{x:.1}" y="{:.1}" text-anchor="middle">{}</text>"##,
+            H - BOTTOM,
+            H - BOTTOM + 5.0,
+            H - BOTTOM + 18.0,
+            s.images,
+            x = px(s.images as f64)
+        );
+    }
+    let _ = writeln!(
+        svg,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">labelled dangling images</text>"#,
+        (LEFT + W - RIGHT) / 2.0,
+        H - 12.0
+    );
+    let names: Vec<&str> = results
+        .sizes
+        .first()
+        .map(|s| s.contenders.iter().map(|c| c.name.as_str()).collect())
+        .unwrap_or_default();
+    for (i, name) in names.iter().enumerate() {
+        let color = COLORS[i % COLORS.len()];
+        let points: Vec<(f64, &Summary)> = results
+            .sizes
+            .iter()
+            .filter_map(|s| {
+                s.contenders
+                    .iter()
+                    .find(|c| c.name == *name)
+                    .map(|c| (s.images as f64, &c.summary))
+            })
+            .collect();
+        let path: Vec<String> = points
+            .iter()
+            .map(|(x, s)| format!("{:.1},{:.1}", px(*x), py(s.median)))
+            .collect();
+        let _ = writeln!(
+            svg,
+            r#"<polyline fill="none" stroke="{color}" stroke-width="2" points="{}"/>"#,
+            path.join(" ")
+        );
+        for (x, s) in &points {
+            let _ = writeln!(
+                svg,
+                r#"<line x1="{x:.1}" x2="{x:.1}" y1="{:.1}" y2="{:.1}" stroke="{color}"/><circle cx="{x:.1}" cy="{:.1}" r="3" fill="{color}"/>"#,
+                py(s.min),
+                py(s.max),
+                py(s.median),
+                x = px(*x)
+            );
+        }
+        let ly = TOP + 10.0 + i as f64 * 20.0;
+        let _ = writeln!(
+            svg,
+            r#"<line x1="{:.1}" x2="{:.1}" y1="{ly:.1}" y2="{ly:.1}" stroke="{color}" stroke-width="3"/><text x="{:.1}" y="{:.1}">{}</text>"#,
+            W - RIGHT + 15.0,
+            W - RIGHT + 35.0,
+            W - RIGHT + 40.0,
+            ly + 4.0,
+            xml_escape(name)
+        );
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+fn nice_step(raw: f64) -> f64 {
+    let magnitude = 10f64.powf(raw.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * magnitude)
+        .find(|s| *s >= raw)
+        .unwrap_or(10.0 * magnitude)
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
