@@ -272,12 +272,6 @@ impl DockerImages for Racer {
     ) -> Result<Vec<ListedImage>, DockerError> {
         DockerImages::list_images(&self.inner, filters).await
     }
-    async fn list_images_with_intermediates(
-        &self,
-        filters: &std::collections::HashMap<String, Vec<String>>,
-    ) -> Result<Vec<ListedImage>, DockerError> {
-        self.inner.list_images_with_intermediates(filters).await
-    }
     async fn images_used_by_containers(
         &self,
     ) -> Result<std::collections::HashSet<String>, DockerError> {

@@ -20,6 +20,8 @@ pub struct ListedImage {
     pub size: i64,
     pub labels: HashMap<String, String>,
     pub repo_tags: Vec<String>,
+    /// The image it was built or committed on, if the engine knows it.
+    pub parent_id: String,
 }
 
 impl From<bollard::models::ImageSummary> for ListedImage {
@@ -30,6 +32,7 @@ impl From<bollard::models::ImageSummary> for ListedImage {
             size: summary.size,
             labels: summary.labels,
             repo_tags: summary.repo_tags,
+            parent_id: summary.parent_id,
         }
     }
 }
@@ -93,14 +96,11 @@ pub trait DockerImages: Send + Sync + 'static {
         filters: &HashMap<String, Vec<String>>,
     ) -> Result<Vec<ListedImage>, DockerError>;
 
-    /// `GET /images/json?all=true` with these filters: also the untagged
-    /// images other images are built on. Only for explaining a plan; an
-    /// implementation that cannot list them gives the plain listing.
-    async fn list_images_with_intermediates(
-        &self,
-        filters: &HashMap<String, Vec<String>>,
-    ) -> Result<Vec<ListedImage>, DockerError> {
-        self.list_images(filters).await
+    /// `GET /images/{id}/json`: one image, when it exists. Only for
+    /// explaining a plan (the parents of listed images); an implementation
+    /// that cannot inspect answers `None`.
+    async fn inspect_image(&self, _id: &str) -> Result<Option<ListedImage>, DockerError> {
+        Ok(None)
     }
 
     /// Image IDs used by any container, running or not.
@@ -132,16 +132,35 @@ impl DockerImages for Docker {
         Ok(images.into_iter().map(ListedImage::from).collect())
     }
 
-    async fn list_images_with_intermediates(
-        &self,
-        filters: &HashMap<String, Vec<String>>,
-    ) -> Result<Vec<ListedImage>, DockerError> {
-        let options = ListImagesOptionsBuilder::new()
-            .all(true)
-            .filters(filters)
-            .build();
-        let images = Docker::list_images(self, Some(options)).await?;
-        Ok(images.into_iter().map(ListedImage::from).collect())
+    async fn inspect_image(&self, id: &str) -> Result<Option<ListedImage>, DockerError> {
+        let image = match Docker::inspect_image(self, id).await {
+            Ok(image) => image,
+            Err(e) => {
+                let e = DockerError::from(e);
+                return if e.disposition == Disposition::Gone {
+                    Ok(None)
+                } else {
+                    Err(e)
+                };
+            }
+        };
+        // `Created` is RFC 3339; read through serde so this does not depend
+        // on which date type bollard was built with.
+        let created = serde_json::to_value(&image.created)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .and_then(|s| humantime::parse_rfc3339_weak(&s).ok())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs() as i64);
+        Ok(Some(ListedImage {
+            id: image.id.unwrap_or_else(|| id.to_string()),
+            created,
+            size: image.size.unwrap_or(0),
+            labels: image.config.and_then(|c| c.labels).unwrap_or_default(),
+            repo_tags: image.repo_tags.unwrap_or_default(),
+            // Not in bollard's model of this call; the plan looks one level up.
+            parent_id: String::new(),
+        }))
     }
 
     async fn images_used_by_containers(&self) -> Result<HashSet<String>, DockerError> {

@@ -15,8 +15,11 @@ pub struct FakeState {
     pub images: Vec<ListedImage>,
     /// What `local_data_root` answers.
     pub data_root: Option<std::path::PathBuf>,
-    /// Returned, after `images`, only by the `all=true` listing.
-    pub intermediates: Vec<ListedImage>,
+    /// Returned only by a listing with `dangling=false` (what a real engine
+    /// returns for it: tagged images), after `images`.
+    pub tagged: Vec<ListedImage>,
+    /// What `inspect_image` finds (any image listed is found too).
+    pub inspectable: Vec<ListedImage>,
     pub used: HashSet<String>,
     pub remove_errors: HashMap<String, DockerError>,
     pub list_error: Option<DockerError>,
@@ -85,6 +88,7 @@ pub fn image(id: &str, labels: &[(&str, &str)], tags: &[&str], age_secs: i64) ->
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         repo_tags: tags.iter().map(|t| t.to_string()).collect(),
+        parent_id: String::new(),
     }
 }
 
@@ -94,6 +98,7 @@ impl DockerImages for FakeDocker {
         &self,
         filters: &HashMap<String, Vec<String>>,
     ) -> Result<Vec<ListedImage>, DockerError> {
+        let tagged_only = filters.get("dangling") == Some(&vec!["false".to_string()]);
         let delay = self.edit(|s| {
             s.filters_seen.push(filters.clone());
             s.lists_in_flight += 1;
@@ -105,18 +110,21 @@ impl DockerImages for FakeDocker {
             s.lists_in_flight -= 1;
             match &s.list_error {
                 Some(e) => Err(e.clone()),
+                None if tagged_only => Ok(s.images.iter().chain(&s.tagged).cloned().collect()),
                 None => Ok(s.images.clone()),
             }
         })
     }
 
-    async fn list_images_with_intermediates(
-        &self,
-        filters: &HashMap<String, Vec<String>>,
-    ) -> Result<Vec<ListedImage>, DockerError> {
-        let mut all = self.list_images(filters).await?;
-        all.extend(self.edit(|s| s.intermediates.clone()));
-        Ok(all)
+    async fn inspect_image(&self, id: &str) -> Result<Option<ListedImage>, DockerError> {
+        Ok(self.edit(|s| {
+            s.images
+                .iter()
+                .chain(&s.tagged)
+                .chain(&s.inspectable)
+                .find(|i| i.id == id)
+                .cloned()
+        }))
     }
 
     async fn images_used_by_containers(&self) -> Result<HashSet<String>, DockerError> {

@@ -357,20 +357,21 @@ impl DanglingImageSweep {
         report
     }
 
-    /// The candidates, the images containers use, and (dry run only) every
-    /// labelled image, listed at the same time as the candidates.
+    /// The candidates, the images containers use, and (dry run only) the
+    /// labelled images that are not candidates: see [`Self::others`].
     async fn scan(&self) -> Result<Scan, DockerError> {
         let filters = self.config.scope.docker_filters();
         let candidates = self.call("listing images", self.docker.list_images(&filters));
         let (images, others) = if self.config.dry_run {
-            let labelled =
-                HashMap::from([("label".to_string(), self.config.scope.label_filters())]);
-            let others = self.call(
-                "listing labelled images",
-                self.docker.list_images_with_intermediates(&labelled),
-            );
-            let (images, others) = tokio::join!(candidates, others);
-            (images?, others?)
+            let tagged = HashMap::from([
+                ("dangling".to_string(), vec!["false".to_string()]),
+                ("label".to_string(), self.config.scope.label_filters()),
+            ]);
+            let tagged = self.call("listing tagged images", self.docker.list_images(&tagged));
+            let (images, tagged) = tokio::join!(candidates, tagged);
+            let images = images?;
+            let others = self.others(&images, tagged?).await?;
+            (images, others)
         } else {
             (candidates.await?, Vec::new())
         };
@@ -384,6 +385,54 @@ impl DanglingImageSweep {
             .await?
         };
         Ok((images, in_use, others))
+    }
+
+    /// Labelled images a plan explains though they are not candidates: the
+    /// tagged ones (a cheap listing: `dangling=false` leaves out the many
+    /// dangling ones), and the untagged labelled images other listed images
+    /// are built on (their `ParentId`s, inspected one by one; one level up,
+    /// since bollard's inspect model has no parent). A full `all=true`
+    /// listing would return every candidate a second time and double the
+    /// plan's cost at scale (docs/BENCHMARKS.md).
+    async fn others(
+        &self,
+        candidates: &[ListedImage],
+        tagged: Vec<ListedImage>,
+    ) -> Result<Vec<ListedImage>, DockerError> {
+        let listed: HashSet<&str> = candidates
+            .iter()
+            .chain(&tagged)
+            .map(|i| i.id.as_str())
+            .collect();
+        let parents: std::collections::BTreeSet<&str> = candidates
+            .iter()
+            .chain(&tagged)
+            .map(|i| i.parent_id.as_str())
+            .filter(|p| !p.is_empty() && !listed.contains(p))
+            .collect();
+        let mut others = Vec::new();
+        for parent in parents {
+            let inspected = self
+                .call(
+                    "inspecting a parent image",
+                    self.docker.inspect_image(parent),
+                )
+                .await?;
+            // Untagged and labelled: in scope but for its children.
+            if let Some(image) = inspected.filter(|i| {
+                self.config
+                    .scope
+                    .check(&ImageFacts {
+                        labels: &i.labels,
+                        repo_tags: &i.repo_tags,
+                    })
+                    .is_ok()
+            }) {
+                others.push(image);
+            }
+        }
+        others.extend(tagged);
+        Ok(others)
     }
 
     /// Our own check of one listed image; see `[ref:scope_invariant]`.
@@ -473,7 +522,7 @@ fn free_space_at(path: &std::path::Path) -> Option<u64> {
 type Scan = (Vec<ListedImage>, HashSet<String>, Vec<ListedImage>);
 
 /// Labelled images the candidate listing did not return, and why they are
-/// kept: a real tag, or (untagged) children built on them. Plan only.
+/// kept: a real tag, or (untagged) images built on them. Plan only.
 fn explain_others(candidates: &[ListedImage], others: Vec<ListedImage>, now: i64) -> Vec<Skipped> {
     let listed: HashSet<&str> = candidates.iter().map(|i| i.id.as_str()).collect();
     others

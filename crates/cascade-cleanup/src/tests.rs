@@ -612,17 +612,30 @@ fn dropping_a_handle_ends_its_loop() {
 
 #[test]
 fn the_plan_explains_labelled_images_that_are_not_candidates() {
-    let fake = Arc::new(FakeDocker::with_images(vec![ours("sha256:old")]));
+    let mut child = image(
+        "sha256:child",
+        &[("cascade.managed", "true")],
+        &["child:1"],
+        3600,
+    );
+    child.parent_id = "sha256:parent".into();
+    let mut grandchild = ours("sha256:old");
+    grandchild.parent_id = "sha256:not-ours".into();
+    let fake = Arc::new(FakeDocker::with_images(vec![grandchild]));
     fake.edit(|s| {
-        s.intermediates = vec![
-            image("sha256:parent", &[("cascade.managed", "true")], &[], 3600),
+        s.tagged = vec![
+            child,
             image(
                 "sha256:current",
                 &[("cascade.managed", "true")],
                 &["cascade-snapshot-p-1:latest"],
                 3600,
             ),
-        ]
+        ];
+        s.inspectable = vec![
+            image("sha256:parent", &[("cascade.managed", "true")], &[], 3600),
+            image("sha256:not-ours", &[], &[], 3600),
+        ];
     });
     let cfg = SweepConfig {
         dry_run: true,
@@ -640,16 +653,18 @@ fn the_plan_explains_labelled_images_that_are_not_candidates() {
         reasons,
         vec![
             ("sha256:parent", "has_children"),
+            ("sha256:child", "tagged"),
             ("sha256:current", "tagged")
-        ]
+        ],
+        "an unlabelled parent is not mentioned"
     );
-    // The label-only listing asked for exactly the scope's labels.
-    let label_only = fake.edit(|s| s.filters_seen.clone());
+    // The second listing asks for tagged labelled images only.
+    let seen = fake.edit(|s| s.filters_seen.clone());
     assert!(
-        label_only
-            .iter()
-            .any(|f| f.len() == 1 && f["label"] == vec!["cascade.managed=true".to_string()]),
-        "{label_only:?}"
+        seen.iter()
+            .any(|f| f.get("dangling") == Some(&vec!["false".to_string()])
+                && f["label"] == vec!["cascade.managed=true".to_string()]),
+        "{seen:?}"
     );
 
     // A real pass does not pay for the second listing.

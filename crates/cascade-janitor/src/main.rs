@@ -69,11 +69,21 @@ fn main() -> ExitCode {
         print!("{}", settings.render(command_name(&settings.command)));
         return ExitCode::from(EXIT_OK);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    // The daemon shares its process with several loops, a metrics server
+    // and event streams: two workers. A one-off prune or doctor is one
+    // sequence of requests: one thread, no cross-thread wake-ups per
+    // response (measured in docs/BENCHMARKS.md).
+    let mut builder = match settings.command {
+        CommandSettings::Run(_) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(2);
+            b
+        }
+        CommandSettings::Prune(_) | CommandSettings::Doctor => {
+            tokio::runtime::Builder::new_current_thread()
+        }
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cascade-janitor: cannot start the async runtime: {e}");

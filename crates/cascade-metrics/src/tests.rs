@@ -742,6 +742,7 @@ impl cascade_cleanup::DockerImages for OneImageEngine {
             size: 4096,
             labels: [("cascade.managed".to_owned(), "true".to_owned())].into(),
             repo_tags: vec!["<none>:<none>".into()],
+            parent_id: String::new(),
         }])
     }
     async fn images_used_by_containers(
