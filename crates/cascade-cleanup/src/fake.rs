@@ -15,8 +15,8 @@ pub struct FakeState {
     pub images: Vec<ListedImage>,
     /// What `local_data_root` answers.
     pub data_root: Option<std::path::PathBuf>,
-    /// Returned only by a listing with `dangling=false` (what a real engine
-    /// returns for it: tagged images), after `images`.
+    /// Returned, after `images`, only by a listing without a `dangling`
+    /// filter (a real engine then also returns tagged images).
     pub tagged: Vec<ListedImage>,
     /// What `inspect_image` finds (any image listed is found too).
     pub inspectable: Vec<ListedImage>,
@@ -98,7 +98,7 @@ impl DockerImages for FakeDocker {
         &self,
         filters: &HashMap<String, Vec<String>>,
     ) -> Result<Vec<ListedImage>, DockerError> {
-        let tagged_only = filters.get("dangling") == Some(&vec!["false".to_string()]);
+        let with_tagged = !filters.contains_key("dangling");
         let delay = self.edit(|s| {
             s.filters_seen.push(filters.clone());
             s.lists_in_flight += 1;
@@ -110,7 +110,7 @@ impl DockerImages for FakeDocker {
             s.lists_in_flight -= 1;
             match &s.list_error {
                 Some(e) => Err(e.clone()),
-                None if tagged_only => Ok(s.images.iter().chain(&s.tagged).cloned().collect()),
+                None if with_tagged => Ok(s.images.iter().chain(&s.tagged).cloned().collect()),
                 None => Ok(s.images.clone()),
             }
         })

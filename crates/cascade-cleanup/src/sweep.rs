@@ -359,21 +359,34 @@ impl DanglingImageSweep {
 
     /// The candidates, the images containers use, and (dry run only) the
     /// labelled images that are not candidates: see [`Self::others`].
+    ///
+    /// A real pass asks the engine for `dangling=true` and every label. A
+    /// plan asks for the labels only, which returns the same dangling images
+    /// plus the tagged labelled ones in one listing (with `all=false` the
+    /// engine lists only images without children, and an untagged one of
+    /// those is what it calls dangling), and splits them here. A second
+    /// listing would cost as much as the first at scale: the engine sizes
+    /// every labelled image before it applies `dangling` (docs/BENCHMARKS.md).
+    /// Either way every candidate goes through `Scope::check`.
+    /// `[ref:scope_invariant]`
     async fn scan(&self) -> Result<Scan, DockerError> {
-        let filters = self.config.scope.docker_filters();
-        let candidates = self.call("listing images", self.docker.list_images(&filters));
         let (images, others) = if self.config.dry_run {
-            let tagged = HashMap::from([
-                ("dangling".to_string(), vec!["false".to_string()]),
-                ("label".to_string(), self.config.scope.label_filters()),
-            ]);
-            let tagged = self.call("listing tagged images", self.docker.list_images(&tagged));
-            let (images, tagged) = tokio::join!(candidates, tagged);
-            let images = images?;
-            let others = self.others(&images, tagged?).await?;
+            let labelled =
+                HashMap::from([("label".to_string(), self.config.scope.label_filters())]);
+            let listed = self
+                .call("listing images", self.docker.list_images(&labelled))
+                .await?;
+            let (images, tagged): (Vec<_>, Vec<_>) = listed
+                .into_iter()
+                .partition(|i| cascade_scope::is_untagged(&i.repo_tags));
+            let others = self.others(&images, tagged).await?;
             (images, others)
         } else {
-            (candidates.await?, Vec::new())
+            let filters = self.config.scope.docker_filters();
+            let images = self
+                .call("listing images", self.docker.list_images(&filters))
+                .await?;
+            (images, Vec::new())
         };
         let in_use = if images.is_empty() {
             HashSet::new()
@@ -388,12 +401,9 @@ impl DanglingImageSweep {
     }
 
     /// Labelled images a plan explains though they are not candidates: the
-    /// tagged ones (a cheap listing: `dangling=false` leaves out the many
-    /// dangling ones), and the untagged labelled images other listed images
-    /// are built on (their `ParentId`s, inspected one by one; one level up,
-    /// since bollard's inspect model has no parent). A full `all=true`
-    /// listing would return every candidate a second time and double the
-    /// plan's cost at scale (docs/BENCHMARKS.md).
+    /// tagged ones, and the labelled images other listed images are built on
+    /// (their `ParentId`s, inspected one by one; one level up, since
+    /// bollard's inspect model has no parent).
     async fn others(
         &self,
         candidates: &[ListedImage],
@@ -418,13 +428,13 @@ impl DanglingImageSweep {
                     self.docker.inspect_image(parent),
                 )
                 .await?;
-            // Untagged and labelled: in scope but for its children.
+            // Ours by its labels; `explain_others` says tagged or has children.
             if let Some(image) = inspected.filter(|i| {
                 self.config
                     .scope
                     .check(&ImageFacts {
                         labels: &i.labels,
-                        repo_tags: &i.repo_tags,
+                        repo_tags: &[],
                     })
                     .is_ok()
             }) {
