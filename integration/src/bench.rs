@@ -236,7 +236,7 @@ pub async fn one_at_a_time(socket: &std::path::Path) -> Result<usize> {
 }
 
 /// Median, minimum and maximum of some durations.
-#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub struct Summary {
     pub median: f64,
     pub min: f64,

@@ -69,21 +69,14 @@ fn main() -> ExitCode {
         print!("{}", settings.render(command_name(&settings.command)));
         return ExitCode::from(EXIT_OK);
     }
-    // The daemon shares its process with several loops, a metrics server
-    // and event streams: two workers. A one-off prune or doctor is one
-    // sequence of requests: one thread, no cross-thread wake-ups per
-    // response (measured in docs/BENCHMARKS.md).
-    let mut builder = match settings.command {
-        CommandSettings::Run(_) => {
-            let mut b = tokio::runtime::Builder::new_multi_thread();
-            b.worker_threads(2);
-            b
-        }
-        CommandSettings::Prune(_) | CommandSettings::Doctor => {
-            tokio::runtime::Builder::new_current_thread()
-        }
-    };
-    let runtime = match builder.enable_all().build() {
+    // One thread: the janitor's work is waiting on engines, and one thread
+    // has no cross-thread wake-ups per response (client CPU per removed
+    // image halved) and one malloc arena, which keeps the idle daemon small
+    // (docs/BENCHMARKS.md).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cascade-janitor: cannot start the async runtime: {e}");
@@ -402,9 +395,10 @@ mod plumbing {
     use tokio::signal::unix::{Signal, SignalKind, signal};
 
     /// Resolves with the engine of the first loop found not running, checked
-    /// every second; never resolves while all run.
+    /// every 30 s (an idle daemon should not wake more often); never
+    /// resolves while all run.
     pub async fn first_to_end(loops: &[(String, Arc<DanglingImageCleanup>)]) -> String {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
         loop {
             tick.tick().await;
             if let Some((engine, _)) = loops.iter().find(|(_, l)| !l.is_running()) {

@@ -28,6 +28,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
+    /// Redraw the SVG from a compare.json that `compare` wrote
+    Chart {
+        #[arg(long)]
+        json: PathBuf,
+        #[arg(long)]
+        svg: PathBuf,
+    },
     /// Load N labelled dangling images and M unlabelled ones into a nested engine
     Seed {
         #[arg(long, default_value_t = 10_000)]
@@ -89,6 +96,11 @@ fn main() -> Result<()> {
         .enable_all()
         .build()?;
     match cli.task {
+        Task::Chart { json, svg } => {
+            let results: Results = serde_json::from_slice(&std::fs::read(&json)?)?;
+            std::fs::write(&svg, chart(&results))?;
+            Ok(())
+        }
         Task::Seed {
             images,
             decoys,
@@ -161,7 +173,7 @@ async fn seed(images: usize, decoys: usize, docker_host: Option<String>) -> Resu
 }
 
 /// One contender's result for one run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 struct Sample {
     seconds: f64,
     /// CPU the nested dockerd used meanwhile (user + system).
@@ -172,7 +184,7 @@ struct Sample {
     peak_rss_kib: Option<u64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, serde::Deserialize)]
 struct ContenderResult {
     name: String,
     command: String,
@@ -182,7 +194,7 @@ struct ContenderResult {
     samples: Vec<Sample>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, serde::Deserialize)]
 struct SizeResult {
     images: usize,
     decoys: usize,
@@ -191,7 +203,7 @@ struct SizeResult {
     contenders: Vec<ContenderResult>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, serde::Deserialize)]
 struct IdleResult {
     images_swept_first: usize,
     rss_kib: u64,
@@ -199,7 +211,7 @@ struct IdleResult {
     window_seconds: f64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, serde::Deserialize)]
 struct Results {
     engine: String,
     storage_driver: String,
