@@ -146,7 +146,7 @@ impl DockerImages for Docker {
         };
         // `Created` is RFC 3339; read through serde so this does not depend
         // on which date type bollard was built with.
-        let created = serde_json::to_value(&image.created)
+        let created = serde_json::to_value(image.created)
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .and_then(|s| humantime::parse_rfc3339_weak(&s).ok())
