@@ -64,6 +64,54 @@ pub fn janitor_binary() -> PathBuf {
     binary
 }
 
+/// The `cascade-janitor` binary as a command for a test: Sentry off, and
+/// killed if the test drops it.
+pub fn janitor() -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(janitor_binary());
+    command.env_remove("SENTRY_DSN").kill_on_drop(true);
+    command
+}
+
+/// A child's stderr, collected line by line as it comes.
+#[derive(Debug)]
+pub struct StderrLog {
+    lines: Arc<Mutex<Vec<String>>>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl StderrLog {
+    /// Takes `child`'s stderr, which must be piped.
+    pub fn collect(child: &mut tokio::process::Child) -> StderrLog {
+        use tokio::io::AsyncBufReadExt;
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let mut reader = tokio::io::BufReader::new(stderr).lines();
+        let sink = Arc::clone(&lines);
+        let reader = tokio::spawn(async move {
+            while let Ok(Some(line)) = reader.next_line().await {
+                sink.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+            }
+        });
+        StderrLog { lines, reader }
+    }
+
+    /// The lines so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn contains(&self, text: &str) -> bool {
+        self.lines().iter().any(|l| l.contains(text))
+    }
+
+    /// Every line, once the child closed its stderr (it exited).
+    pub async fn finish(self) -> Vec<String> {
+        let StderrLog { lines, reader } = self;
+        let _ = reader.await;
+        lines.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
 /// Collects every scheduled pass's report.
 #[derive(Debug, Clone, Default)]
 pub struct Reports(Arc<Mutex<Vec<SweepReport>>>);

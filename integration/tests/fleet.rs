@@ -2,28 +2,15 @@
 //! other keeps failing on every interval without holding anything up, is
 //! swept once it comes back, and SIGTERM still exits 0.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Result;
-use integration::NestedEngine;
 use integration::engine::all_image_ids;
 use integration::fixtures::{self, ImageSpec};
-use tokio::io::AsyncBufReadExt;
+use integration::{NestedEngine, StderrLog, wait_until};
 
-/// Waits (bounded) until `done` holds.
-async fn eventually<F, Fut>(what: &str, mut done: F) -> Result<()>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<bool>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while !done().await? {
-        anyhow::ensure!(tokio::time::Instant::now() < deadline, "{what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    Ok(())
-}
+/// How long each step may take on a loaded machine.
+const LIMIT: Duration = Duration::from_secs(60);
 
 #[tokio::test]
 async fn one_engine_down_never_stalls_the_other() -> Result<()> {
@@ -40,7 +27,7 @@ async fn one_engine_down_never_stalls_the_other() -> Result<()> {
     let down_images = fixtures::load(&down.docker, &[ImageSpec::new("ours-too").ours()]).await?;
     down.stop_engine().await?;
 
-    let mut daemon = tokio::process::Command::new(integration::janitor_binary())
+    let mut daemon = integration::janitor()
         .args([
             "run",
             "--min-age",
@@ -56,25 +43,15 @@ async fn one_engine_down_never_stalls_the_other() -> Result<()> {
             "--docker-host",
             &down.host(),
         ])
-        .env_remove("SENTRY_DSN")
         .env("RUST_LOG", "info")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
         .spawn()?;
-    let log = Arc::new(Mutex::new(Vec::<String>::new()));
-    let mut lines = tokio::io::BufReader::new(daemon.stderr.take().expect("stderr")).lines();
-    let sink = Arc::clone(&log);
-    let reader = tokio::spawn(async move {
-        while let Ok(Some(line)) = lines.next_line().await {
-            sink.lock().unwrap_or_else(|p| p.into_inner()).push(line);
-        }
-    });
+    let log = StderrLog::collect(&mut daemon);
     let failures_of = |host: String| {
-        let log = Arc::clone(&log);
+        let log = &log;
         move || {
-            log.lock()
-                .unwrap_or_else(|p| p.into_inner())
+            log.lines()
                 .iter()
                 .filter(|l| l.contains("scan failed") && l.contains(&host))
                 .count()
@@ -83,16 +60,19 @@ async fn one_engine_down_never_stalls_the_other() -> Result<()> {
     let down_failures = failures_of(down.host());
 
     // The live engine is swept although the other is down from the start.
-    eventually("the live engine was not swept", || async {
-        Ok(!all_image_ids(&live.docker)
-            .await?
-            .contains(&live_images["ours"]))
+    let gone = |docker, id| async move {
+        all_image_ids(docker)
+            .await
+            .is_ok_and(|ids| !ids.contains(id))
+    };
+    wait_until(LIMIT, "the live engine to be swept", || {
+        gone(&live.docker, &live_images["ours"])
     })
     .await?;
     // The down engine keeps failing, interval after interval, named in the log.
-    eventually("the down engine was not retried", || {
+    wait_until(LIMIT, "the down engine to be retried", || {
         let n = down_failures();
-        async move { Ok(n >= 2) }
+        async move { n >= 2 }
     })
     .await?;
     assert!(daemon.try_wait()?.is_none(), "run must not exit");
@@ -104,10 +84,8 @@ async fn one_engine_down_never_stalls_the_other() -> Result<()> {
 
     // Once it is back, its next pass sweeps it.
     down.start_engine().await?;
-    eventually("the engine that came back was not swept", || async {
-        Ok(!all_image_ids(&down.docker)
-            .await?
-            .contains(&down_images["ours-too"]))
+    wait_until(LIMIT, "the engine that came back to be swept", || {
+        gone(&down.docker, &down_images["ours-too"])
     })
     .await?;
 
@@ -118,7 +96,7 @@ async fn one_engine_down_never_stalls_the_other() -> Result<()> {
     assert!(killed.success());
     let status = tokio::time::timeout(Duration::from_secs(20), daemon.wait()).await??;
     assert_eq!(status.code(), Some(0), "SIGTERM is a clean shutdown");
-    reader.await?;
+    log.finish().await;
     assert_eq!(
         all_image_ids(&live.docker).await?,
         [live_images["mysql"].clone()].into_iter().collect(),

@@ -210,14 +210,12 @@ async fn metrics_and_health_after_a_known_sweep() -> Result<()> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
-    let mut daemon = tokio::process::Command::new(integration::janitor_binary())
+    let mut daemon = integration::janitor()
         .args(["run", "--min-age", "0s", "--interval", "1h", "--no-events"])
         .args(["--docker-host", &engine.host()])
         .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
-        .env_remove("SENTRY_DSN")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
         .spawn()?;
     let host = engine.host();
     let engine_label = format!("engine=\"{host}\"");

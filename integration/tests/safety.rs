@@ -424,7 +424,7 @@ async fn the_daemon_sweeps_at_start_and_exits_0_on_sigterm() -> Result<()> {
         ],
     )
     .await?;
-    let mut daemon = tokio::process::Command::new(integration::janitor_binary())
+    let mut daemon = integration::janitor()
         .args([
             "run",
             "--min-age",
@@ -434,7 +434,6 @@ async fn the_daemon_sweeps_at_start_and_exits_0_on_sigterm() -> Result<()> {
             "--docker-host",
             &engine.host(),
         ])
-        .env_remove("SENTRY_DSN")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()?;

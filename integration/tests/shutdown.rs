@@ -11,12 +11,12 @@ use anyhow::Result;
 use integration::engine::all_image_ids;
 use integration::fixtures::{self, ImageSpec};
 use integration::proxy::{Fault, FaultProxy};
-use integration::{NestedEngine, wait_until};
+use integration::{NestedEngine, StderrLog, wait_until};
 use tokio::io::AsyncReadExt;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 fn daemon(host: &str, extra: &[&str]) -> Result<Child> {
-    Ok(Command::new(integration::janitor_binary())
+    Ok(integration::janitor()
         .args([
             "run",
             "--min-age",
@@ -28,10 +28,8 @@ fn daemon(host: &str, extra: &[&str]) -> Result<Child> {
         ])
         .args(["--no-events"])
         .args(extra)
-        .env_remove("SENTRY_DSN")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
         .spawn()?)
 }
 
@@ -51,20 +49,6 @@ async fn exit(mut child: Child, limit: Duration) -> Result<(i32, String)> {
         pipe.read_to_string(&mut stderr).await?;
     }
     Ok((status.code().unwrap_or(-1), stderr))
-}
-
-/// The daemon's stderr, collected line by line as it comes.
-fn collect_stderr(child: &mut Child) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
-    use tokio::io::AsyncBufReadExt;
-    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let mut lines = tokio::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let sink = std::sync::Arc::clone(&log);
-    tokio::spawn(async move {
-        while let Ok(Some(line)) = lines.next_line().await {
-            sink.lock().expect("log").push(line);
-        }
-    });
-    log
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,7 +74,7 @@ async fn sigterm_mid_sweep_lets_sent_removals_finish_and_starts_no_more() -> Res
         &proxy.host(),
         &["--concurrency", "2", "--stop-deadline", "20s"],
     )?;
-    let log = collect_stderr(&mut child);
+    let log = StderrLog::collect(&mut child);
     wait_until(
         Duration::from_secs(20),
         "two removals in flight",
@@ -99,16 +83,13 @@ async fn sigterm_mid_sweep_lets_sent_removals_finish_and_starts_no_more() -> Res
     .await?;
     signal(&child, "TERM")?;
     wait_until(Duration::from_secs(10), "the shutdown to begin", || async {
-        log.lock()
-            .expect("log")
-            .iter()
-            .any(|l| l.contains("shutting down"))
+        log.contains("shutting down")
     })
     .await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     proxy.release();
     let (code, _) = exit(child, Duration::from_secs(20)).await?;
-    let stderr = log.lock().expect("log").join("\n");
+    let stderr = log.finish().await.join("\n");
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(
         proxy.removals(),

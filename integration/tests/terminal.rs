@@ -52,9 +52,8 @@ async fn on_a_terminal_prune_draws_a_progress_bar_then_the_summary() -> Result<(
 async fn without_a_terminal_prune_logs_progress_instead() -> Result<()> {
     let engine = NestedEngine::start().await?;
     fifty_images(&engine).await?;
-    let out = tokio::process::Command::new(integration::janitor_binary())
+    let out = integration::janitor()
         .args(["prune", "--min-age", "0s", "--docker-host", &engine.host()])
-        .env_remove("SENTRY_DSN")
         .output()
         .await?;
     let stderr = String::from_utf8_lossy(&out.stderr);
