@@ -78,7 +78,7 @@ async fn check(docker: &bollard::Docker, host: &str, common: &CommonSettings) ->
         Ok(info) => {
             let driver = info.driver.as_deref();
             let root = info.docker_root_dir.as_deref();
-            let remote = !host.starts_with("unix://");
+            let remote = !engine::is_local(host);
             println!(
                 "storage: driver {}, root dir {}",
                 driver.unwrap_or("?"),

@@ -55,6 +55,13 @@ pub fn parse_host(host: &str) -> Result<Address, String> {
     Err(bad("unsupported scheme"))
 }
 
+/// True for an engine reached over a unix socket, i.e. on this host (or
+/// one whose socket is mounted here); only such an engine's disk can be
+/// this host's.
+pub fn is_local(host: &str) -> bool {
+    matches!(parse_host(host), Ok(Address::Unix(_)))
+}
+
 /// Parses a `--docker-host` value; a bad one is a usage error (exit 2).
 fn parse_or_usage(host: &str) -> Result<Address, Failure> {
     parse_host(host).map_err(|why| Failure::usage(format!("invalid --docker-host `{host}`: {why}")))
@@ -260,6 +267,14 @@ fn pooled_unix(path: &str, timeout_secs: u64) -> Result<Docker, bollard::errors:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_unix_sockets_are_local() {
+        assert!(is_local("unix:///var/run/docker.sock"));
+        assert!(!is_local("tcp://127.0.0.1:2375"));
+        assert!(!is_local("http://127.0.0.1:2375"));
+        assert!(!is_local("docker.sock"));
+    }
 
     #[test]
     fn addresses() {

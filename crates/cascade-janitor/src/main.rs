@@ -221,6 +221,8 @@ async fn prune(common: &CommonSettings, settings: &PruneSettings) -> Result<u8, 
             Arc::new(docker),
             SweepConfig {
                 engine,
+                // A remote engine's disk is never this host's.
+                measure_reclaimed: engine::is_local(host),
                 ..config.clone()
             },
         );
