@@ -11,6 +11,7 @@ use std::hint::black_box;
 
 use cascade_classify::{classify, classify_status};
 use cascade_cleanup::ListedImage;
+use cascade_engine::listed_image;
 use cascade_scope::{ImageFacts, Scope};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
@@ -33,7 +34,7 @@ fn payload(n: usize) -> Vec<u8> {
 fn decode(bytes: &[u8]) -> Vec<ListedImage> {
     let summaries: Vec<bollard::models::ImageSummary> =
         serde_json::from_slice(bytes).expect("decode");
-    summaries.into_iter().map(ListedImage::from).collect()
+    summaries.into_iter().map(listed_image).collect()
 }
 
 fn cpu_benches(c: &mut Criterion) {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use cascade_cleanup::{DanglingImageCleanup, DanglingImageSweep, SweepConfig};
+use cascade_engine::Engine;
 use integration::engine::all_image_ids;
 use integration::fixtures::{self, ImageSpec};
 use integration::proxy::{Fault, FaultProxy};
@@ -21,12 +22,12 @@ fn quick_config(call_timeout: Duration) -> SweepConfig {
     }
 }
 
-fn docker_at(socket: &std::path::Path) -> Result<bollard::Docker> {
-    Ok(bollard::Docker::connect_with_unix(
+fn engine_at(socket: &std::path::Path) -> Result<Engine> {
+    Ok(Engine::new(bollard::Docker::connect_with_unix(
         &socket.to_string_lossy(),
         30,
         bollard::API_DEFAULT_VERSION,
-    )?)
+    )?))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -35,7 +36,7 @@ async fn engine_goes_away_and_comes_back() -> Result<()> {
     let reports = Reports::default();
     let cleanup = DanglingImageCleanup::new(
         DanglingImageSweep::new(
-            Arc::new(docker_at(&engine.socket)?),
+            Arc::new(engine_at(&engine.socket)?),
             quick_config(Duration::from_secs(5)),
         ),
         Duration::from_secs(1),
@@ -114,7 +115,7 @@ async fn a_hung_engine_costs_one_deadline_per_pass_and_the_schedule_holds() -> R
     let reports = Reports::default();
     let cleanup = DanglingImageCleanup::new(
         DanglingImageSweep::new(
-            Arc::new(docker_at(&proxy.socket)?),
+            Arc::new(engine_at(&proxy.socket)?),
             quick_config(Duration::from_secs(1)),
         ),
         Duration::from_secs(2),
@@ -172,7 +173,7 @@ async fn a_500_on_one_removal_is_reported_once_and_the_rest_are_removed() -> Res
     let proxy = FaultProxy::start(&engine.socket)?;
     proxy.set(Fault::FailRemovalOf(victim.clone()));
     let sweep = DanglingImageSweep::new(
-        Arc::new(docker_at(&proxy.socket)?),
+        Arc::new(engine_at(&proxy.socket)?),
         quick_config(Duration::from_secs(10)),
     );
     let (report, events) =

@@ -9,6 +9,7 @@ use anyhow::Result;
 use cascade_cleanup::{
     DanglingImageCleanup, DanglingImageSweep, EngineEvents, EventOptions, SweepConfig,
 };
+use cascade_engine::Engine;
 use integration::engine::all_image_ids;
 use integration::fixtures::{self, ImageSpec};
 use integration::{NestedEngine, Reports, capture_sentry, wait_until};
@@ -45,7 +46,7 @@ async fn the_plan_says_why_each_labelled_image_is_kept() -> Result<()> {
     let before = all_image_ids(d).await?;
 
     let sweep = DanglingImageSweep::new(
-        Arc::new(d.clone()),
+        Arc::new(Engine::new(d.clone())),
         SweepConfig {
             dry_run: true,
             min_age: Duration::from_secs(600),
@@ -89,7 +90,7 @@ async fn a_commit_over_a_snapshot_triggers_an_early_sweep() -> Result<()> {
     // The clock alone would not sweep again for an hour.
     let cleanup = DanglingImageCleanup::new(
         DanglingImageSweep::new(
-            Arc::new(d.clone()),
+            Arc::new(Engine::new(d.clone())),
             SweepConfig {
                 min_age: Duration::ZERO,
                 ..SweepConfig::default()
@@ -100,7 +101,7 @@ async fn a_commit_over_a_snapshot_triggers_an_early_sweep() -> Result<()> {
     )
     .with_min_gap(Duration::from_secs(1))
     .with_events(
-        Arc::new(d.clone()) as Arc<dyn EngineEvents>,
+        Arc::new(Engine::new(d.clone())) as Arc<dyn EngineEvents>,
         EventOptions::with_debounce(Duration::from_secs(1)),
     )
     .with_observer(reports.observer());

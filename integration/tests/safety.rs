@@ -12,6 +12,7 @@ use bollard::Docker;
 use cascade_cleanup::{
     DanglingImageSweep, DockerError, DockerImages, ListedImage, SweepConfig, SweepReport,
 };
+use cascade_engine::Engine;
 use cascade_scope::{Label, Scope};
 use integration::engine::all_image_ids;
 use integration::fixtures::{self, ImageSpec};
@@ -29,7 +30,7 @@ async fn sweep(
     docker: &Docker,
     config: SweepConfig,
 ) -> (SweepReport, Vec<sentry::protocol::Event<'static>>) {
-    let sweep = DanglingImageSweep::new(Arc::new(docker.clone()), config);
+    let sweep = DanglingImageSweep::new(Arc::new(Engine::new(docker.clone())), config);
     capture_sentry(async { sweep.run(&CancellationToken::new()).await }).await
 }
 
@@ -151,7 +152,7 @@ async fn ours_but_not_garbage_is_kept() -> Result<()> {
     assert!(events.is_empty(), "in use is never reported: {events:?}");
 
     // The engine itself refuses the held image with 409, classified as in use.
-    let refused = DockerImages::remove_image(d, &loaded["held"])
+    let refused = DockerImages::remove_image(&Engine::new(d.clone()), &loaded["held"])
         .await
         .expect_err("held");
     assert_eq!(refused.status, Some(409));
@@ -261,7 +262,7 @@ async fn the_production_leak_is_swept() -> Result<()> {
 /// Removes the image through the real engine just before the sweep does, as
 /// another operator racing the janitor would.
 struct Racer {
-    inner: Docker,
+    inner: Engine,
 }
 
 #[async_trait]
@@ -289,7 +290,7 @@ async fn an_image_removed_by_someone_else_is_gone_not_reported() -> Result<()> {
     let loaded = fixtures::load(&engine.docker, &[ImageSpec::new("raced").ours()]).await?;
     let sweep = DanglingImageSweep::new(
         Arc::new(Racer {
-            inner: engine.docker.clone(),
+            inner: Engine::new(engine.docker.clone()),
         }),
         config(Duration::ZERO),
     );

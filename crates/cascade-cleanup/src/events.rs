@@ -7,12 +7,9 @@
 //! An event never names what to remove: the pass lists and verifies as
 //! always `[ref:scope_invariant]`.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bollard::Docker;
-use bollard::query_parameters::EventsOptionsBuilder;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use tokio::sync::Notify;
@@ -37,35 +34,12 @@ pub struct EngineEvent {
     pub id: String,
 }
 
-/// Where events come from: `bollard::Docker`, or a fake in tests.
+/// Where events come from: a real engine (`cascade-engine`), or a fake in tests.
 pub trait EngineEvents: Send + Sync + 'static {
     /// A new subscription to [`ORPHANING_ACTIONS`] of images and containers
     /// carrying every label in `labels` (`key=value`). It yields an error or ends when
     /// the connection breaks.
     fn subscribe(&self, labels: &[String]) -> BoxStream<'static, Result<EngineEvent, DockerError>>;
-}
-
-impl EngineEvents for Docker {
-    fn subscribe(&self, labels: &[String]) -> BoxStream<'static, Result<EngineEvent, DockerError>> {
-        let filters: HashMap<&str, Vec<String>> = HashMap::from([
-            ("type", vec!["image".to_string(), "container".to_string()]),
-            (
-                "event",
-                ORPHANING_ACTIONS.iter().map(|a| a.to_string()).collect(),
-            ),
-            ("label", labels.to_vec()),
-        ]);
-        let options = EventsOptionsBuilder::new().filters(&filters).build();
-        self.events(Some(options))
-            .map(|item| {
-                item.map(|message| EngineEvent {
-                    action: message.action.unwrap_or_default(),
-                    id: message.actor.and_then(|a| a.id).unwrap_or_default(),
-                })
-                .map_err(DockerError::from)
-            })
-            .boxed()
-    }
 }
 
 /// How events turn into early sweeps.

@@ -16,7 +16,8 @@
 //!
 //! [`DanglingImageSweep::run`] returns a [`SweepReport`]; [`LoopHandle`] and
 //! [`DanglingImageCleanup`] own the periodic loop. Docker access goes through
-//! the [`DockerImages`] trait, implemented for `bollard::Docker`.
+//! the [`DockerImages`] and [`EngineEvents`] traits; `cascade-engine`
+//! implements them for a real engine, so this crate knows no Docker client.
 
 pub mod disk;
 mod docker;

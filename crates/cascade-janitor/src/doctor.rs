@@ -15,6 +15,7 @@ use std::sync::Arc;
 use bytesize::ByteSize;
 use cascade_cleanup::disk::{self, DiskSpace};
 use cascade_cleanup::{DanglingImageSweep, DockerImages};
+use cascade_engine::Engine;
 
 use crate::config::CommonSettings;
 use crate::{EXIT_FAILURE, EXIT_OK, Failure, engine, plumbing, sweep_config};
@@ -60,7 +61,7 @@ pub async fn doctor(common: &CommonSettings) -> Result<u8, Failure> {
 }
 
 /// Checks one connected engine; returns the number of problems found.
-async fn check(docker: &bollard::Docker, host: &str, common: &CommonSettings) -> usize {
+async fn check(docker: &Engine, host: &str, common: &CommonSettings) -> usize {
     let config = sweep_config(common, true);
     let mut problems = 0;
     match docker.version().await {
@@ -74,21 +75,21 @@ async fn check(docker: &bollard::Docker, host: &str, common: &CommonSettings) ->
             problems += 1;
         }
     }
-    match docker.info().await {
-        Ok(info) => {
-            let driver = info.driver.as_deref();
-            let root = info.docker_root_dir.as_deref();
+    match docker.storage().await {
+        Ok(storage) => {
+            let driver = storage.driver.as_deref();
+            let root = storage.root_dir.as_deref();
             let remote = !engine::is_local(host);
             println!(
                 "storage: driver {}, root dir {}",
                 driver.unwrap_or("?"),
-                root.unwrap_or("?")
+                root.map_or("?".into(), Path::to_string_lossy)
             );
             if let Some(root) = root {
                 let space = if remote {
                     RootDirSpace::not_visible("a remote engine's disk")
                 } else {
-                    root_dir_space(Path::new(root), driver, info.id.as_deref())
+                    root_dir_space(root, driver, storage.engine_id.as_deref())
                 };
                 println!("root dir free space: {}", space.line);
                 if space.low {
@@ -184,7 +185,7 @@ struct RootDirSpace {
 }
 
 /// The engine's root dir is only measurable when the janitor sees the same
-/// folder; see `cascade_cleanup::disk::visible_data_root`. Otherwise it is
+/// folder; see `cascade_engine::disk::visible_data_root`. Otherwise it is
 /// reported as not visible rather than measured wrongly.
 impl RootDirSpace {
     fn not_visible(why: &str) -> RootDirSpace {
@@ -197,7 +198,7 @@ impl RootDirSpace {
 
 fn root_dir_space(root: &Path, driver: Option<&str>, engine_id: Option<&str>) -> RootDirSpace {
     let not_visible = RootDirSpace::not_visible;
-    if let Err(why) = disk::visible_data_root(root, driver, engine_id) {
+    if let Err(why) = cascade_engine::disk::visible_data_root(root, driver, engine_id) {
         return not_visible(&why);
     }
     match disk::disk_space(root) {

@@ -1,0 +1,262 @@
+//! The bollard implementations of cleanup's engine traits, and the plain
+//! engine facts `doctor` reports.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use bollard::Docker;
+use bollard::query_parameters::{
+    EventsOptionsBuilder, ListContainersOptionsBuilder, ListImagesOptionsBuilder,
+    RemoveImageOptionsBuilder,
+};
+use cascade_classify::{Disposition, classify};
+use cascade_cleanup::events::ORPHANING_ACTIONS;
+use cascade_cleanup::{DockerError, DockerImages, EngineEvent, EngineEvents, ListedImage};
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+
+/// A connected engine: what [`crate::connect`] returns, and what a sweep of
+/// a real engine is given.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    docker: Docker,
+}
+
+impl Engine {
+    /// Wraps a bollard client built elsewhere (tests build their own).
+    pub fn new(docker: Docker) -> Engine {
+        Engine { docker }
+    }
+
+    /// The bollard client, for calls the traits do not cover.
+    pub fn docker(&self) -> &Docker {
+        &self.docker
+    }
+
+    /// `GET /version`.
+    pub async fn version(&self) -> Result<EngineVersion, DockerError> {
+        let v = self.docker.version().await.map_err(docker_error)?;
+        Ok(EngineVersion {
+            version: v.version,
+            api_version: v.api_version,
+        })
+    }
+
+    /// The storage facts of `GET /info`.
+    pub async fn storage(&self) -> Result<Storage, DockerError> {
+        let info = self.docker.info().await.map_err(docker_error)?;
+        Ok(Storage {
+            driver: info.driver,
+            root_dir: info.docker_root_dir.map(PathBuf::from),
+            engine_id: info.id,
+        })
+    }
+}
+
+impl From<Docker> for Engine {
+    fn from(docker: Docker) -> Engine {
+        Engine::new(docker)
+    }
+}
+
+/// The engine's version, as it states it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineVersion {
+    pub version: Option<String>,
+    pub api_version: Option<String>,
+}
+
+/// Where and how the engine stores images, as it states it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Storage {
+    pub driver: Option<String>,
+    /// `DockerRootDir`, a path on the engine's host.
+    pub root_dir: Option<PathBuf>,
+    pub engine_id: Option<String>,
+}
+
+/// A failed bollard call as cleanup sees it: classified, with the HTTP
+/// status when the engine answered.
+pub fn docker_error(error: bollard::errors::Error) -> DockerError {
+    let status = match &error {
+        bollard::errors::Error::DockerResponseServerError { status_code, .. } => Some(*status_code),
+        _ => None,
+    };
+    DockerError {
+        disposition: classify(&error),
+        status,
+        message: error.to_string(),
+    }
+}
+
+/// One listed image, reduced to what a sweep looks at.
+pub fn listed_image(summary: bollard::models::ImageSummary) -> ListedImage {
+    ListedImage {
+        id: summary.id,
+        created: summary.created,
+        size: summary.size,
+        labels: summary.labels,
+        repo_tags: summary.repo_tags,
+        parent_id: summary.parent_id,
+    }
+}
+
+/// Passes the sweep's filters to the engine and filters nothing itself: the
+/// sweep re-checks every image it is given `[ref:scope_invariant]`.
+#[async_trait]
+impl DockerImages for Engine {
+    async fn list_images(
+        &self,
+        filters: &HashMap<String, Vec<String>>,
+    ) -> Result<Vec<ListedImage>, DockerError> {
+        let options = ListImagesOptionsBuilder::new()
+            .all(false)
+            .filters(filters)
+            .build();
+        let images = self
+            .docker
+            .list_images(Some(options))
+            .await
+            .map_err(docker_error)?;
+        Ok(images.into_iter().map(listed_image).collect())
+    }
+
+    async fn inspect_image(&self, id: &str) -> Result<Option<ListedImage>, DockerError> {
+        let image = match self.docker.inspect_image(id).await {
+            Ok(image) => image,
+            Err(e) => {
+                let e = docker_error(e);
+                return if e.disposition == Disposition::Gone {
+                    Ok(None)
+                } else {
+                    Err(e)
+                };
+            }
+        };
+        // `Created` is RFC 3339; read through serde so this does not depend
+        // on which date type bollard was built with.
+        let created = serde_json::to_value(image.created)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .and_then(|s| humantime::parse_rfc3339_weak(&s).ok())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs() as i64);
+        Ok(Some(ListedImage {
+            id: image.id.unwrap_or_else(|| id.to_string()),
+            created,
+            size: image.size.unwrap_or(0),
+            labels: image.config.and_then(|c| c.labels).unwrap_or_default(),
+            repo_tags: image.repo_tags.unwrap_or_default(),
+            // Not in bollard's model of this call; the plan looks one level up.
+            parent_id: String::new(),
+        }))
+    }
+
+    async fn images_used_by_containers(&self) -> Result<HashSet<String>, DockerError> {
+        let options = ListContainersOptionsBuilder::new().all(true).build();
+        let containers = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(docker_error)?;
+        Ok(containers.into_iter().filter_map(|c| c.image_id).collect())
+    }
+
+    async fn local_data_root(&self) -> Option<PathBuf> {
+        let storage = self.storage().await.ok()?;
+        let root = storage.root_dir?;
+        match crate::disk::visible_data_root(
+            &root,
+            storage.driver.as_deref(),
+            storage.engine_id.as_deref(),
+        ) {
+            Ok(()) => Some(root),
+            Err(why) => {
+                tracing::debug!(%why, "engine data root not visible; reclaimed space is the sum of image sizes");
+                None
+            }
+        }
+    }
+
+    async fn remove_image(&self, id: &str) -> Result<(), DockerError> {
+        // noprune=true: the default would also delete untagged parents, with
+        // or without our label. force=false: never an image a container uses.
+        let options = RemoveImageOptionsBuilder::new()
+            .force(false)
+            .noprune(true)
+            .build();
+        self.docker
+            .remove_image(id, Some(options), None)
+            .await
+            .map_err(docker_error)?;
+        Ok(())
+    }
+}
+
+impl EngineEvents for Engine {
+    fn subscribe(&self, labels: &[String]) -> BoxStream<'static, Result<EngineEvent, DockerError>> {
+        let filters: HashMap<&str, Vec<String>> = HashMap::from([
+            ("type", vec!["image".to_string(), "container".to_string()]),
+            (
+                "event",
+                ORPHANING_ACTIONS.iter().map(|a| a.to_string()).collect(),
+            ),
+            ("label", labels.to_vec()),
+        ]);
+        let options = EventsOptionsBuilder::new().filters(&filters).build();
+        self.docker
+            .events(Some(options))
+            .map(|item| {
+                item.map(|message| EngineEvent {
+                    action: message.action.unwrap_or_default(),
+                    id: message.actor.and_then(|a| a.id).unwrap_or_default(),
+                })
+                .map_err(docker_error)
+            })
+            .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_engine_answer_keeps_its_status_and_classification() {
+        let error = docker_error(bollard::errors::Error::DockerResponseServerError {
+            status_code: 409,
+            message: "image is being used by stopped container".into(),
+        });
+        assert_eq!(error.status, Some(409));
+        assert_eq!(error.disposition, Disposition::InUse);
+        assert!(error.message.contains("being used"), "{}", error.message);
+        let timeout = docker_error(bollard::errors::Error::RequestTimeoutError);
+        assert_eq!(
+            (timeout.status, timeout.disposition),
+            (None, Disposition::Transient)
+        );
+    }
+
+    #[test]
+    fn a_listed_image_keeps_what_the_sweep_checks() {
+        let summary: bollard::models::ImageSummary = serde_json::from_value(serde_json::json!({
+            "Id": "sha256:abc", "ParentId": "sha256:parent", "RepoTags": ["<none>:<none>"],
+            "RepoDigests": [], "Created": 1700000000, "Size": 42, "SharedSize": -1,
+            "Labels": {"cascade.managed": "true"}, "Containers": -1
+        }))
+        .expect("an engine's listing");
+        let image = listed_image(summary);
+        assert_eq!(
+            image,
+            ListedImage {
+                id: "sha256:abc".into(),
+                created: 1_700_000_000,
+                size: 42,
+                labels: HashMap::from([("cascade.managed".into(), "true".into())]),
+                repo_tags: vec!["<none>:<none>".into()],
+                parent_id: "sha256:parent".into(),
+            }
+        );
+    }
+}

@@ -1,0 +1,31 @@
+//! Everything that talks to a real Docker engine.
+//!
+//! `cascade-cleanup` decides what a sweep does through its traits
+//! ([`DockerImages`](cascade_cleanup::DockerImages),
+//! [`EngineEvents`](cascade_cleanup::EngineEvents)); this crate implements
+//! them with bollard:
+//!
+//! - [`parse_host`] and [`Address`]: which engine an address names;
+//! - [`connect`]: connects and negotiates the API version at once (one-shot
+//!   commands), over a pooled unix transport that keeps connections alive;
+//! - [`Engine`]: a connected engine, with the bollard implementations of the
+//!   cleanup traits (remove with `force=false, noprune=true`) and the plain
+//!   engine facts `doctor` prints ([`Engine::version`], [`Engine::storage`]);
+//! - [`EngineClient`]: the daemon's lazily connecting engine, which names its
+//!   engine in every error, so an engine that is down never stops the others;
+//! - [`disk`]: whether the engine's data root is visible from here.
+//!
+//! Errors are [`EngineError`]: a bad address (the caller's usage error) or an
+//! unreachable engine. The binary maps them to its exit codes.
+
+mod address;
+mod client;
+mod connect;
+pub mod disk;
+mod images;
+
+pub use address::{Address, BadAddress, DEFAULT_SOCKET, is_local, parse_host};
+pub use bollard::Docker;
+pub use client::EngineClient;
+pub use connect::{EngineError, connect};
+pub use images::{Engine, EngineVersion, Storage, docker_error, listed_image};
