@@ -2,8 +2,6 @@
 //! logging and Sentry, and wires `cascade-scope`, `cascade-cleanup` and
 //! `cascade-router` together. Behaviour lives in those crates.
 
-mod cli;
-mod config;
 mod doctor;
 mod engine;
 mod progress;
@@ -22,11 +20,15 @@ use cascade_router::{JanitorLoop, JanitorProcessor};
 use plumbing::CancelOnSignal;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{LogFormat, Output};
-use crate::config::{
-    CommandSettings, CommonSettings, LoadError, PruneSettings, RunSettings, Settings,
-};
 use crate::report::EngineOutcome;
+use cascade_config::{
+    CommandSettings, CommonSettings, Environment, LoadError, LogFormat, Output, PruneSettings,
+    RunSettings, Settings,
+};
+
+// cascade-config keeps its own copy of the default address until it takes
+// it from cascade-engine; the test below keeps the two equal.
+const _: &str = engine::DEFAULT_SOCKET;
 
 pub const EXIT_OK: u8 = 0;
 /// The engine could not be reached, or a sweep ended with failures.
@@ -57,16 +59,16 @@ impl Failure {
 }
 
 fn main() -> ExitCode {
-    let settings = match config::load(std::env::args_os()) {
+    let settings = match cascade_config::load(std::env::args_os(), &Environment::from_process()) {
         Ok(settings) => settings,
         Err(LoadError::Clap(e)) => return clap_exit(e),
-        Err(LoadError::Failure(failure)) => {
-            eprintln!("cascade-janitor: {}", failure.message);
-            return ExitCode::from(failure.code);
+        Err(LoadError::Config(e)) => {
+            eprintln!("cascade-janitor: {e}");
+            return ExitCode::from(EXIT_USAGE);
         }
     };
     if settings.print_config {
-        print!("{}", settings.render(command_name(&settings.command)));
+        print!("{}", settings.render());
         return ExitCode::from(EXIT_OK);
     }
     // One thread: the janitor's work is waiting on engines, and one thread
@@ -89,14 +91,6 @@ fn main() -> ExitCode {
             eprintln!("cascade-janitor: {}", failure.message);
             ExitCode::from(failure.code)
         }
-    }
-}
-
-fn command_name(command: &CommandSettings) -> &'static str {
-    match command {
-        CommandSettings::Run(_) => "run",
-        CommandSettings::Prune(_) => "prune",
-        CommandSettings::Doctor => "doctor",
     }
 }
 
@@ -135,6 +129,9 @@ fn clap_exit(e: clap::Error) -> ExitCode {
 
 async fn dispatch(settings: Settings) -> Result<u8, Failure> {
     let _sentry = setup(&settings.common)?;
+    for name in &settings.ignored_variables {
+        tracing::debug!(variable = %name, "ignoring a Kubernetes service link variable");
+    }
     match &settings.command {
         CommandSettings::Run(run_settings) => run(&settings.common, run_settings).await,
         CommandSettings::Prune(prune_settings) => prune(&settings.common, prune_settings).await,
@@ -185,7 +182,7 @@ fn sweep_config(common: &CommonSettings, dry_run: bool) -> SweepConfig {
 /// Whether a section header is needed: output for one engine is unchanged
 /// from the single-engine janitor.
 fn several(common: &CommonSettings) -> bool {
-    common.docker_hosts.len() > 1
+    common.engines.len() > 1
 }
 
 /// One sweep of each engine in turn. One engine: exactly the single-engine
@@ -197,7 +194,7 @@ async fn prune(common: &CommonSettings, settings: &PruneSettings) -> Result<u8, 
     let config = sweep_config(common, settings.dry_run);
     let mut outcomes = Vec::new();
     let mut failed = false;
-    for (i, host) in common.docker_hosts.iter().enumerate() {
+    for (i, host) in common.engines.iter().map(|e| &e.host).enumerate() {
         let docker = match engine::connect(host, common.timeout).await {
             Ok(docker) => docker,
             Err(failure) if several(common) && failure.code == EXIT_FAILURE => {
@@ -228,7 +225,7 @@ async fn prune(common: &CommonSettings, settings: &PruneSettings) -> Result<u8, 
         );
         let progress = progress::for_prune(if settings.output == Output::Json {
             // A JSON consumer reads stdout; progress would only be noise.
-            cli::Progress::None
+            cascade_config::Progress::None
         } else {
             settings.progress
         });
@@ -331,7 +328,8 @@ async fn run(common: &CommonSettings, settings: &RunSettings) -> Result<u8, Fail
     };
     let mut processor = JanitorProcessor::new();
     let mut loops = Vec::new();
-    for host in &common.docker_hosts {
+    // TODO(cascade-engine): pass `engine.transport` (TLS files) to the client.
+    for host in common.engines.iter().map(|e| &e.host) {
         let cleanup = engine_loop(host, common, settings, &telemetry)?;
         tracing::info!(engine = %host, "sweeping this engine");
         loops.push((host.clone(), Arc::clone(&cleanup)));
@@ -436,5 +434,16 @@ mod plumbing {
                 _ = self.int.recv() => "SIGINT",
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn config_and_engine_share_the_default_socket() {
+        assert_eq!(
+            crate::engine::DEFAULT_SOCKET,
+            cascade_config::DEFAULT_SOCKET
+        );
     }
 }
