@@ -532,3 +532,6 @@ impl Merger<'_> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;
