@@ -36,6 +36,7 @@ pub fn resolve(
         cli::Command::Doctor(args) => (CommandName::Doctor, &args.common),
     };
     let mut m = Merger {
+        command: name,
         matches,
         env,
         file: None,
@@ -101,6 +102,7 @@ fn invalid(source: &Source, key: Opt, text: &str, why: &str) -> ConfigError {
 }
 
 struct Merger<'a> {
+    command: CommandName,
     matches: &'a ArgMatches,
     env: &'a Environment,
     file: Option<ConfigFile>,
@@ -109,12 +111,14 @@ struct Merger<'a> {
 
 impl Merger<'_> {
     fn on_command_line(&self, key: Opt) -> bool {
-        // `Opt::id` is checked against clap in key.rs; an unknown id would
-        // only read as "not given".
-        matches!(
-            self.matches.value_source(key.id()),
-            Some(ValueSource::CommandLine)
-        )
+        // clap (in debug builds) panics on an id that is not an argument of
+        // this command; `Opt::commands` and `Opt::id` are checked against
+        // clap in opt.rs, so asking only for this command's options is safe.
+        key.commands().contains(&self.command)
+            && matches!(
+                self.matches.value_source(key.id()),
+                Some(ValueSource::CommandLine)
+            )
     }
 
     /// flag > variable > file > default, for one value.
@@ -292,6 +296,10 @@ impl Merger<'_> {
             let address = address::parse_host(&host).map_err(|why| match &source {
                 Source::Env(name) if name == "DOCKER_HOST" => ConfigError::new(format!(
                     "DOCKER_HOST `{host}` is not a valid engine address: {why}; fix it, unset it, or pass --docker-host"
+                )),
+                // Worded as clap worded it when clap checked the flag.
+                Source::Flag(_) => ConfigError::new(format!(
+                    "invalid value '{host}' for '--docker-host <URL>': {why}; see `cascade-janitor --help`"
                 )),
                 other => invalid(other, key, &host, &why),
             })?;

@@ -495,3 +495,47 @@ fn service_links_are_ignored_and_listed() {
         "{err}"
     );
 }
+
+#[test]
+fn a_bad_engine_address_names_its_source() {
+    let err = refusal(&["prune", "--docker-host", "ftp://x"], &[]);
+    assert!(
+        err.starts_with("invalid value 'ftp://x' for '--docker-host <URL>': unsupported scheme"),
+        "{err}"
+    );
+    let err = refusal(
+        &["prune"],
+        &[("CASCADE_JANITOR_DOCKER_HOST", "unix:///a.sock,ftp://x")],
+    );
+    assert!(
+        err.starts_with("CASCADE_JANITOR_DOCKER_HOST: invalid value `ftp://x`"),
+        "{err}"
+    );
+    let err = refusal(&["prune"], &[("DOCKER_HOST", "docker.sock")]);
+    assert!(
+        err.starts_with("DOCKER_HOST `docker.sock` is not a valid engine address"),
+        "{err}"
+    );
+    let f = file("docker_host = []\n");
+    let err = refusal(&["prune", "--config", &f.path], &[]);
+    assert!(
+        err.contains("line 1: `docker_host`: no engine given"),
+        "{err}"
+    );
+    let err = refusal(
+        &[
+            "prune",
+            "--docker-host",
+            "tcp://127.0.0.1:2375",
+            "--docker-host",
+            "http://127.0.0.1:2375/",
+        ],
+        &[],
+    );
+    assert!(
+        err.starts_with(
+            "--docker-host: `tcp://127.0.0.1:2375` and `http://127.0.0.1:2375/` are the same engine"
+        ),
+        "{err}"
+    );
+}
