@@ -902,4 +902,24 @@ fn kubernetes_service_links_do_not_stop_the_janitor() {
     );
     assert_one_line_error(&out, 2, "CASCADE_JANITOR_PORTS");
     assert!(!witness.was_contacted());
+
+    // Each ignored variable is one debug line, once logging is up.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = format!("unix://{}/absent.sock", dir.path().display());
+    let out = configured(
+        &["doctor"],
+        &[
+            ("CASCADE_JANITOR_DOCKER_HOST", missing.as_str()),
+            ("CASCADE_JANITOR_SERVICE_HOST", "10.96.0.12"),
+            ("RUST_LOG", "cascade_janitor=debug"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "the engine is unreachable");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.lines().any(|l| l.contains("DEBUG")
+            && l.contains("ignoring a Kubernetes service link variable")
+            && l.contains("CASCADE_JANITOR_SERVICE_HOST")),
+        "{stderr}"
+    );
 }
