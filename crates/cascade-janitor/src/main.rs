@@ -71,6 +71,21 @@ fn main() -> ExitCode {
         print!("{}", settings.render());
         return ExitCode::from(EXIT_OK);
     }
+    // TODO(cascade-engine): remove once the rustls transport is wired. Until
+    // then the client speaks plain HTTP only, and an engine the operator
+    // configured for TLS must not be sent plain HTTP.
+    if let Some(engine) = settings
+        .common
+        .engines
+        .iter()
+        .find(|e| matches!(e.transport, cascade_config::Transport::Tls(_)))
+    {
+        eprintln!(
+            "cascade-janitor: {} is configured for TLS, which this build cannot speak yet; use a unix socket or plain tcp:// on loopback",
+            engine.host
+        );
+        return ExitCode::from(EXIT_USAGE);
+    }
     // One thread: the janitor's work is waiting on engines, and one thread
     // has no cross-thread wake-ups per response (client CPU per removed
     // image halved) and one malloc arena, which keeps the idle daemon small
