@@ -17,8 +17,8 @@ use cascade_cleanup::disk::{self, DiskSpace};
 use cascade_cleanup::{DanglingImageSweep, DockerImages};
 use cascade_engine::Engine;
 
-use crate::config::CommonSettings;
 use crate::{EXIT_FAILURE, EXIT_OK, Failure, engine, plumbing, sweep_config};
+use cascade_config::CommonSettings;
 
 /// Below this share of free space on the engine's root dir, doctor warns.
 const LOW_FREE_PERCENT: u64 = 10;
@@ -27,9 +27,9 @@ const LOW_FREE_PERCENT: u64 = 10;
 /// is a one-line error, exit 1). Several: one `== engine HOST ==` section
 /// each; an unreachable engine is a problem in its section.
 pub async fn doctor(common: &CommonSettings) -> Result<u8, Failure> {
-    let several = common.docker_hosts.len() > 1;
+    let several = common.engines.len() > 1;
     let mut unhealthy = 0;
-    for (i, host) in common.docker_hosts.iter().enumerate() {
+    for (i, host) in common.engines.iter().map(|e| &e.host).enumerate() {
         if several {
             println!("{}", crate::report::engine_header(i, host));
         }
@@ -49,8 +49,8 @@ pub async fn doctor(common: &CommonSettings) -> Result<u8, Failure> {
     if several {
         println!(
             "\n{} of {} engines healthy",
-            common.docker_hosts.len() - unhealthy,
-            common.docker_hosts.len()
+            common.engines.len() - unhealthy,
+            common.engines.len()
         );
     }
     Ok(if unhealthy == 0 {

@@ -2,8 +2,6 @@
 //! logging and Sentry, and wires `cascade-scope`, `cascade-cleanup` and
 //! `cascade-router` together. Behaviour lives in those crates.
 
-mod cli;
-mod config;
 mod doctor;
 mod engine;
 mod progress;
@@ -22,11 +20,11 @@ use cascade_router::{JanitorLoop, JanitorProcessor};
 use plumbing::CancelOnSignal;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{LogFormat, Output};
-use crate::config::{
-    CommandSettings, CommonSettings, LoadError, PruneSettings, RunSettings, Settings,
-};
 use crate::report::EngineOutcome;
+use cascade_config::{
+    CommandSettings, CommonSettings, Environment, LoadError, LogFormat, Output, PruneSettings,
+    RunSettings, Settings,
+};
 
 pub const EXIT_OK: u8 = 0;
 /// The engine could not be reached, or a sweep ended with failures.
@@ -57,17 +55,32 @@ impl Failure {
 }
 
 fn main() -> ExitCode {
-    let settings = match config::load(std::env::args_os()) {
+    let settings = match cascade_config::load(std::env::args_os(), &Environment::from_process()) {
         Ok(settings) => settings,
         Err(LoadError::Clap(e)) => return clap_exit(e),
-        Err(LoadError::Failure(failure)) => {
-            eprintln!("cascade-janitor: {}", failure.message);
-            return ExitCode::from(failure.code);
+        Err(LoadError::Config(e)) => {
+            eprintln!("cascade-janitor: {e}");
+            return ExitCode::from(EXIT_USAGE);
         }
     };
     if settings.print_config {
-        print!("{}", settings.render(command_name(&settings.command)));
+        print!("{}", settings.render());
         return ExitCode::from(EXIT_OK);
+    }
+    // TODO(cascade-engine): remove once the rustls transport is wired. Until
+    // then the client speaks plain HTTP only, and an engine the operator
+    // configured for TLS must not be sent plain HTTP.
+    if let Some(engine) = settings
+        .common
+        .engines
+        .iter()
+        .find(|e| matches!(e.transport, cascade_config::Transport::Tls(_)))
+    {
+        eprintln!(
+            "cascade-janitor: {} is configured for TLS, which this build cannot speak yet; use a unix socket or plain tcp:// on loopback",
+            engine.host
+        );
+        return ExitCode::from(EXIT_USAGE);
     }
     // One thread: the janitor's work is waiting on engines, and one thread
     // has no cross-thread wake-ups per response (client CPU per removed
@@ -89,14 +102,6 @@ fn main() -> ExitCode {
             eprintln!("cascade-janitor: {}", failure.message);
             ExitCode::from(failure.code)
         }
-    }
-}
-
-fn command_name(command: &CommandSettings) -> &'static str {
-    match command {
-        CommandSettings::Run(_) => "run",
-        CommandSettings::Prune(_) => "prune",
-        CommandSettings::Doctor => "doctor",
     }
 }
 
@@ -135,6 +140,9 @@ fn clap_exit(e: clap::Error) -> ExitCode {
 
 async fn dispatch(settings: Settings) -> Result<u8, Failure> {
     let _sentry = setup(&settings.common)?;
+    for name in &settings.ignored_variables {
+        tracing::debug!(variable = %name, "ignoring a Kubernetes service link variable");
+    }
     match &settings.command {
         CommandSettings::Run(run_settings) => run(&settings.common, run_settings).await,
         CommandSettings::Prune(prune_settings) => prune(&settings.common, prune_settings).await,
@@ -185,7 +193,7 @@ fn sweep_config(common: &CommonSettings, dry_run: bool) -> SweepConfig {
 /// Whether a section header is needed: output for one engine is unchanged
 /// from the single-engine janitor.
 fn several(common: &CommonSettings) -> bool {
-    common.docker_hosts.len() > 1
+    common.engines.len() > 1
 }
 
 /// One sweep of each engine in turn. One engine: exactly the single-engine
@@ -197,7 +205,7 @@ async fn prune(common: &CommonSettings, settings: &PruneSettings) -> Result<u8, 
     let config = sweep_config(common, settings.dry_run);
     let mut outcomes = Vec::new();
     let mut failed = false;
-    for (i, host) in common.docker_hosts.iter().enumerate() {
+    for (i, host) in common.engines.iter().map(|e| &e.host).enumerate() {
         let docker = match engine::connect(host, common.timeout).await {
             Ok(docker) => docker,
             Err(failure) if several(common) && failure.code == EXIT_FAILURE => {
@@ -228,7 +236,7 @@ async fn prune(common: &CommonSettings, settings: &PruneSettings) -> Result<u8, 
         );
         let progress = progress::for_prune(if settings.output == Output::Json {
             // A JSON consumer reads stdout; progress would only be noise.
-            cli::Progress::None
+            cascade_config::Progress::None
         } else {
             settings.progress
         });
@@ -331,7 +339,8 @@ async fn run(common: &CommonSettings, settings: &RunSettings) -> Result<u8, Fail
     };
     let mut processor = JanitorProcessor::new();
     let mut loops = Vec::new();
-    for host in &common.docker_hosts {
+    // TODO(cascade-engine): pass `engine.transport` (TLS files) to the client.
+    for host in common.engines.iter().map(|e| &e.host) {
         let cleanup = engine_loop(host, common, settings, &telemetry)?;
         tracing::info!(engine = %host, "sweeping this engine");
         loops.push((host.clone(), Arc::clone(&cleanup)));

@@ -11,7 +11,7 @@ use bytesize::ByteSize;
 use cascade_cleanup::{ImageRef, SweepProgress, SweepReport};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::cli::Progress as Mode;
+use cascade_config::Progress as Mode;
 
 /// How often the log mode writes a line.
 pub const LOG_EVERY: Duration = Duration::from_secs(5);

@@ -725,3 +725,201 @@ fn config_file_durations_are_bounded_too() {
         assert!(!witness.was_contacted());
     }
 }
+
+/// Arguments, environment and the culprit the one-line error names.
+type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+
+#[test]
+fn sweep_floors_are_exit_2_from_flag_env_and_file() {
+    let witness = Witness::new();
+    let host = witness.host.as_str();
+    let file = config_file("interval = \"100ms\"\n");
+    let gap = config_file("min_sweep_gap = \"0s\"\n");
+    let cases: &[Case] = &[
+        (&["run", "--interval", "500ms"], &[], "--interval 500ms"),
+        (
+            &["run"],
+            &[("CASCADE_JANITOR_INTERVAL", "1ns")],
+            "CASCADE_JANITOR_INTERVAL",
+        ),
+        (&["run", "--config", &file.path], &[], "`interval`"),
+        (&["run", "--min-sweep-gap", "0s"], &[], "--min-sweep-gap 0s"),
+        (
+            &["run"],
+            &[("CASCADE_JANITOR_MIN_SWEEP_GAP", "200ms")],
+            "CASCADE_JANITOR_MIN_SWEEP_GAP",
+        ),
+        (&["run", "--config", &gap.path], &[], "`min_sweep_gap`"),
+    ];
+    for (args, env, culprit) in cases {
+        let mut env = env.to_vec();
+        env.push(("CASCADE_JANITOR_DOCKER_HOST", host));
+        let out = configured(args, &env);
+        assert_one_line_error(&out, 2, culprit);
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("below its floor of 1s"),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(!witness.was_contacted());
+}
+
+type Vars<'a> = &'a [(&'a str, &'a str)];
+
+#[test]
+fn credentials_in_the_engine_url_are_exit_2_and_never_printed() {
+    let file = config_file("docker_host = [\"tcp://ops:s3cret@10.9.8.7:2376\"]\n");
+    let cases: &[(&[&str], Vars)] = &[
+        (
+            &["prune", "--docker-host", "tcp://ops:s3cret@10.9.8.7:2376"],
+            &[],
+        ),
+        (&["doctor", "--docker-host", "tcp://ops@10.9.8.7"], &[]),
+        (
+            &["run", "--print-config"],
+            &[(
+                "CASCADE_JANITOR_DOCKER_HOST",
+                "tcp://ops:s3cret@10.9.8.7:2376",
+            )],
+        ),
+        (
+            &["prune"],
+            &[("DOCKER_HOST", "tcp://ops:s3cret@10.9.8.7:2376")],
+        ),
+        (&["prune", "--config", &file.path], &[]),
+    ];
+    for (args, env) in cases {
+        let out = configured(args, env);
+        assert_one_line_error(&out, 2, "credentials in --docker-host are refused");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("use TLS client certificates"), "{stderr}");
+        assert!(
+            !stderr.contains("s3cret") && !stderr.contains("ops"),
+            "{args:?} printed the credentials: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn plain_tcp_off_loopback_is_exit_2_unless_allowed() {
+    let out = configured(&["prune", "--docker-host", "tcp://192.0.2.10:2375"], &[]);
+    assert_one_line_error(&out, 2, "--allow-plain-tcp");
+    let out = configured(&["doctor"], &[("DOCKER_HOST", "tcp://192.0.2.10:2375")]);
+    assert_one_line_error(&out, 2, "DOCKER_HOST");
+    // Allowed, or on loopback: accepted (print-config contacts nothing).
+    let out = configured(
+        &[
+            "prune",
+            "--print-config",
+            "--docker-host",
+            "tcp://192.0.2.10:2375",
+        ],
+        &[("CASCADE_JANITOR_ALLOW_PLAIN_TCP", "true")],
+    );
+    assert!(printed(&out, "allow_plain_tcp").contains("true"));
+    let out = configured(
+        &[
+            "prune",
+            "--print-config",
+            "--docker-host",
+            "tcp://127.0.0.1:2375",
+        ],
+        &[],
+    );
+    assert!(printed(&out, "docker_host").contains("127.0.0.1"));
+}
+
+#[test]
+fn unreadable_tls_files_are_exit_2_naming_option_and_path() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("ca.pem").display().to_string();
+    let cert_path = dir.path().display().to_string();
+    let remote = "tcp://192.0.2.10:2376";
+    let cases: &[Case] = &[
+        (
+            &["prune", "--docker-host", remote, "--tls-ca", &missing],
+            &[],
+            "--tls-ca",
+        ),
+        (
+            &["prune", "--docker-host", remote],
+            &[("CASCADE_JANITOR_TLS_CA", &missing)],
+            "CASCADE_JANITOR_TLS_CA",
+        ),
+        (
+            &["doctor", "--docker-host", remote],
+            &[("DOCKER_TLS_VERIFY", "1"), ("DOCKER_CERT_PATH", &cert_path)],
+            "DOCKER_CERT_PATH",
+        ),
+    ];
+    for (args, env, culprit) in cases {
+        let out = configured(args, env);
+        assert_one_line_error(&out, 2, culprit);
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(&missing),
+            "names the path: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    // With the files there, TLS is configured and print-config shows paths.
+    for name in ["ca.pem", "cert.pem", "key.pem"] {
+        std::fs::write(dir.path().join(name), "-----BEGIN PRIVATE KEY-----").expect("write");
+    }
+    let out = configured(
+        &["prune", "--print-config", "--docker-host", remote],
+        &[("DOCKER_TLS_VERIFY", "1"), ("DOCKER_CERT_PATH", &cert_path)],
+    );
+    let line = printed(&out, "tls_key");
+    assert!(
+        line.contains(&format!("{cert_path}/key.pem")) && line.ends_with("# env DOCKER_CERT_PATH"),
+        "{line}"
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("BEGIN PRIVATE KEY"));
+}
+
+#[test]
+fn kubernetes_service_links_do_not_stop_the_janitor() {
+    let witness = Witness::new();
+    let out = configured(
+        &["run", "--print-config"],
+        &[
+            ("CASCADE_JANITOR_DOCKER_HOST", witness.host.as_str()),
+            ("CASCADE_JANITOR_SERVICE_HOST", "10.96.0.12"),
+            ("CASCADE_JANITOR_SERVICE_PORT", "9464"),
+            ("CASCADE_JANITOR_PORT", "tcp://10.96.0.12:9464"),
+            ("CASCADE_JANITOR_PORT_9464_TCP_ADDR", "10.96.0.12"),
+        ],
+    );
+    printed(&out, "min_age");
+    let out = configured(
+        &["run", "--print-config"],
+        &[
+            ("CASCADE_JANITOR_DOCKER_HOST", witness.host.as_str()),
+            ("CASCADE_JANITOR_PORTS", "9464"),
+        ],
+    );
+    assert_one_line_error(&out, 2, "CASCADE_JANITOR_PORTS");
+    assert!(!witness.was_contacted());
+
+    // Each ignored variable is one debug line, once logging is up.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = format!("unix://{}/absent.sock", dir.path().display());
+    let out = configured(
+        &["doctor"],
+        &[
+            ("CASCADE_JANITOR_DOCKER_HOST", missing.as_str()),
+            ("CASCADE_JANITOR_SERVICE_HOST", "10.96.0.12"),
+            ("RUST_LOG", "cascade_janitor=debug"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "the engine is unreachable");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.lines().any(|l| l.contains("DEBUG")
+            && l.contains("ignoring a Kubernetes service link variable")
+            && l.contains("CASCADE_JANITOR_SERVICE_HOST")),
+        "{stderr}"
+    );
+}

@@ -1,9 +1,10 @@
-//! The command line contract. Every option also reads `CASCADE_JANITOR_*`
-//! and, through `config.rs`, a key of the TOML file given by `--config`.
+//! The command line contract: clap definitions and the value parsers every
+//! source (flag, variable, file) shares.
 //!
-//! The TOML key of an option is its long name with `-` replaced by `_`;
-//! `config.rs` derives the keys from these definitions, so a new option here
-//! is a new file key without further wiring.
+//! Variables are not read by clap: `merge.rs` reads them from the
+//! environment it is given, so precedence can be tested without touching the
+//! process. Their names come from [`Opt::env`](crate::opt::Opt::env), and
+//! [`command`] writes them into `--help`.
 
 use std::net::SocketAddr;
 use std::num::{NonZeroU32, NonZeroUsize};
@@ -11,7 +12,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use cascade_scope::Label;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+
+use crate::opt::Opt;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -45,21 +48,15 @@ pub struct Common {
     /// Repeatable: `run` sweeps each engine independently
     /// [env: CASCADE_JANITOR_DOCKER_HOST (comma-separated), then DOCKER_HOST;
     /// default: unix:///var/run/docker.sock]
-    #[arg(
-        long,
-        value_name = "URL",
-        env = "CASCADE_JANITOR_DOCKER_HOST",
-        hide_env = true,
-        value_delimiter = ',',
-        value_parser = parse_docker_host
-    )]
+    // Checked in merge.rs, not by a value parser: clap's error would echo the
+    // value, and a URL with credentials must never be printed.
+    #[arg(long, value_name = "URL", value_delimiter = ',')]
     pub docker_host: Vec<String>,
 
     /// Only images carrying this label with exactly this value (repeatable: all must match)
     #[arg(
         long = "label",
         value_name = "KEY=VALUE",
-        env = "CASCADE_JANITOR_LABEL",
         value_delimiter = ',',
         default_value = cascade_scope::DEFAULT_LABEL,
         value_parser = parse_label
@@ -67,29 +64,47 @@ pub struct Common {
     pub labels: Vec<Label>,
 
     /// Keep images younger than this: they may be steps of a running build (0s disables)
-    #[arg(long, value_name = "DURATION", env = "CASCADE_JANITOR_MIN_AGE", default_value = "10m", value_parser = parse_duration, allow_hyphen_values = true)]
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration, allow_hyphen_values = true)]
     pub min_age: Duration,
 
     /// Removals in flight at once
-    #[arg(long, value_name = "N", env = "CASCADE_JANITOR_CONCURRENCY", default_value = "4", value_parser = parse_concurrency, allow_hyphen_values = true)]
+    #[arg(long, value_name = "N", default_value = "4", value_parser = parse_concurrency, allow_hyphen_values = true)]
     pub concurrency: NonZeroUsize,
 
     /// Deadline of each Docker call
-    #[arg(long, value_name = "DURATION", env = "CASCADE_JANITOR_TIMEOUT", default_value = "60s", value_parser = parse_positive_duration, allow_hyphen_values = true)]
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_positive_duration, allow_hyphen_values = true)]
     pub timeout: Duration,
 
     /// Log format (logs go to stderr; RUST_LOG sets the level, default info)
-    #[arg(long, value_enum, env = "CASCADE_JANITOR_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// CA certificate (PEM) that signed the engine's certificate, for tcp://
+    /// engines over TLS (default with DOCKER_TLS_VERIFY: $DOCKER_CERT_PATH/ca.pem)
+    #[arg(long, value_name = "PATH")]
+    pub tls_ca: Option<PathBuf>,
+
+    /// Client certificate (PEM) for tcp:// engines over TLS; needs --tls-key
+    #[arg(long, value_name = "PATH")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// Private key (PEM) of --tls-cert
+    #[arg(long, value_name = "PATH")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Allow plain (unencrypted, unauthenticated) tcp:// to an engine that is
+    /// not on the loopback address
+    #[arg(long)]
+    pub allow_plain_tcp: bool,
 
     /// TOML file of defaults (keys = long option names with - replaced by _);
     /// flags and CASCADE_JANITOR_* variables win over it
-    #[arg(long, value_name = "PATH", env = "CASCADE_JANITOR_CONFIG")]
+    #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
 
     /// Print the effective configuration and where each value came from, then
     /// exit 0 without contacting any engine
-    #[arg(long, env = "CASCADE_JANITOR_PRINT_CONFIG")]
+    #[arg(long)]
     pub print_config: bool,
 }
 
@@ -97,28 +112,28 @@ pub struct Common {
 pub struct RunArgs {
     #[command(flatten)]
     pub common: Common,
-    /// Time between sweeps
-    #[arg(long, value_name = "DURATION", env = "CASCADE_JANITOR_INTERVAL", default_value = "30m", value_parser = parse_positive_duration, allow_hyphen_values = true)]
+    /// Time between sweeps (at least 1s)
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_interval, allow_hyphen_values = true)]
     pub interval: Duration,
     /// How long shutdown waits for an in-flight sweep
-    #[arg(long, value_name = "DURATION", env = "CASCADE_JANITOR_STOP_DEADLINE", default_value = "30s", value_parser = parse_duration, allow_hyphen_values = true)]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub stop_deadline: Duration,
     /// Serve /metrics and /healthz on this address, e.g. 127.0.0.1:9464 (off when unset)
-    #[arg(long, value_name = "ADDR", env = "CASCADE_JANITOR_METRICS_ADDR", value_parser = cascade_metrics::parse_metrics_addr)]
+    #[arg(long, value_name = "ADDR", value_parser = cascade_metrics::parse_metrics_addr)]
     pub metrics_addr: Option<SocketAddr>,
     /// /healthz fails when the last completed sweep (of any result) is older
     /// than this many intervals
-    #[arg(long, value_name = "N", env = "CASCADE_JANITOR_STALE_INTERVALS", default_value = "3", value_parser = parse_stale_intervals, allow_hyphen_values = true)]
+    #[arg(long, value_name = "N", default_value = "3", value_parser = parse_stale_intervals, allow_hyphen_values = true)]
     pub stale_intervals: NonZeroU32,
     /// Do not sweep on Docker events; sweep on the interval only
-    #[arg(long, env = "CASCADE_JANITOR_NO_EVENTS")]
+    #[arg(long)]
     pub no_events: bool,
     /// Wait this long after the last relevant event before sweeping
-    #[arg(long, value_name = "DURATION", env = "CASCADE_JANITOR_EVENT_DEBOUNCE", default_value = "5s", value_parser = parse_duration, allow_hyphen_values = true)]
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub event_debounce: Duration,
     /// Never sweep one engine more often than this, whatever triggers the sweep
-    /// (at most --interval)
-    #[arg(long, value_name = "DURATION", env = "CASCADE_JANITOR_MIN_SWEEP_GAP", default_value = "60s", value_parser = parse_duration, allow_hyphen_values = true)]
+    /// (at least 1s, at most --interval)
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_min_sweep_gap, allow_hyphen_values = true)]
     pub min_sweep_gap: Duration,
 }
 
@@ -127,13 +142,13 @@ pub struct PruneArgs {
     #[command(flatten)]
     pub common: Common,
     /// Remove nothing; print what would be removed and why each other image is kept
-    #[arg(long, env = "CASCADE_JANITOR_DRY_RUN")]
+    #[arg(long)]
     pub dry_run: bool,
     /// Report format on stdout
-    #[arg(long, value_enum, env = "CASCADE_JANITOR_OUTPUT", default_value_t = Output::Text)]
+    #[arg(long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
     /// Progress on stderr: bar on a terminal, log lines otherwise (auto), or none
-    #[arg(long, value_enum, env = "CASCADE_JANITOR_PROGRESS", default_value_t = Progress::Auto)]
+    #[arg(long, value_enum, default_value_t = Progress::Auto)]
     pub progress: Progress,
 }
 
@@ -164,8 +179,20 @@ pub enum Progress {
     None,
 }
 
-pub(crate) fn parse_docker_host(s: &str) -> Result<String, String> {
-    crate::engine::parse_host(s).map(|_| s.to_string())
+/// The clap command, with each option's variable named in its help (clap
+/// itself reads no variable; see the module doc).
+pub fn command() -> clap::Command {
+    let with_env = |arg: clap::Arg| -> clap::Arg {
+        match Opt::from_id(arg.get_id().as_str()) {
+            // docker_host documents its variables itself (two of them).
+            Some(key) if key != Opt::DockerHost => {
+                let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+                arg.help(format!("{help} [env: {}]", key.env()))
+            }
+            _ => arg,
+        }
+    };
+    Cli::command().mut_subcommands(|sub| sub.mut_args(with_env))
 }
 
 pub(crate) fn parse_stale_intervals(s: &str) -> Result<NonZeroU32, String> {
@@ -184,7 +211,16 @@ const DURATION_HINT: &str = "expected a number with a unit, e.g. 0s, 90s, 10m, 1
 
 /// The longest duration accepted: longer ones overflow when added to an
 /// `Instant` or multiplied (stale intervals × interval), and are mistakes.
-pub(crate) const MAX_DURATION: Duration = Duration::from_secs(36_500 * 24 * 60 * 60);
+pub const MAX_DURATION: Duration = Duration::from_secs(36_500 * 24 * 60 * 60);
+
+/// The shortest `--interval`. A pass is at least one list call per engine;
+/// below a second the loop would sweep back to back and load the engine for
+/// nothing (nothing in this deployment creates images faster than that).
+pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The shortest `--min-sweep-gap`. At 0s an event storm (or a debounce of
+/// 0s) starts a pass the moment the previous one ends: sweeps back to back.
+pub const MIN_SWEEP_GAP: Duration = Duration::from_secs(1);
 
 const TOO_LONG: &str = "too long; at most 100 years (36500d)";
 
@@ -207,6 +243,37 @@ pub(crate) fn parse_positive_duration(s: &str) -> Result<Duration, String> {
     }
 }
 
+/// A duration of at least `floor`; the message names the option, the value
+/// and the floor wherever the value came from.
+fn at_least(floor: Duration, option: &str, why: &str, d: Duration) -> Result<Duration, String> {
+    if d < floor {
+        let floor = humantime::format_duration(floor);
+        return Err(format!(
+            "{option} {} is below its floor of {floor} ({why}); use {floor} or more",
+            humantime::format_duration(d)
+        ));
+    }
+    Ok(d)
+}
+
+pub(crate) fn parse_interval(s: &str) -> Result<Duration, String> {
+    at_least(
+        MIN_INTERVAL,
+        "--interval",
+        "shorter would sweep back to back",
+        parse_positive_duration(s)?,
+    )
+}
+
+pub(crate) fn parse_min_sweep_gap(s: &str) -> Result<Duration, String> {
+    at_least(
+        MIN_SWEEP_GAP,
+        "--min-sweep-gap",
+        "shorter lets engine events start sweeps back to back",
+        parse_duration(s)?,
+    )
+}
+
 pub(crate) fn parse_concurrency(s: &str) -> Result<NonZeroUsize, String> {
     match s.trim().parse::<usize>() {
         Ok(n) => NonZeroUsize::new(n).ok_or_else(|| "must be at least 1".to_string()),
@@ -220,8 +287,24 @@ mod tests {
 
     #[test]
     fn the_command_line_is_consistent() {
-        use clap::CommandFactory;
-        Cli::command().debug_assert();
+        command().debug_assert();
+    }
+
+    #[test]
+    fn help_names_each_variable() {
+        let mut command = command();
+        let help = command
+            .find_subcommand_mut("run")
+            .map(|run| run.render_help().to_string())
+            .unwrap_or_default();
+        for name in [
+            "[env: CASCADE_JANITOR_MIN_AGE]",
+            "[env: CASCADE_JANITOR_INTERVAL]",
+            "[env: CASCADE_JANITOR_TLS_CA]",
+            "CASCADE_JANITOR_DOCKER_HOST (comma-separated), then DOCKER_HOST",
+        ] {
+            assert!(help.contains(name), "{name}: {help}");
+        }
     }
 
     #[test]
@@ -242,6 +325,34 @@ mod tests {
     }
 
     #[test]
+    fn interval_and_gap_have_floors() {
+        assert_eq!(parse_interval("1s"), Ok(MIN_INTERVAL));
+        assert_eq!(parse_min_sweep_gap("1s"), Ok(MIN_SWEEP_GAP));
+        assert_eq!(
+            parse_interval("999ms"),
+            Err("--interval 999ms is below its floor of 1s (shorter would sweep back to back); use 1s or more".to_string())
+        );
+        assert!(
+            parse_interval("1ns")
+                .unwrap_err()
+                .contains("--interval 1ns")
+        );
+        // Zero keeps its older, more specific message.
+        assert!(
+            parse_interval("0s")
+                .unwrap_err()
+                .contains("longer than zero")
+        );
+        for gap in ["0s", "500ms"] {
+            let err = parse_min_sweep_gap(gap).expect_err(gap);
+            assert!(
+                err.starts_with(&format!("--min-sweep-gap {gap} is below its floor of 1s")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
     fn absurd_durations_are_refused_before_they_overflow() {
         assert_eq!(parse_duration("36500d"), Ok(MAX_DURATION));
         for long in ["36501d", "101y", "99999999999999999999s", "584942417355y"] {
@@ -255,10 +366,9 @@ mod tests {
 
     #[test]
     fn metrics_addr_errors_are_one_line() {
-        use clap::Parser;
-        let err =
-            Cli::try_parse_from(["cascade-janitor", "run", "--metrics-addr", "localhost:9464"])
-                .expect_err("a host name");
+        let err = command()
+            .try_get_matches_from(["cascade-janitor", "run", "--metrics-addr", "localhost:9464"])
+            .expect_err("a host name");
         let text = err.to_string();
         assert!(text.contains("localhost:9464"), "{text}");
         assert!(text.contains("127.0.0.1:9464"), "{text}");
@@ -268,14 +378,14 @@ mod tests {
     /// library's constants say, or `--help` and the behaviour drift apart.
     #[test]
     fn clap_defaults_are_the_library_defaults() {
-        use clap::CommandFactory;
-        let command = Cli::command();
+        let command = command();
         let default = |sub: &str, id: &str| -> String {
             let arg = command
                 .find_subcommand(sub)
-                .and_then(|s| s.get_arguments().find(|a| a.get_id() == id))
-                .unwrap_or_else(|| panic!("{sub} has {id}"));
-            let values = arg.get_default_values();
+                .and_then(|s| s.get_arguments().find(|a| a.get_id() == id));
+            let values = arg
+                .map(|a| a.get_default_values().to_vec())
+                .unwrap_or_default();
             assert_eq!(values.len(), 1, "{sub} {id}");
             values[0].to_string_lossy().into_owned()
         };

@@ -1,0 +1,87 @@
+//! `--print-config`: the effective configuration as a TOML file that would
+//! reproduce it, each line saying where its value came from. Paths are
+//! printed, never what the files hold; an engine URL with credentials never
+//! gets this far (it is refused).
+
+use std::time::Duration;
+
+use clap::ValueEnum;
+
+use crate::opt::Opt;
+use crate::{Settings, Source};
+
+/// One line of `--print-config`.
+#[derive(Debug)]
+pub struct Origin {
+    pub key: Opt,
+    /// The value as TOML, or `None` for an unset optional value.
+    pub value: Option<String>,
+    pub source: Source,
+    pub note: Option<String>,
+}
+
+impl Settings {
+    /// The text `--print-config` prints.
+    pub fn render(&self) -> String {
+        let command = self.command.name();
+        let mut out = format!(
+            "# cascade-janitor {command}: effective configuration (flag > env > file > default)\n"
+        );
+        match &self.config_file {
+            Some((path, source)) => {
+                out += &format!("# config file: {} ({source})\n", path.display());
+            }
+            None => out += "# config file: none\n",
+        }
+        let width = self
+            .origins
+            .iter()
+            .map(|o| o.key.name().len() + o.value.as_deref().map_or(0, str::len))
+            .max()
+            .unwrap_or(0)
+            + 3;
+        for origin in &self.origins {
+            let line = match &origin.value {
+                Some(value) => format!("{} = {value}", origin.key),
+                None => format!("# {} not set (off)", origin.key),
+            };
+            let note = origin
+                .note
+                .as_ref()
+                .map(|n| format!(", {n}"))
+                .unwrap_or_default();
+            out += &format!("{line:<width$}  # {}{note}\n", origin.source);
+        }
+        for ignored in &self.ignored_keys {
+            out += &format!("# ignored from the config file: {ignored}\n");
+        }
+        for name in &self.ignored_variables {
+            out += &format!("# ignored variable (a Kubernetes service link): {name}\n");
+        }
+        out
+    }
+}
+
+pub fn show_str(s: &str) -> String {
+    // A JSON string is a valid TOML basic string.
+    serde_json::to_string(s).unwrap_or_else(|_| format!("\"{s}\""))
+}
+
+pub fn show_duration(d: &Duration) -> String {
+    show_str(&humantime::format_duration(*d).to_string())
+}
+
+pub fn show_enum<T: ValueEnum>(value: &T) -> String {
+    show_str(
+        value
+            .to_possible_value()
+            .map(|v| v.get_name().to_string())
+            .as_deref()
+            .unwrap_or("?"),
+    )
+}
+
+pub fn show_list<T: std::fmt::Display>(values: &[T]) -> String {
+    let shown: Vec<String> = values.iter().map(|v| show_str(&v.to_string())).collect();
+    format!("[{}]", shown.join(", "))
+}
