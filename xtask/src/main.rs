@@ -4,8 +4,9 @@
 //!   starts its nested engines from (no registry is needed: the host's own
 //!   engine binaries and their shared libraries are imported as a rootfs).
 //! - `safety`: runs the real-engine safety suite in `integration/`.
-//! - `ci`: everything CI checks, in order: fmt, clippy, unit tests, safety,
-//!   and a smoke pass of the benchmarks.
+//! - `ci`: everything CI checks, in order: fmt, clippy, unit tests, the
+//!   Prometheus alert rules (promtool), safety, and a smoke pass of the
+//!   benchmarks.
 //! - `seed`: loads thousands of fixture images into a nested engine.
 //! - `bench-compare`: times the janitor against `docker image prune`, the
 //!   one-at-a-time loop and a raw list request (see `docs/BENCHMARKS.md`).
@@ -69,7 +70,7 @@ enum Task {
     },
     /// Run the real-engine safety suite (builds the nested-engine image first when missing)
     Safety,
-    /// Run every check CI runs: fmt, clippy -D warnings, unit tests, safety suite, bench smoke pass
+    /// Run every check CI runs: fmt, clippy -D warnings, unit tests, alert rules (promtool), safety suite, bench smoke pass
     Ci,
     /// Build the static binary and the janitor image (cascade-janitor:local); see docs/deploy.md
     Image(image::ImageArgs),
@@ -239,10 +240,28 @@ fn ci() -> Result<()> {
             "--no-fail-fast",
         ]),
     )?;
+    alert_rules()?;
     // The hardened-image test runs for real in CI, not skipped.
     image::image(&image::ImageArgs::default(), &workspace_root())?;
     safety(true)?;
     bench_smoke()
+}
+
+/// `promtool check rules` and `promtool test rules` on deploy/prometheus:
+/// the alerts parse and each fires, and stays quiet, when its test says.
+fn alert_rules() -> Result<()> {
+    let dir = workspace_root().join("deploy/prometheus");
+    for (name, args) in [
+        ("promtool check rules", ["check", "rules", "alerts.yaml"]),
+        ("promtool test rules", ["test", "rules", "alerts.test.yaml"]),
+    ] {
+        let mut promtool = Command::new("promtool");
+        promtool.args(args).current_dir(&dir);
+        step(name, promtool).map_err(|e| {
+            e.context("promtool ships in Debian's `prometheus` package (.ci/run installs it)")
+        })?;
+    }
+    Ok(())
 }
 
 /// The real-engine suite. `require_image`: fail, not skip, the image test
