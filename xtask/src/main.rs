@@ -7,6 +7,8 @@
 //! - `ci`: everything CI checks, in order: fmt, clippy, unit tests, the
 //!   Prometheus alert rules (promtool), safety, and a smoke pass of the
 //!   benchmarks.
+//! - `demo`: shows a newcomer what the janitor removes and keeps, on a
+//!   small zoo of images in a nested engine.
 //! - `seed`: loads thousands of fixture images into a nested engine.
 //! - `bench-compare`: times the janitor against `docker image prune`, the
 //!   one-at-a-time loop and a raw list request (see `docs/BENCHMARKS.md`).
@@ -85,6 +87,8 @@ enum Task {
         #[arg(long)]
         docker_host: Option<String>,
     },
+    /// Show a newcomer what the janitor removes and keeps: a small zoo in a nested engine, then doctor, prune --dry-run, prune
+    Demo,
     /// Time the janitor against docker image prune, the one-at-a-time loop and a raw list, on one nested engine
     BenchCompare {
         /// The size the ratios and targets are read at
@@ -120,6 +124,7 @@ fn main() -> Result<()> {
         Task::Safety => safety(false),
         Task::Ci => ci(),
         Task::Image(args) => image::image(&args, &workspace_root()),
+        Task::Demo => demo(),
         Task::Seed {
             images,
             decoys,
@@ -191,6 +196,29 @@ fn main() -> Result<()> {
             bench_tool(&args)
         }
     }
+}
+
+/// `cascade-demo` (integration/src/bin) with the debug janitor: a newcomer
+/// should not wait for a release build.
+fn demo() -> Result<()> {
+    dind_image(false)?;
+    step(
+        "build cascade-janitor",
+        cargo(&["build", "--locked", "-p", "cascade-janitor"]),
+    )?;
+    let janitor = workspace_root().join("target/debug/cascade-janitor");
+    let mut command = cargo(&[
+        "run",
+        "--quiet",
+        "--locked",
+        "-p",
+        "integration",
+        "--bin",
+        "cascade-demo",
+        "--",
+    ]);
+    command.arg(format!("--janitor={}", janitor.display()));
+    step("cascade-demo", command)
 }
 
 /// Runs `cascade-bench` (integration/src/bin), built with `--release` so
