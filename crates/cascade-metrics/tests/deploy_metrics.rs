@@ -8,7 +8,7 @@
 //! queries), `deploy/prometheus/alerts.yaml` (`expr:`) and the series of
 //! `alerts.test.yaml` (so the alert tests feed real series).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,8 +66,16 @@ fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// Labels Prometheus adds to every series it scrapes.
+const TARGET_LABELS: &[&str] = &["job", "instance"];
+
 /// Every series name the janitor's `/metrics` page can carry.
 fn exported() -> BTreeSet<String> {
+    exported_series().0
+}
+
+/// Series names, and each sample's name with its label keys.
+fn exported_series() -> (BTreeSet<String>, BTreeMap<String, BTreeSet<String>>) {
     let telemetry = Telemetry::new(Duration::from_secs(3600));
     let observe = telemetry.engine("unix:///var/run/docker.sock", Arc::new(|| true));
     // A family appears on the page with its first series: one pass that
@@ -85,6 +93,7 @@ fn exported() -> BTreeSet<String> {
     });
     let text = telemetry.render();
     let mut names = BTreeSet::new();
+    let mut labels: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("# TYPE ") {
             let mut words = rest.split_whitespace();
@@ -100,10 +109,94 @@ fn exported() -> BTreeSet<String> {
             names.extend(suffixes.iter().map(|s| format!("{family}{s}")));
         } else if !line.starts_with('#') && !line.is_empty() {
             let end = line.find(['{', ' ']).unwrap_or(line.len());
-            names.insert(line[..end].to_string());
+            let name = line[..end].to_string();
+            let keys = labels.entry(name.clone()).or_default();
+            if let Some(inner) = line[end..]
+                .strip_prefix('{')
+                .and_then(|rest| rest.split('}').next())
+            {
+                keys.extend(label_keys(inner));
+            }
+            names.insert(name);
         }
     }
-    names
+    (names, labels)
+}
+
+/// The keys of a selector's or a sample's `k="v", k2=~"..."` list.
+fn label_keys(inner: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut in_quotes = false;
+    let mut start = 0;
+    let chars: Vec<char> = inner.chars().collect();
+    let push = |from: usize, to: usize, keys: &mut Vec<String>| {
+        let part: String = chars[from..to].iter().collect();
+        let key: String = part
+            .trim()
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        if !key.is_empty() {
+            keys.push(key);
+        }
+    };
+    let mut i = 0;
+    while i < chars.len() {
+        match chars[i] {
+            '\\' if in_quotes => i += 1,
+            '"' => in_quotes = !in_quotes,
+            ',' if !in_quotes => {
+                push(start, i, &mut keys);
+                start = i + 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    push(start, chars.len(), &mut keys);
+    keys
+}
+
+/// The byte offset of the `}` that closes the `{` at the start of `text`,
+/// skipping quoted label values.
+fn closing_brace(text: &str) -> Option<usize> {
+    let mut in_quotes = false;
+    let mut escaped = false;
+    for (at, c) in text.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if in_quotes => escaped = true,
+            '"' => in_quotes = !in_quotes,
+            '}' if !in_quotes => return Some(at),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// `(metric, label key)` of every selector `metric{key=...}` in `expr`.
+fn selector_labels(expr: &str) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    let mut rest = expr;
+    while let Some(open) = rest.find('{') {
+        let name: String = rest[..open]
+            .chars()
+            .rev()
+            .take_while(|c| c.is_ascii_alphanumeric() || "_:".contains(*c))
+            .collect::<Vec<char>>()
+            .into_iter()
+            .rev()
+            .collect();
+        let Some(close) = closing_brace(&rest[open..]) else {
+            break;
+        };
+        let inner = &rest[open + 1..open + close];
+        if !name.is_empty() {
+            found.extend(label_keys(inner).into_iter().map(|k| (name.clone(), k)));
+        }
+        rest = &rest[open + close + 1..];
+    }
+    found
 }
 
 /// The metric names a PromQL expression reads.
@@ -367,4 +460,33 @@ fn exported_names_follow_the_families() {
         assert!(exported.contains(name), "{name} not in {exported:?}");
     }
     assert!(!exported.contains("cascade_janitor_sweeps"), "{exported:?}");
+}
+
+#[test]
+fn every_selector_label_is_one_the_metric_carries() {
+    let (_, labels) = exported_series();
+    let mut wrong = Vec::new();
+    for (file, expr) in deploy_exprs() {
+        for (metric, key) in selector_labels(&expr) {
+            if TARGET_LABELS.contains(&key.as_str()) {
+                continue;
+            }
+            let known = labels.get(&metric).is_some_and(|keys| keys.contains(&key));
+            if !known {
+                wrong.push(format!("{file}: {metric}{{{key}=...}} in `{expr}`"));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "labels the janitor does not set:\n{}",
+        wrong.join("\n")
+    );
+    let keys: Vec<(String, String)> =
+        selector_labels(r#"a{engine=~"$engine", kind="x,y}", le!="1"} + b{} + c:d{x=~"a\"b"}"#);
+    assert_eq!(
+        keys,
+        [("a", "engine"), ("a", "kind"), ("a", "le"), ("c:d", "x")]
+            .map(|(m, k)| (m.to_string(), k.to_string()))
+    );
 }
