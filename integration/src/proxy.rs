@@ -1,6 +1,6 @@
 //! A unix-socket HTTP proxy between the janitor and a nested engine that
 //! injects faults: it can stop answering (a hung engine), fail the removal
-//! of one image with a 500, or slow every removal down.
+//! of one image or of every image with a 500, or slow every removal down.
 
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
@@ -24,6 +24,8 @@ pub enum Fault {
     Hang,
     /// Answer `DELETE /images/<id>` for this image with a 500; forward the rest.
     FailRemovalOf(String),
+    /// Answer every `DELETE /images/...` with a 500; forward the rest.
+    FailAllRemovals,
     /// Forward everything, each image removal after this delay.
     SlowRemovals(std::time::Duration),
     /// Forward everything but hold each image removal until
@@ -136,6 +138,12 @@ async fn handle(
         Fault::HoldRemovals if removal => released.await,
         Fault::Hang => std::future::pending().await,
         Fault::FailRemovalOf(id) if is_removal_of(&req, &id) => {
+            return Ok(text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                r#"{"message":"injected failure"}"#,
+            ));
+        }
+        Fault::FailAllRemovals if removal => {
             return Ok(text(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 r#"{"message":"injected failure"}"#,

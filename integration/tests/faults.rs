@@ -190,12 +190,81 @@ async fn a_500_on_one_removal_is_reported_once_and_the_rest_are_removed() -> Res
     assert_eq!(source(&events[0]), Some("dangling_image_remove"));
     assert_eq!(events[0].level, sentry::Level::Warning);
     assert_eq!(
-        events[0].extra.get("image_id").and_then(|v| v.as_str()),
+        events[0].extra.get("imageId").and_then(|v| v.as_str()),
         Some(victim.as_str())
     );
     assert_eq!(
         all_image_ids(&engine.docker).await?,
         [victim].into_iter().collect()
+    );
+    drop(proxy);
+    engine.finish().await
+}
+
+/// Issue 11: Sentry groups by fingerprint, then message. 50 failing removals
+/// must be one group of 50 events, each naming its image in `imageId`.
+#[tokio::test]
+async fn fifty_failed_removals_are_one_sentry_group_of_fifty_events() -> Result<()> {
+    let engine = NestedEngine::start().await?;
+    let specs: Vec<ImageSpec> = (0..50)
+        .map(|i| ImageSpec::new(&format!("ours-{i}")).ours())
+        .collect();
+    let loaded = fixtures::load(&engine.docker, &specs).await?;
+    let proxy = FaultProxy::start(&engine.socket)?;
+    proxy.set(Fault::FailAllRemovals);
+    let sweep = DanglingImageSweep::new(
+        Arc::new(engine_at(&proxy.socket)?),
+        quick_config(Duration::from_secs(10)),
+    );
+    let (report, events) =
+        capture_sentry(async { sweep.run(&CancellationToken::new()).await }).await;
+
+    assert_eq!(proxy.removals(), 50);
+    assert_eq!(report.failed.len(), 50, "{report:#?}");
+    assert_eq!(events.len(), 50, "one event per failed removal");
+    let groups: std::collections::BTreeSet<(Vec<String>, Option<String>)> = events
+        .iter()
+        .map(|e| {
+            let fingerprint = e.fingerprint.iter().map(|f| f.to_string()).collect();
+            (fingerprint, e.message.clone())
+        })
+        .collect();
+    assert_eq!(
+        groups,
+        [(
+            vec![
+                "dangling_image_remove".to_string(),
+                "unexpected".to_string()
+            ],
+            Some("dangling image removal failed".to_string()),
+        )]
+        .into_iter()
+        .collect(),
+        "one fingerprint and one message: one Sentry issue"
+    );
+    let reported: std::collections::BTreeSet<&str> = events
+        .iter()
+        .filter_map(|e| e.extra.get("imageId").and_then(|v| v.as_str()))
+        .collect();
+    let expected: std::collections::BTreeSet<&str> = loaded.values().map(String::as_str).collect();
+    assert_eq!(reported, expected, "each event names its own image");
+    let errors: std::collections::BTreeSet<&str> = events
+        .iter()
+        .filter_map(|e| e.extra.get("error").and_then(|v| v.as_str()))
+        .collect();
+    assert_eq!(
+        errors.len(),
+        1,
+        "the error text is in the extra: {errors:?}"
+    );
+    assert!(
+        errors.iter().all(|e| e.contains("injected failure")),
+        "{errors:?}"
+    );
+    assert_eq!(
+        all_image_ids(&engine.docker).await?,
+        expected.iter().map(|s| s.to_string()).collect(),
+        "nothing was removed"
     );
     drop(proxy);
     engine.finish().await

@@ -4,8 +4,11 @@
 //!   starts its nested engines from (no registry is needed: the host's own
 //!   engine binaries and their shared libraries are imported as a rootfs).
 //! - `safety`: runs the real-engine safety suite in `integration/`.
-//! - `ci`: everything CI checks, in order: fmt, clippy, unit tests, safety,
-//!   and a smoke pass of the benchmarks.
+//! - `ci`: everything CI checks, in order: fmt, clippy, unit tests, the
+//!   Prometheus alert rules (promtool), safety, and a smoke pass of the
+//!   benchmarks.
+//! - `demo`: shows a newcomer what the janitor removes and keeps, on a
+//!   small zoo of images in a nested engine.
 //! - `seed`: loads thousands of fixture images into a nested engine.
 //! - `bench-compare`: times the janitor against `docker image prune`, the
 //!   one-at-a-time loop and a raw list request (see `docs/BENCHMARKS.md`).
@@ -69,7 +72,7 @@ enum Task {
     },
     /// Run the real-engine safety suite (builds the nested-engine image first when missing)
     Safety,
-    /// Run every check CI runs: fmt, clippy -D warnings, unit tests, safety suite, bench smoke pass
+    /// Run every check CI runs: fmt, clippy -D warnings, unit tests, alert rules (promtool), safety suite, bench smoke pass
     Ci,
     /// Build the static binary and the janitor image (cascade-janitor:local); see docs/deploy.md
     Image(image::ImageArgs),
@@ -84,6 +87,8 @@ enum Task {
         #[arg(long)]
         docker_host: Option<String>,
     },
+    /// Show a newcomer what the janitor removes and keeps: a small zoo in a nested engine, then doctor, prune --dry-run, prune
+    Demo,
     /// Time the janitor against docker image prune, the one-at-a-time loop and a raw list, on one nested engine
     BenchCompare {
         /// The size the ratios and targets are read at
@@ -119,6 +124,7 @@ fn main() -> Result<()> {
         Task::Safety => safety(false),
         Task::Ci => ci(),
         Task::Image(args) => image::image(&args, &workspace_root()),
+        Task::Demo => demo(),
         Task::Seed {
             images,
             decoys,
@@ -192,6 +198,29 @@ fn main() -> Result<()> {
     }
 }
 
+/// `cascade-demo` (integration/src/bin) with the debug janitor: a newcomer
+/// should not wait for a release build.
+fn demo() -> Result<()> {
+    dind_image(false)?;
+    step(
+        "build cascade-janitor",
+        cargo(&["build", "--locked", "-p", "cascade-janitor"]),
+    )?;
+    let janitor = workspace_root().join("target/debug/cascade-janitor");
+    let mut command = cargo(&[
+        "run",
+        "--quiet",
+        "--locked",
+        "-p",
+        "integration",
+        "--bin",
+        "cascade-demo",
+        "--",
+    ]);
+    command.arg(format!("--janitor={}", janitor.display()));
+    step("cascade-demo", command)
+}
+
 /// Runs `cascade-bench` (integration/src/bin), built with `--release` so
 /// the in-process contenders are measured optimised.
 fn bench_tool(args: &[String]) -> Result<()> {
@@ -239,10 +268,28 @@ fn ci() -> Result<()> {
             "--no-fail-fast",
         ]),
     )?;
+    alert_rules()?;
     // The hardened-image test runs for real in CI, not skipped.
     image::image(&image::ImageArgs::default(), &workspace_root())?;
     safety(true)?;
     bench_smoke()
+}
+
+/// `promtool check rules` and `promtool test rules` on deploy/prometheus:
+/// the alerts parse and each fires, and stays quiet, when its test says.
+fn alert_rules() -> Result<()> {
+    let dir = workspace_root().join("deploy/prometheus");
+    for (name, args) in [
+        ("promtool check rules", ["check", "rules", "alerts.yaml"]),
+        ("promtool test rules", ["test", "rules", "alerts.test.yaml"]),
+    ] {
+        let mut promtool = Command::new("promtool");
+        promtool.args(args).current_dir(&dir);
+        step(name, promtool).map_err(|e| {
+            e.context("promtool ships in Debian's `prometheus` package (.ci/run installs it)")
+        })?;
+    }
+    Ok(())
 }
 
 /// The real-engine suite. `require_image`: fail, not skip, the image test

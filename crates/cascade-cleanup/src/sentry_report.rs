@@ -1,5 +1,11 @@
-//! The Sentry events of a sweep. Tags and levels are part of the contract
-//! with the dashboards and alerts that already exist for the original loop.
+//! The Sentry events of a sweep, shaped as the router's own reports are.
+//!
+//! The contract (the router's alerts and dashboards query it):
+//! - tags `source` and `disposition`;
+//! - one fixed message per `source`, with no image ID or error text in it,
+//!   and a fingerprint of `[source, disposition]`, so 1,000 failing images
+//!   make one Sentry issue with 1,000 events, not 1,000 issues;
+//! - extras `error` (the engine's message) and, for a removal, `imageId`.
 
 use sentry::Level;
 
@@ -7,39 +13,43 @@ use crate::docker::DockerError;
 
 /// Tag `source` of a failed scan (level error).
 pub const SCAN_SOURCE: &str = "dangling_image_cleanup_scan";
-/// Tag `source` of a failed removal (level warning, extra `image_id`).
+/// Tag `source` of a failed removal (level warning, extra `imageId`).
 pub const REMOVE_SOURCE: &str = "dangling_image_remove";
+/// The one message of every failed scan.
+pub const SCAN_MESSAGE: &str = "dangling image cleanup scan failed";
+/// The one message of every failed removal.
+pub const REMOVE_MESSAGE: &str = "dangling image removal failed";
+/// Extra key holding the engine's error text.
+pub const ERROR_EXTRA: &str = "error";
+/// Extra key holding the image ID; the router spells it in camel case.
+pub const IMAGE_ID_EXTRA: &str = "imageId";
 
 pub(crate) fn scan_failed(error: &DockerError) {
-    sentry::with_scope(
-        |scope| {
-            scope.set_tag("source", SCAN_SOURCE);
-            scope.set_tag("disposition", error.disposition.as_str());
-        },
-        || {
-            sentry::capture_message(
-                &format!("dangling image cleanup scan failed: {}", error.message),
-                Level::Error,
-            )
-        },
-    );
+    report(SCAN_SOURCE, SCAN_MESSAGE, Level::Error, error, None);
 }
 
 pub(crate) fn removal_failed(image_id: &str, error: &DockerError) {
+    report(
+        REMOVE_SOURCE,
+        REMOVE_MESSAGE,
+        Level::Warning,
+        error,
+        Some(image_id),
+    );
+}
+
+fn report(source: &str, message: &str, level: Level, error: &DockerError, image_id: Option<&str>) {
+    let disposition = error.disposition.as_str();
     sentry::with_scope(
         |scope| {
-            scope.set_tag("source", REMOVE_SOURCE);
-            scope.set_tag("disposition", error.disposition.as_str());
-            scope.set_extra("image_id", image_id.into());
+            scope.set_tag("source", source);
+            scope.set_tag("disposition", disposition);
+            scope.set_fingerprint(Some(&[source, disposition]));
+            scope.set_extra(ERROR_EXTRA, error.message.as_str().into());
+            if let Some(id) = image_id {
+                scope.set_extra(IMAGE_ID_EXTRA, id.into());
+            }
         },
-        || {
-            sentry::capture_message(
-                &format!(
-                    "failed to remove dangling image {image_id}: {}",
-                    error.message
-                ),
-                Level::Warning,
-            )
-        },
+        || sentry::capture_message(message, level),
     );
 }
