@@ -1,14 +1,25 @@
 //! The periodic loop and its owned lifecycle: `start` returns a handle,
 //! `stop` cancels the timer, lets the in-flight pass reach a safe point and
 //! awaits it, bounded by a deadline.
+//!
+//! A panic in a pass, in the observer or in the event follower is caught
+//! where it happens: logged at error, sent to Sentry
+//! (`source=dangling_image_cleanup_panic`), handed to the loop's
+//! [`PanicObserver`] (metrics), and the loop goes on with its next pass. One
+//! bad image or one buggy observer must not leave an engine unswept behind a
+//! process that looks alive.
 
+use std::any::Any;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::events::{EngineEvents, EventOptions};
 use crate::sweep::{DanglingImageSweep, SweepReport};
@@ -20,6 +31,35 @@ pub const DEFAULT_STOP_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Called with every pass's report (metrics, health, tests).
 pub type ReportObserver = Arc<dyn Fn(&SweepReport) + Send + Sync>;
+
+/// Where in a loop a panic was caught: the `where` of the panic metric and
+/// of the Sentry event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PanicSite {
+    /// A sweep pass.
+    Sweep,
+    /// The loop's [`ReportObserver`].
+    Observer,
+    /// The engine event follower.
+    Events,
+}
+
+impl PanicSite {
+    pub const ALL: [PanicSite; 3] = [PanicSite::Sweep, PanicSite::Observer, PanicSite::Events];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PanicSite::Sweep => "sweep",
+            PanicSite::Observer => "observer",
+            PanicSite::Events => "events",
+        }
+    }
+}
+
+/// Told of every panic the loop caught and survived, after it was logged and
+/// sent to Sentry (metrics count them). It runs on the loop's task and is
+/// not guarded: it must not panic itself.
+pub type PanicObserver = Arc<dyn Fn(PanicSite) + Send + Sync>;
 
 /// Default floor between two passes, whatever asks for them.
 pub const DEFAULT_MIN_GAP: Duration = Duration::from_secs(60);
@@ -46,10 +86,12 @@ pub struct LoopOptions {
     pub interval: Duration,
     /// No pass starts sooner than this after the previous one started.
     pub min_gap: Duration,
-    /// Called with every pass's report.
+    /// Called with every pass's report; a panic in it is caught.
     pub observer: Option<ReportObserver>,
     /// Early passes when the engine untags or commits labelled images.
     pub events: Option<EventTrigger>,
+    /// Told of every panic caught in the loop.
+    pub on_panic: Option<PanicObserver>,
 }
 
 impl std::fmt::Debug for LoopOptions {
@@ -59,6 +101,7 @@ impl std::fmt::Debug for LoopOptions {
             .field("min_gap", &self.min_gap)
             .field("observer", &self.observer.is_some())
             .field("events", &self.events)
+            .field("on_panic", &self.on_panic.is_some())
             .finish()
     }
 }
@@ -71,12 +114,13 @@ impl LoopOptions {
             min_gap: DEFAULT_MIN_GAP.min(interval),
             observer: None,
             events: None,
+            on_panic: None,
         }
     }
 }
 
 /// How a loop ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StopOutcome {
     /// The loop was idle or its pass reached a safe point in time.
     Clean,
@@ -84,6 +128,162 @@ pub enum StopOutcome {
     /// Removals already sent may still complete in the engine; nothing that
     /// was not verified can be removed by abandoning. `[ref:scope_invariant]`
     DeadlineExceeded,
+    /// The loop's task itself panicked (with this message), outside the
+    /// pass and observer, which are guarded: a bug in the loop, not a bad
+    /// pass.
+    Panicked(String),
+}
+
+impl StopOutcome {
+    /// The outcome of an awaited loop task.
+    pub fn of_join(joined: Result<(), tokio::task::JoinError>) -> StopOutcome {
+        match joined {
+            Ok(()) => StopOutcome::Clean,
+            Err(e) if e.is_panic() => StopOutcome::Panicked(panic_message(&*e.into_panic())),
+            // Only an abort cancels a loop task, and only after its deadline.
+            Err(_) => StopOutcome::DeadlineExceeded,
+        }
+    }
+}
+
+/// The text of a panic payload (`panic!` with a literal or a format).
+pub fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-text payload".to_string()
+    }
+}
+
+/// A caught panic: logged at error, one Sentry event, then the owner's
+/// observer.
+fn caught(
+    engine: &str,
+    site: PanicSite,
+    payload: &(dyn Any + Send),
+    on_panic: Option<&PanicObserver>,
+) {
+    let message = panic_message(payload);
+    tracing::error!(
+        engine,
+        r#where = site.as_str(),
+        panic = %message,
+        "dangling image cleanup caught a panic; the loop goes on with its next pass"
+    );
+    crate::sentry_report::panicked(engine, site, &message);
+    if let Some(on_panic) = on_panic {
+        on_panic(site);
+    }
+}
+
+/// The loop as a future, for an owner that supervises its own tasks (such
+/// as `cascade-router`'s `JoinSet`): it runs `sweep` now, then `interval`
+/// after each pass started, and early when the engine's events ask for it,
+/// until `cancel` fires. A pass that overruns the interval swallows the
+/// ticks it missed: passes never overlap and never run back to back to catch
+/// up. No pass starts less than `min_gap` after the previous one started.
+///
+/// Dropping the future (an abort after the stop deadline) ends the event
+/// follower too.
+pub async fn run_loop(
+    sweep: Arc<DanglingImageSweep>,
+    options: LoopOptions,
+    cancel: CancellationToken,
+) {
+    let engine = sweep.config().engine.clone();
+    let trigger = Arc::new(Notify::new());
+    let _follower = options.events.clone().map(|events| {
+        AbortOnDropHandle::new(tokio::spawn(follow_guarded(
+            events,
+            sweep.config().scope.label_filters(),
+            Arc::clone(&trigger),
+            cancel.child_token(),
+            engine.clone(),
+            options.on_panic.clone(),
+        )))
+    });
+    let mut due = Instant::now();
+    let mut last_start: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep_until(due) => {}
+            _ = trigger.notified() => {
+                let floor = last_start.map(|s| s + options.min_gap);
+                if let Some(floor) = floor.filter(|f| *f > Instant::now()) {
+                    tracing::debug!("early sweep requested; waiting for the minimum gap");
+                    due = due.min(floor);
+                    continue;
+                }
+                tracing::debug!("early sweep requested by engine events");
+            }
+        }
+        let started = Instant::now();
+        last_start = Some(started);
+        // The pass runs on this task (so abandoning it at the deadline
+        // aborts it), guarded so a panic ends the pass, not the loop.
+        match AssertUnwindSafe(sweep.run(&cancel)).catch_unwind().await {
+            Ok(report) => {
+                if let Some(observe) = &options.observer
+                    && let Err(panic) =
+                        std::panic::catch_unwind(AssertUnwindSafe(|| observe(&report)))
+                {
+                    caught(
+                        &engine,
+                        PanicSite::Observer,
+                        &*panic,
+                        options.on_panic.as_ref(),
+                    );
+                }
+            }
+            Err(panic) => caught(
+                &engine,
+                PanicSite::Sweep,
+                &*panic,
+                options.on_panic.as_ref(),
+            ),
+        }
+        due = started + options.interval;
+        if due <= Instant::now() {
+            due = Instant::now() + options.interval;
+        }
+    }
+    tracing::debug!("dangling image cleanup loop ended");
+}
+
+/// The event follower, restarted after a panic (with the stream's backoff,
+/// so a follower that panics at once does not spin) until `cancel` fires.
+async fn follow_guarded(
+    events: EventTrigger,
+    labels: Vec<String>,
+    trigger: Arc<Notify>,
+    cancel: CancellationToken,
+    engine: String,
+    on_panic: Option<PanicObserver>,
+) {
+    let mut backoff = events.options.min_backoff;
+    loop {
+        let follow = crate::events::follow(
+            Arc::clone(&events.source),
+            labels.clone(),
+            events.options,
+            Arc::clone(&trigger),
+            cancel.clone(),
+        );
+        match AssertUnwindSafe(follow).catch_unwind().await {
+            // `follow` returns only when cancelled.
+            Ok(()) => return,
+            Err(panic) => caught(&engine, PanicSite::Events, &*panic, on_panic.as_ref()),
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(events.options.max_backoff);
+    }
 }
 
 /// A running loop. Dropping it without `stop` cancels the loop too (the task
@@ -96,59 +296,10 @@ pub struct LoopHandle {
 }
 
 impl LoopHandle {
-    /// Starts a loop that runs `sweep` now, then `interval` after each pass
-    /// started, and early when the engine's events ask for it. A pass that
-    /// overruns the interval swallows the ticks it missed: passes never
-    /// overlap and never run back to back to catch up. No pass starts less
-    /// than `min_gap` after the previous one started.
+    /// Spawns [`run_loop`] on its own task.
     pub fn start(sweep: Arc<DanglingImageSweep>, options: LoopOptions) -> LoopHandle {
         let cancel = CancellationToken::new();
-        let token = cancel.clone();
-        let trigger = Arc::new(Notify::new());
-        let follower = options.events.clone().map(|events| {
-            tokio::spawn(crate::events::follow(
-                events.source,
-                sweep.config().scope.label_filters(),
-                events.options,
-                Arc::clone(&trigger),
-                token.child_token(),
-            ))
-        });
-        let task = tokio::spawn(async move {
-            let mut due = Instant::now();
-            let mut last_start: Option<Instant> = None;
-            loop {
-                tokio::select! {
-                    biased;
-                    _ = token.cancelled() => break,
-                    _ = tokio::time::sleep_until(due) => {}
-                    _ = trigger.notified() => {
-                        let floor = last_start.map(|s| s + options.min_gap);
-                        if let Some(floor) = floor.filter(|f| *f > Instant::now()) {
-                            tracing::debug!("early sweep requested; waiting for the minimum gap");
-                            due = due.min(floor);
-                            continue;
-                        }
-                        tracing::debug!("early sweep requested by engine events");
-                    }
-                }
-                let started = Instant::now();
-                last_start = Some(started);
-                let report = sweep.run(&token).await;
-                if let Some(observe) = &options.observer {
-                    observe(&report);
-                }
-                due = started + options.interval;
-                if due <= Instant::now() {
-                    due = Instant::now() + options.interval;
-                }
-            }
-            if let Some(follower) = follower {
-                follower.abort();
-                let _ = follower.await;
-            }
-            tracing::debug!("dangling image cleanup loop ended");
-        });
+        let task = tokio::spawn(run_loop(sweep, options, cancel.clone()));
         LoopHandle {
             _guard: cancel.clone().drop_guard(),
             cancel,
@@ -161,7 +312,13 @@ impl LoopHandle {
     pub async fn stop(mut self, deadline: Duration) -> StopOutcome {
         self.cancel.cancel();
         match tokio::time::timeout(deadline, &mut self.task).await {
-            Ok(_) => StopOutcome::Clean,
+            Ok(joined) => {
+                let outcome = StopOutcome::of_join(joined);
+                if let StopOutcome::Panicked(message) = &outcome {
+                    tracing::error!(panic = %message, "dangling image cleanup loop had panicked");
+                }
+                outcome
+            }
             Err(_) => {
                 tracing::warn!(
                     deadline = %humantime::format_duration(deadline),
@@ -217,6 +374,12 @@ impl DanglingImageCleanup {
     /// Calls `observer` with the report of every scheduled pass.
     pub fn with_observer(mut self, observer: ReportObserver) -> Self {
         self.options.observer = Some(observer);
+        self
+    }
+
+    /// Tells `on_panic` of every panic the loop caught and survived.
+    pub fn with_panic_observer(mut self, on_panic: PanicObserver) -> Self {
+        self.options.on_panic = Some(on_panic);
         self
     }
 

@@ -6,10 +6,16 @@
 //!   and a fingerprint of `[source, disposition]`, so 1,000 failing images
 //!   make one Sentry issue with 1,000 events, not 1,000 issues;
 //! - extras `error` (the engine's message) and, for a removal, `imageId`.
+//!
+//! A panic the loop caught has the same shape: source
+//! `dangling_image_cleanup_panic`, one fixed message, tag `where` (sweep,
+//! observer, events) in place of `disposition` and in the fingerprint, and
+//! the panic's text in extra `panic`.
 
 use sentry::Level;
 
 use crate::docker::DockerError;
+use crate::lifecycle::PanicSite;
 
 /// Tag `source` of a failed scan (level error).
 pub const SCAN_SOURCE: &str = "dangling_image_cleanup_scan";
@@ -19,6 +25,14 @@ pub const REMOVE_SOURCE: &str = "dangling_image_remove";
 pub const SCAN_MESSAGE: &str = "dangling image cleanup scan failed";
 /// The one message of every failed removal.
 pub const REMOVE_MESSAGE: &str = "dangling image removal failed";
+/// Tag `source` of a panic the loop caught (level error, tag `where`).
+pub const PANIC_SOURCE: &str = "dangling_image_cleanup_panic";
+/// The one message of every caught panic.
+pub const PANIC_MESSAGE: &str = "dangling image cleanup caught a panic";
+/// Extra key holding the panic's text.
+pub const PANIC_EXTRA: &str = "panic";
+/// Extra key holding the engine (Docker host URL) of the loop.
+pub const ENGINE_EXTRA: &str = "engine";
 /// Extra key holding the engine's error text.
 pub const ERROR_EXTRA: &str = "error";
 /// Extra key holding the image ID; the router spells it in camel case.
@@ -51,5 +65,19 @@ fn report(source: &str, message: &str, level: Level, error: &DockerError, image_
             }
         },
         || sentry::capture_message(message, level),
+    );
+}
+
+pub(crate) fn panicked(engine: &str, site: PanicSite, message: &str) {
+    let site = site.as_str();
+    sentry::with_scope(
+        |scope| {
+            scope.set_tag("source", PANIC_SOURCE);
+            scope.set_tag("where", site);
+            scope.set_fingerprint(Some(&[PANIC_SOURCE, site]));
+            scope.set_extra(PANIC_EXTRA, message.into());
+            scope.set_extra(ENGINE_EXTRA, engine.into());
+        },
+        || sentry::capture_message(PANIC_MESSAGE, Level::Error),
     );
 }

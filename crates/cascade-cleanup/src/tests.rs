@@ -11,6 +11,8 @@ use tokio_util::sync::CancellationToken;
 use crate::fake::{FakeDocker, image, ours};
 use crate::*;
 
+mod panics;
+
 fn config(min_age: Duration) -> SweepConfig {
     SweepConfig {
         min_age,
