@@ -19,7 +19,7 @@
 //! `cascade_janitor_`): `sweeps_total{result}`, `images_removed_total`,
 //! `reclaimed_bytes_total`, `images_skipped_total{reason}`,
 //! `errors_total{kind}`, `sweep_duration_seconds` (histogram),
-//! `last_success_timestamp_seconds`, `images_in_scope`.
+//! `last_success_timestamp_seconds`, `images_in_scope`, `panics_total{where}`.
 //!
 //! This crate only observes: it never talks to Docker and never decides what
 //! is removed.
@@ -52,7 +52,7 @@ mod server;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cascade_cleanup::{ReportObserver, SweepReport};
+use cascade_cleanup::{PanicObserver, ReportObserver, SweepReport};
 
 pub use health::{AliveProbe, Clock, EngineHealth, HealthReport, SystemClock};
 pub use metrics::{DURATION_BUCKETS, METRIC_PREFIX, SCAN_ERROR_KIND, SweepResult};
@@ -115,6 +115,14 @@ impl Telemetry {
             .push(Arc::clone(&entry));
         let telemetry = Arc::clone(self);
         Arc::new(move |report: &SweepReport| telemetry.observe(&entry, report))
+    }
+
+    /// The panic observer of the loop that sweeps `engine` (registered with
+    /// [`Telemetry::engine`]): counts `panics_total{engine, where}`.
+    pub fn panics(self: &Arc<Self>, engine: impl Into<String>) -> PanicObserver {
+        let engine = engine.into();
+        let telemetry = Arc::clone(self);
+        Arc::new(move |site| telemetry.metrics.record_panic(&engine, site))
     }
 
     /// Runs on the loop's task after every pass: cheap, never panics.

@@ -4,7 +4,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::SystemTime;
 
 use cascade_classify::Disposition;
-use cascade_cleanup::SweepReport;
+use cascade_cleanup::{PanicSite, SweepReport};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -86,6 +86,12 @@ struct KindLabels {
     kind: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PanicLabels {
+    engine: String,
+    r#where: &'static str,
+}
+
 fn duration_histogram() -> Histogram {
     Histogram::new(DURATION_BUCKETS)
 }
@@ -103,6 +109,7 @@ pub(crate) struct SweepMetrics {
     duration: Family<EngineLabels, Histogram, fn() -> Histogram>,
     last_success: Family<EngineLabels, Gauge<f64, AtomicU64>>,
     in_scope: Family<EngineLabels, Gauge>,
+    panics: Family<PanicLabels, Counter>,
 }
 
 impl SweepMetrics {
@@ -117,6 +124,7 @@ impl SweepMetrics {
             Family::new_with_constructor(duration_histogram);
         let last_success = Family::<EngineLabels, Gauge<f64, AtomicU64>>::default();
         let in_scope = Family::<EngineLabels, Gauge>::default();
+        let panics = Family::<PanicLabels, Counter>::default();
         // prometheus-client appends the unit and `_total` itself:
         // "sweeps" → cascade_janitor_sweeps_total.
         registry.register(
@@ -158,6 +166,11 @@ impl SweepMetrics {
             "Images the engine listed for the scope's filters at the last successful scan",
             in_scope.clone(),
         );
+        registry.register(
+            "panics",
+            "Panics a loop caught and survived, by where: sweep (a pass), observer (the report observer), events (the event follower); each is also a Sentry event",
+            panics.clone(),
+        );
         SweepMetrics {
             registry,
             sweeps,
@@ -168,6 +181,7 @@ impl SweepMetrics {
             duration,
             last_success,
             in_scope,
+            panics,
         }
     }
 
@@ -194,6 +208,12 @@ impl SweepMetrics {
             let _ = self.errors.get_or_create(&KindLabels {
                 engine: engine.to_owned(),
                 kind,
+            });
+        }
+        for site in PanicSite::ALL {
+            let _ = self.panics.get_or_create(&PanicLabels {
+                engine: engine.to_owned(),
+                r#where: site.as_str(),
             });
         }
         let _ = self.removed.get_or_create(&labels);
@@ -259,6 +279,16 @@ impl SweepMetrics {
                 .unwrap_or(0.0);
             self.last_success.get_or_create(&labels).set(unix);
         }
+    }
+
+    /// Counts one panic a loop of `engine` caught at `site`.
+    pub(crate) fn record_panic(&self, engine: &str, site: PanicSite) {
+        self.panics
+            .get_or_create(&PanicLabels {
+                engine: engine.to_owned(),
+                r#where: site.as_str(),
+            })
+            .inc();
     }
 
     /// The OpenMetrics text exposition of every family.

@@ -8,6 +8,8 @@ use cascade_cleanup::{Failed, ImageRef, SkipReason, Skipped, SweepReport};
 
 use crate::*;
 
+mod panics;
+
 const E1: &str = "unix:///var/run/docker.sock";
 const E2: &str = "tcp://127.0.0.1:2375";
 /// The manual clock's wall time at offset zero.
