@@ -1,265 +1,450 @@
-//! The janitor loops as the cascade router sees them: one worker processor
-//! that brings every loop up and down in a defined order.
+//! The janitor as a Rust router embeds it: one [`Janitor`] built from a
+//! plain [`JanitorConfig`], started with the router's worker processor and
+//! stopped at its shutdown.
 //!
-//! The router owns a [`JanitorProcessor`] and calls `start` at boot and `stop`
-//! at shutdown. Loops start in the order they were registered and are
-//! cancelled in the reverse order, then awaited together. Both calls are
-//! idempotent. The dangling-image loop is the first; the snapshot-eviction
-//! and orphan-container loops implement [`JanitorLoop`] and slot in beside it
-//! with [`JanitorProcessor::with_loop`].
+//! From the configuration the janitor builds one loop per engine: a lazily
+//! connecting `cascade-engine` client (an engine that is down fails its
+//! scans and is tried again each interval; it never holds up the others),
+//! its sweep, its event follower, and its telemetry (metrics observer, panic
+//! counter and liveness in one [`Telemetry`]). Nothing contacts an engine
+//! before the loops run.
+//!
+//! The loops are tasks of one tokio `JoinSet` that the janitor owns:
+//!
+//! - a loop that ends without being asked (a bug: a loop only ends when
+//!   stopped) is logged at error at once, and [`Janitor::wait_for_failure`]
+//!   resolves with it, so the owner can exit and be restarted;
+//! - [`Janitor::stop`] cancels every loop at once (none starts new work while
+//!   another is still finishing), awaits them together up to the stop
+//!   deadline, aborts the rest, and returns every loop's [`LoopReport`]:
+//!   clean, deadline exceeded, panicked or ended early. None is thrown away;
+//! - dropping the janitor aborts its loops: a loop never outlives its owner.
+//!
+//! Panics inside a pass, the observer or the event follower are caught by
+//! the loop itself (`cascade-cleanup`): logged, sent to Sentry, counted in
+//! `cascade_janitor_panics_total`, and the loop goes on.
+//!
+//! `examples/embed.rs` is the whole embedding in about 30 lines.
 
+use std::future::Future;
+use std::num::NonZeroUsize;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
-use async_trait::async_trait;
-use cascade_cleanup::DanglingImageCleanup;
+use cascade_cleanup::{
+    DEFAULT_CALL_TIMEOUT, DEFAULT_CONCURRENCY, DEFAULT_INTERVAL, DEFAULT_MIN_AGE, DEFAULT_MIN_GAP,
+    DEFAULT_STOP_DEADLINE, DanglingImageSweep, DockerImages, EngineEvents, EventOptions,
+    EventTrigger, LoopOptions, SweepConfig, panic_message, run_loop,
+};
+use cascade_engine::{EngineClient, EngineError};
+use cascade_metrics::Telemetry;
+use cascade_scope::Scope;
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use tokio::task::{Id, JoinSet};
+use tokio_util::sync::CancellationToken;
 
-/// One periodic janitor loop.
-#[async_trait]
-pub trait JanitorLoop: Send + Sync + 'static {
-    /// A short stable name for logs.
-    fn name(&self) -> &str;
-    /// Starts the loop; must not start a second timer when already running.
-    fn start(&self);
-    /// Asks the loop to start no new work, without waiting; `stop` follows.
-    fn cancel(&self) {}
-    /// Stops the loop and awaits its in-flight work; a no-op when stopped.
-    async fn stop(&self);
+pub use cascade_engine::DEFAULT_SOCKET;
+
+/// One engine to sweep.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// The engine's address: `unix:///path`, `tcp://HOST:PORT` or
+    /// `http://HOST:PORT`. It names the engine in logs and metrics.
+    pub host: String,
 }
 
-#[async_trait]
-impl JanitorLoop for DanglingImageCleanup {
-    fn name(&self) -> &str {
-        "dangling-images"
-    }
-
-    fn start(&self) {
-        DanglingImageCleanup::start(self);
-    }
-
-    fn cancel(&self) {
-        DanglingImageCleanup::cancel(self);
-    }
-
-    async fn stop(&self) {
-        DanglingImageCleanup::stop(self).await;
+impl EngineConfig {
+    pub fn new(host: impl Into<String>) -> EngineConfig {
+        EngineConfig { host: host.into() }
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Stopped,
-    Started,
+/// Everything the janitor needs, as plain values. [`JanitorConfig::new`]
+/// fills in the defaults the binary documents; change any field after.
+#[derive(Debug, Clone)]
+pub struct JanitorConfig {
+    /// One loop each, in this order.
+    pub engines: Vec<EngineConfig>,
+    /// Which images may be removed `[ref:scope_invariant]`.
+    pub scope: Scope,
+    /// Images younger than this are kept.
+    pub min_age: Duration,
+    /// Removals in flight at once, per engine.
+    pub concurrency: NonZeroUsize,
+    /// Deadline of each Docker call.
+    pub call_timeout: Duration,
+    /// Time between the starts of two scheduled passes.
+    pub interval: Duration,
+    /// No pass starts sooner than this after the previous one started.
+    pub min_gap: Duration,
+    /// Early passes on the engine's events; `None`: the interval only.
+    pub events: Option<EventOptions>,
+    /// How long `stop` waits for in-flight passes before abandoning them.
+    pub stop_deadline: Duration,
+    /// `/healthz` (the telemetry's health) fails for an engine whose last
+    /// pass ended longer ago than this.
+    pub stale_after: Duration,
 }
 
-/// Starts and stops the registered loops as one unit.
-pub struct JanitorProcessor {
-    loops: Vec<Arc<dyn JanitorLoop>>,
-    state: tokio::sync::Mutex<State>,
+impl JanitorConfig {
+    /// The defaults: the `cascade.managed=true` scope, a pass every 30
+    /// minutes and on events, images older than an hour.
+    pub fn new<H: Into<String>>(hosts: impl IntoIterator<Item = H>) -> JanitorConfig {
+        JanitorConfig {
+            engines: hosts.into_iter().map(EngineConfig::new).collect(),
+            scope: Scope::default(),
+            min_age: DEFAULT_MIN_AGE,
+            concurrency: DEFAULT_CONCURRENCY,
+            call_timeout: DEFAULT_CALL_TIMEOUT,
+            interval: DEFAULT_INTERVAL,
+            min_gap: DEFAULT_MIN_GAP,
+            events: Some(EventOptions::default()),
+            stop_deadline: DEFAULT_STOP_DEADLINE,
+            stale_after: DEFAULT_INTERVAL * 3,
+        }
+    }
 }
 
-impl std::fmt::Debug for JanitorProcessor {
+/// What one engine's loop talks to. [`Janitor::new`] uses `cascade-engine`'s
+/// [`EngineClient`] for both; tests and embedders with their own client use
+/// [`Janitor::with_clients`].
+#[derive(Clone)]
+pub struct EngineClients {
+    pub images: Arc<dyn DockerImages>,
+    pub events: Arc<dyn EngineEvents>,
+}
+
+impl std::fmt::Debug for EngineClients {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<&str> = self.loops.iter().map(|l| l.name()).collect();
-        f.debug_struct("JanitorProcessor")
+        f.debug_struct("EngineClients").finish_non_exhaustive()
+    }
+}
+
+/// How a loop ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoopOutcome {
+    /// Stopped when asked, idle or at a safe point of its pass.
+    Clean,
+    /// Its pass outlived the stop deadline and was abandoned. Removals
+    /// already sent may still complete; nothing unverified is removed by
+    /// abandoning. `[ref:scope_invariant]`
+    DeadlineExceeded,
+    /// The loop's task panicked, with this message (a panic in a pass, the
+    /// observer or the follower is caught inside and does not end it).
+    Panicked(String),
+    /// The task returned before it was asked to stop.
+    EndedEarly,
+}
+
+/// One loop's name (the engine's address for an engine loop) and outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoopReport {
+    pub name: String,
+    pub outcome: LoopOutcome,
+}
+
+/// A loop's body: runs until the token is cancelled.
+type LoopBody = Arc<dyn Fn(CancellationToken) -> BoxFuture<'static, ()> + Send + Sync>;
+
+struct LoopSpec {
+    name: String,
+    body: LoopBody,
+    /// Read by the telemetry's liveness probe; true while the task runs.
+    alive: Arc<AtomicBool>,
+}
+
+struct Running {
+    cancel: CancellationToken,
+    /// Each task says whether it had been asked to stop, or how it panicked.
+    tasks: JoinSet<Result<bool, String>>,
+    /// Task id → index in `loops`.
+    index: Vec<(Id, usize)>,
+    /// Loops that ended before `stop`, kept for its result.
+    ended: Vec<(usize, LoopOutcome)>,
+}
+
+/// Every engine's loop, started and stopped as one unit.
+pub struct Janitor {
+    loops: Vec<LoopSpec>,
+    telemetry: Arc<Telemetry>,
+    stop_deadline: Duration,
+    running: Option<Running>,
+}
+
+impl std::fmt::Debug for Janitor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.loops.iter().map(|l| l.name.as_str()).collect();
+        f.debug_struct("Janitor")
             .field("loops", &names)
+            .field("running", &self.running.is_some())
             .finish_non_exhaustive()
     }
 }
 
-impl Default for JanitorProcessor {
-    fn default() -> Self {
-        JanitorProcessor {
+impl Janitor {
+    /// One loop per engine, each with a lazily connecting [`EngineClient`].
+    /// Fails only on a malformed address; contacts no engine.
+    pub fn new(config: JanitorConfig) -> Result<Janitor, EngineError> {
+        let timeout = config.call_timeout;
+        Janitor::with_clients(config, |engine| {
+            let client = Arc::new(EngineClient::new(&engine.host, timeout)?);
+            Ok(EngineClients {
+                images: Arc::clone(&client) as Arc<dyn DockerImages>,
+                events: client,
+            })
+        })
+    }
+
+    /// Like [`Janitor::new`], with the clients `connect` makes for each engine.
+    pub fn with_clients<E>(
+        config: JanitorConfig,
+        mut connect: impl FnMut(&EngineConfig) -> Result<EngineClients, E>,
+    ) -> Result<Janitor, E> {
+        let telemetry = Telemetry::new(config.stale_after);
+        let mut janitor = Janitor {
             loops: Vec::new(),
-            state: tokio::sync::Mutex::new(State::Stopped),
+            telemetry: Arc::clone(&telemetry),
+            stop_deadline: config.stop_deadline,
+            running: None,
+        };
+        for engine in &config.engines {
+            let clients = connect(engine)?;
+            janitor.push_engine_loop(&config, &engine.host, clients);
         }
-    }
-}
-
-impl JanitorProcessor {
-    pub fn new() -> JanitorProcessor {
-        JanitorProcessor::default()
+        Ok(janitor)
     }
 
-    /// Registers a loop; loops start in registration order.
-    pub fn with_loop(mut self, janitor_loop: Arc<dyn JanitorLoop>) -> JanitorProcessor {
-        self.loops.push(janitor_loop);
+    /// One engine's loop: its sweep, observed by the telemetry, whose
+    /// liveness probe reads a flag the loop's task holds up while it runs
+    /// (no reference cycle between the loop and its observer).
+    fn push_engine_loop(&mut self, config: &JanitorConfig, host: &str, clients: EngineClients) {
+        let sweep = Arc::new(DanglingImageSweep::new(
+            clients.images,
+            SweepConfig {
+                scope: config.scope.clone(),
+                min_age: config.min_age,
+                concurrency: config.concurrency,
+                call_timeout: config.call_timeout,
+                dry_run: false,
+                // Free space around the removals only means something when
+                // nothing else writes meanwhile: not true of a daemon whose
+                // early passes follow the router's commits. It reports the
+                // removed images' sizes (an upper bound).
+                measure_reclaimed: false,
+                engine: host.to_string(),
+            },
+        ));
+        let alive = Arc::new(AtomicBool::new(false));
+        let probe = Arc::clone(&alive);
+        let options = LoopOptions {
+            interval: config.interval,
+            min_gap: config.min_gap,
+            observer: Some(
+                self.telemetry
+                    .engine(host, Arc::new(move || probe.load(Ordering::SeqCst))),
+            ),
+            events: config.events.map(|options| EventTrigger {
+                source: clients.events,
+                options,
+            }),
+            on_panic: Some(self.telemetry.panics(host)),
+        };
+        tracing::info!(
+            engine = %host,
+            interval = %humantime::format_duration(config.interval),
+            events = config.events.is_some(),
+            scope = %config.scope,
+            "sweeping this engine"
+        );
+        self.loops.push(LoopSpec {
+            name: host.to_string(),
+            body: Arc::new(move |cancel| {
+                run_loop(Arc::clone(&sweep), options.clone(), cancel).boxed()
+            }),
+            alive,
+        });
+    }
+
+    /// Adds another periodic job (snapshot eviction, orphan containers):
+    /// `body` runs until its token is cancelled, supervised like the engine
+    /// loops. Its name appears in logs and in `stop`'s reports.
+    pub fn with_loop<F, Fut>(mut self, name: impl Into<String>, body: F) -> Janitor
+    where
+        F: Fn(CancellationToken) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.loops.push(LoopSpec {
+            name: name.into(),
+            body: Arc::new(move |cancel| body(cancel).boxed()),
+            alive: Arc::new(AtomicBool::new(false)),
+        });
         self
     }
 
-    /// Starts every loop in order. Returns false (and does nothing) when the
-    /// processor is already started.
-    pub async fn start(&self) -> bool {
-        let mut state = self.state.lock().await;
-        if *state == State::Started {
-            tracing::warn!("janitor processor already started");
+    /// Metrics and health of every engine loop: serve it with
+    /// `cascade_metrics::serve`, or render it into the router's own /metrics.
+    pub fn telemetry(&self) -> &Arc<Telemetry> {
+        &self.telemetry
+    }
+
+    /// The loops' names, in start order.
+    pub fn loop_names(&self) -> Vec<&str> {
+        self.loops.iter().map(|l| l.name.as_str()).collect()
+    }
+
+    pub fn is_started(&self) -> bool {
+        self.running.is_some()
+    }
+
+    /// Starts every loop on the current tokio runtime, in order. Returns
+    /// false (and warns) when already started: never a second set of timers.
+    pub fn start(&mut self) -> bool {
+        if self.running.is_some() {
+            tracing::warn!("janitor already started; not starting its loops again");
             return false;
         }
-        for janitor_loop in &self.loops {
-            tracing::debug!(name = janitor_loop.name(), "starting janitor loop");
-            janitor_loop.start();
+        let cancel = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        let mut index = Vec::new();
+        for (i, spec) in self.loops.iter().enumerate() {
+            let token = cancel.child_token();
+            let body = (spec.body)(token.clone());
+            let name = spec.name.clone();
+            spec.alive.store(true, Ordering::SeqCst);
+            // Moved into the task, so the flag falls when the task ends,
+            // whichever way: return, panic, or an abort before its first poll.
+            let alive = AliveGuard(Arc::clone(&spec.alive));
+            let handle = tasks.spawn(async move {
+                let _alive = alive;
+                match AssertUnwindSafe(body).catch_unwind().await {
+                    Ok(()) => Ok(token.is_cancelled()),
+                    Err(panic) => {
+                        let message = panic_message(&*panic);
+                        tracing::error!(name, panic = %message, "janitor loop panicked and ended");
+                        Err(message)
+                    }
+                }
+            });
+            index.push((handle.id(), i));
         }
-        *state = State::Started;
+        self.running = Some(Running {
+            cancel,
+            tasks,
+            index,
+            ended: Vec::new(),
+        });
         true
     }
 
-    /// Stops every loop: first cancels each, in reverse order, so none starts
-    /// new work while another is still finishing; then awaits them all
-    /// together, so shutdown takes as long as the slowest loop's deadline,
-    /// not the sum. Returns false when the processor was not started.
-    pub async fn stop(&self) -> bool {
-        let mut state = self.state.lock().await;
-        if *state == State::Stopped {
-            return false;
+    /// Resolves when a loop ends without being asked (logged at error), with
+    /// its report; pending while every loop runs, or when not started.
+    /// Cancel-safe: use it in a `select!` beside the shutdown signal.
+    pub async fn wait_for_failure(&mut self) -> LoopReport {
+        let Some(running) = self.running.as_mut() else {
+            return std::future::pending().await;
+        };
+        loop {
+            let Some(joined) = running.tasks.join_next_with_id().await else {
+                return std::future::pending().await;
+            };
+            let (id, outcome) = outcome(joined);
+            let Some(i) = running.slot(id) else { continue };
+            let name = self.loops[i].name.clone();
+            tracing::error!(
+                name,
+                ?outcome,
+                "a janitor loop ended without being asked to"
+            );
+            running.ended.push((i, outcome.clone()));
+            return LoopReport { name, outcome };
         }
-        for janitor_loop in self.loops.iter().rev() {
-            tracing::debug!(name = janitor_loop.name(), "stopping janitor loop");
-            janitor_loop.cancel();
+    }
+
+    /// Stops every loop and returns each one's report, in start order: all
+    /// are cancelled at once, then awaited together up to the stop deadline
+    /// (so shutdown takes as long as the slowest loop, not the sum); the rest
+    /// are aborted and reported as `DeadlineExceeded`. A loop that had ended
+    /// before keeps its outcome. Empty when not started; the janitor can be
+    /// started again.
+    pub async fn stop(&mut self) -> Vec<LoopReport> {
+        let Some(mut running) = self.running.take() else {
+            return Vec::new();
+        };
+        running.cancel.cancel();
+        let deadline = tokio::time::Instant::now() + self.stop_deadline;
+        let mut outcomes = std::mem::take(&mut running.ended);
+        let mut abandoned = false;
+        loop {
+            let next = if abandoned {
+                running.tasks.join_next_with_id().await
+            } else {
+                match tokio::time::timeout_at(deadline, running.tasks.join_next_with_id()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        tracing::warn!(
+                            deadline = %humantime::format_duration(self.stop_deadline),
+                            "janitor loops did not stop in time; abandoning them"
+                        );
+                        running.tasks.abort_all();
+                        abandoned = true;
+                        continue;
+                    }
+                }
+            };
+            let Some(joined) = next else { break };
+            let (id, outcome) = outcome(joined);
+            if let Some(i) = running.slot(id) {
+                outcomes.push((i, outcome));
+            }
         }
-        futures_util::future::join_all(self.loops.iter().rev().map(|l| l.stop())).await;
-        *state = State::Stopped;
-        true
+        outcomes.sort_by_key(|(i, _)| *i);
+        let reports: Vec<LoopReport> = outcomes
+            .into_iter()
+            .map(|(i, outcome)| LoopReport {
+                name: self.loops[i].name.clone(),
+                outcome,
+            })
+            .collect();
+        for report in &reports {
+            tracing::info!(name = report.name, outcome = ?report.outcome, "janitor loop stopped");
+        }
+        reports
+    }
+}
+
+/// How a joined loop task ended.
+fn outcome(
+    joined: Result<(Id, Result<bool, String>), tokio::task::JoinError>,
+) -> (Id, LoopOutcome) {
+    match joined {
+        Ok((id, Ok(true))) => (id, LoopOutcome::Clean),
+        Ok((id, Ok(false))) => (id, LoopOutcome::EndedEarly),
+        Ok((id, Err(message))) => (id, LoopOutcome::Panicked(message)),
+        Err(e) if e.is_panic() => {
+            let id = e.id();
+            (id, LoopOutcome::Panicked(panic_message(&*e.into_panic())))
+        }
+        // Only `stop` aborts a task, after the deadline.
+        Err(e) => (e.id(), LoopOutcome::DeadlineExceeded),
+    }
+}
+
+impl Running {
+    fn slot(&self, id: Id) -> Option<usize> {
+        self.index.iter().find(|(t, _)| *t == id).map(|(_, i)| *i)
+    }
+}
+
+struct AliveGuard(Arc<AtomicBool>);
+
+impl Drop for AliveGuard {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::Mutex;
-
-    #[derive(Default)]
-    struct Recorder(Mutex<Vec<String>>);
-
-    struct FakeLoop {
-        name: &'static str,
-        log: Arc<Recorder>,
-    }
-
-    #[async_trait]
-    impl JanitorLoop for FakeLoop {
-        fn name(&self) -> &str {
-            self.name
-        }
-        fn start(&self) {
-            self.log
-                .0
-                .lock()
-                .expect("log")
-                .push(format!("start {}", self.name));
-        }
-        fn cancel(&self) {
-            self.log
-                .0
-                .lock()
-                .expect("log")
-                .push(format!("cancel {}", self.name));
-        }
-        async fn stop(&self) {
-            tokio::task::yield_now().await;
-            self.log
-                .0
-                .lock()
-                .expect("log")
-                .push(format!("stop {}", self.name));
-        }
-    }
-
-    fn processor(log: &Arc<Recorder>) -> JanitorProcessor {
-        ["dangling-images", "snapshot-eviction", "orphan-containers"]
-            .into_iter()
-            .fold(JanitorProcessor::new(), |p, name| {
-                p.with_loop(Arc::new(FakeLoop {
-                    name,
-                    log: Arc::clone(log),
-                }))
-            })
-    }
-
-    fn events(log: &Recorder) -> Vec<String> {
-        std::mem::take(&mut *log.0.lock().expect("log"))
-    }
-
-    #[tokio::test]
-    async fn starts_in_order_stops_in_reverse_idempotently() {
-        let log = Arc::new(Recorder::default());
-        let p = processor(&log);
-        assert!(!p.stop().await, "stop before start is a no-op");
-        assert!(events(&log).is_empty());
-        assert!(p.start().await);
-        assert!(!p.start().await, "second start does nothing");
-        assert_eq!(
-            events(&log),
-            [
-                "start dangling-images",
-                "start snapshot-eviction",
-                "start orphan-containers"
-            ]
-        );
-        assert!(p.stop().await);
-        assert!(!p.stop().await);
-        assert_eq!(
-            events(&log),
-            [
-                "cancel orphan-containers",
-                "cancel snapshot-eviction",
-                "cancel dangling-images",
-                "stop orphan-containers",
-                "stop snapshot-eviction",
-                "stop dangling-images"
-            ],
-            "no loop starts new work while another is still stopping"
-        );
-        assert!(p.start().await, "cycles work");
-        assert!(p.stop().await);
-        assert_eq!(events(&log).len(), 9);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn drives_the_real_dangling_image_loop() {
-        use cascade_cleanup::{
-            DanglingImageSweep, DockerError, DockerImages, ListedImage, SweepConfig,
-        };
-        use std::collections::{HashMap, HashSet};
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        use std::time::Duration;
-
-        #[derive(Default)]
-        struct CountingEngine(AtomicUsize);
-        #[async_trait]
-        impl DockerImages for CountingEngine {
-            async fn list_images(
-                &self,
-                _: &HashMap<String, Vec<String>>,
-            ) -> Result<Vec<ListedImage>, DockerError> {
-                self.0.fetch_add(1, Ordering::SeqCst);
-                Ok(Vec::new())
-            }
-            async fn images_used_by_containers(&self) -> Result<HashSet<String>, DockerError> {
-                Ok(HashSet::new())
-            }
-            async fn remove_image(&self, _: &str) -> Result<(), DockerError> {
-                Ok(())
-            }
-        }
-        let engine = Arc::new(CountingEngine::default());
-        let sweep = DanglingImageSweep::new(
-            Arc::clone(&engine) as Arc<dyn DockerImages>,
-            SweepConfig::default(),
-        );
-        let cleanup = Arc::new(DanglingImageCleanup::new(
-            sweep,
-            Duration::from_secs(60),
-            Duration::from_secs(5),
-        ));
-        let p = JanitorProcessor::new().with_loop(Arc::clone(&cleanup) as Arc<dyn JanitorLoop>);
-        p.start().await;
-        tokio::time::sleep(Duration::from_secs(150)).await;
-        assert!(cleanup.is_running());
-        p.stop().await;
-        assert!(!cleanup.is_running());
-        assert_eq!(
-            engine.0.load(Ordering::SeqCst),
-            3,
-            "passes at 0, 60 and 120 s"
-        );
-    }
-}
+mod tests;
