@@ -19,6 +19,7 @@
 //! the [`DockerImages`] and [`EngineEvents`] traits; `cascade-engine`
 //! implements them for a real engine, so this crate knows no Docker client.
 
+mod census;
 pub mod disk;
 mod docker;
 pub mod events;
@@ -26,6 +27,7 @@ mod lifecycle;
 pub mod sentry_report;
 mod sweep;
 
+pub use census::{ScopeCensus, census};
 pub use docker::{DockerError, DockerImages, ListedImage};
 pub use events::{DEFAULT_EVENT_DEBOUNCE, EngineEvent, EngineEvents, EventOptions};
 pub use lifecycle::{
