@@ -8,16 +8,14 @@
 //! host before the first snapshot, and a deployment check must not fail
 //! there. Low free space is a warning too: it is what the janitor is for.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use bytesize::ByteSize;
 use cascade_cleanup::disk::{self, DiskSpace};
-use cascade_cleanup::{DanglingImageSweep, DockerImages};
 use cascade_engine::Engine;
 
-use crate::{EXIT_FAILURE, EXIT_OK, Failure, engine, plumbing, sweep_config};
+use crate::{EXIT_FAILURE, EXIT_OK, Failure, engine, sweep_config};
 use cascade_config::CommonSettings;
 
 /// Below this share of free space on the engine's root dir, doctor warns.
@@ -110,67 +108,27 @@ async fn check(docker: &Engine, host: &str, common: &CommonSettings) -> usize {
         config.scope,
         humantime::format_duration(config.min_age)
     );
-    let count = |filters: HashMap<String, Vec<String>>| {
-        let docker = docker.clone();
-        async move {
-            DockerImages::list_images(&docker, &filters)
-                .await
-                .map(|v| v.len())
-        }
-    };
-    let labelled = count(HashMap::from([(
-        "label".to_string(),
-        config.scope.label_filters(),
-    )]))
-    .await;
-    let dangling = count(HashMap::from([(
-        "dangling".to_string(),
-        vec!["true".to_string()],
-    )]))
-    .await;
-    let sweep = DanglingImageSweep::new(Arc::new(docker.clone()), config);
-    let plan = sweep.run(&plumbing::never()).await;
-    match (labelled, dangling, &plan.scan_error) {
-        (Ok(labelled), Ok(dangling), None) => {
-            println!("images carrying the labels: {labelled}");
-            println!("  of which dangling (in scope): {}", plan.listed);
-            println!("  reclaimable now: {}", plan.would_remove.len());
-            // The engine's listing minus what our own check rejected is what
-            // is really in scope. `[ref:scope_invariant]`
-            let rejected = plan
-                .skipped_by_reason()
-                .get("failed_verification")
-                .copied()
-                .unwrap_or(0);
-            let in_scope = plan.listed - rejected;
+    let scope = config.scope.clone();
+    match cascade_cleanup::census(Arc::new(docker.clone()), config).await {
+        Ok(census) => {
+            println!("images carrying the labels: {}", census.labelled);
+            println!("  of which dangling (in scope): {}", census.listed);
+            println!("  reclaimable now: {}", census.reclaimable);
             println!(
                 "dangling images out of scope, never touched: {}",
-                dangling.saturating_sub(in_scope)
+                census.out_of_scope_dangling
             );
-            if labelled == 0 {
+            if census.labelled == 0 {
+                let labels: Vec<String> = scope.labels().iter().map(|l| l.to_string()).collect();
                 println!(
-                    "warning: no image carries {}; the janitor will remove nothing. \
+                    "warning: no image carries {scope}; the janitor will remove nothing. \
                      Add `LABEL {}` to the Dockerfiles (or --change to docker commit) of the images it should manage.",
-                    sweep.config().scope,
-                    sweep
-                        .config()
-                        .scope
-                        .labels()
-                        .iter()
-                        .map(|l| l.to_string())
-                        .collect::<Vec<_>>()
-                        .join(" ")
+                    labels.join(" ")
                 );
             }
         }
-        (labelled, dangling, scan) => {
+        Err(error) => {
             problems += 1;
-            let error = labelled
-                .err()
-                .map(|e| e.message)
-                .or(dangling.err().map(|e| e.message))
-                .or(scan.clone())
-                .unwrap_or_default();
             println!("problem: listing images failed: {error}");
         }
     }

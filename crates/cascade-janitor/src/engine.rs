@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-pub use cascade_engine::{Engine, EngineClient, EngineError, is_local};
+pub use cascade_engine::{Engine, EngineError, is_local};
 
 use crate::Failure;
 

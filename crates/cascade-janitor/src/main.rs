@@ -1,6 +1,7 @@
-//! `cascade-janitor`: the thin binary. It parses configuration, sets up
-//! logging and Sentry, and wires `cascade-scope`, `cascade-cleanup` and
-//! `cascade-router` together. Behaviour lives in those crates.
+//! `cascade-janitor`: the thin binary. It takes its `Settings` from
+//! `cascade-config`, sets up logging and Sentry, runs the daemon through
+//! `cascade-router` (`run`) or one sweep per engine (`prune`), `doctor`, and
+//! prints. Behaviour lives in those crates.
 
 mod doctor;
 mod engine;
@@ -11,12 +12,8 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use cascade_cleanup::{
-    DanglingImageCleanup, DanglingImageSweep, EngineEvents, EventOptions, ReportObserver,
-    SweepConfig,
-};
-use cascade_metrics::Telemetry;
-use cascade_router::{JanitorLoop, JanitorProcessor};
+use cascade_cleanup::{DanglingImageSweep, EventOptions, SweepConfig};
+use cascade_router::{EngineConfig, Janitor, JanitorConfig, LoopOutcome};
 use plumbing::CancelOnSignal;
 use tokio_util::sync::CancellationToken;
 
@@ -272,62 +269,42 @@ fn write_failure(e: std::io::Error) -> Failure {
     }
 }
 
-/// One engine's daemon loop: a client that connects lazily (an engine that
-/// is down at start fails its scans and is tried again each interval, and
-/// never holds up the other engines), its own sweep, its own event follower
-/// and its own lifecycle, observed by the metrics. Its log lines carry the
-/// engine in a `sweep` span.
-fn engine_loop(
-    host: &str,
-    common: &CommonSettings,
-    settings: &RunSettings,
-    telemetry: &Arc<Telemetry>,
-) -> Result<Arc<DanglingImageCleanup>, Failure> {
-    let client = engine::EngineClient::new(host, common.timeout)?;
-    let config = SweepConfig {
-        engine: host.to_string(),
-        // Measuring free space around the removals is only meaningful when
-        // nothing else writes meanwhile: true of an operator's one-off prune,
-        // not of a daemon whose early sweeps follow the router's commits.
-        // The daemon reports the removed images' sizes (an upper bound).
-        measure_reclaimed: false,
-        ..sweep_config(common, false)
-    };
-    let sweep = DanglingImageSweep::new(Arc::new(client.clone()), config);
-    Ok(Arc::new_cyclic(
-        |me: &std::sync::Weak<DanglingImageCleanup>| {
-            let me = me.clone();
-            let alive = Arc::new(move || me.upgrade().is_some_and(|c| c.is_running()));
-            let observer: ReportObserver = telemetry.engine(host, alive);
-            let mut cleanup =
-                DanglingImageCleanup::new(sweep, settings.interval, settings.stop_deadline)
-                    .with_min_gap(settings.min_sweep_gap)
-                    .with_observer(observer);
-            if settings.events {
-                cleanup = cleanup.with_events(
-                    Arc::new(client) as Arc<dyn EngineEvents>,
-                    EventOptions::with_debounce(settings.event_debounce),
-                );
-            }
-            cleanup
-        },
-    ))
+/// The router's configuration from the daemon's settings.
+fn janitor_config(common: &CommonSettings, settings: &RunSettings) -> JanitorConfig {
+    // TODO(cascade-engine): pass `engine.transport` (TLS files) to the client.
+    JanitorConfig {
+        engines: common
+            .engines
+            .iter()
+            .map(|e| EngineConfig::new(&e.host))
+            .collect(),
+        scope: common.scope.clone(),
+        min_age: common.min_age,
+        concurrency: common.concurrency,
+        call_timeout: common.timeout,
+        interval: settings.interval,
+        min_gap: settings.min_sweep_gap,
+        events: settings
+            .events
+            .then(|| EventOptions::with_debounce(settings.event_debounce)),
+        stop_deadline: settings.stop_deadline,
+        stale_after: settings
+            .interval
+            .saturating_mul(settings.stale_intervals.get()),
+    }
 }
 
-/// The daemon: one loop per engine, all started and stopped by one
-/// `JanitorProcessor`, and the metrics server when asked for. Nothing here
-/// contacts an engine before the loops run, so no engine can keep `run` from
-/// starting or make it exit.
+/// The daemon: the router's `Janitor` (one loop per engine) and the metrics
+/// server when asked for. Nothing here contacts an engine before the loops
+/// run, so no engine can keep `run` from starting or make it exit.
 ///
 /// Shutdown (SIGTERM or SIGINT): the loops stop (no new removal starts; a
 /// removal already sent is answered, up to `--stop-deadline`), the metrics
 /// server stops, Sentry is flushed for up to 3 s, exit 0. A second signal
-/// exits at once with 1: the shutdown was cut short.
+/// exits at once with 1: the shutdown was cut short. A loop that ends by
+/// itself (a bug) exits 1 at once, so the service manager restarts the
+/// janitor instead of leaving an engine unswept behind a live process.
 async fn run(common: &CommonSettings, settings: &RunSettings) -> Result<u8, Failure> {
-    let stale_after = settings
-        .interval
-        .saturating_mul(settings.stale_intervals.get());
-    let telemetry = Telemetry::new(stale_after);
     // Bind before anything starts: a taken port is a configuration error.
     let listener = match settings.metrics_addr {
         Some(addr) => Some(
@@ -337,36 +314,25 @@ async fn run(common: &CommonSettings, settings: &RunSettings) -> Result<u8, Fail
         ),
         None => None,
     };
-    let mut processor = JanitorProcessor::new();
-    let mut loops = Vec::new();
-    // TODO(cascade-engine): pass `engine.transport` (TLS files) to the client.
-    for host in common.engines.iter().map(|e| &e.host) {
-        let cleanup = engine_loop(host, common, settings, &telemetry)?;
-        tracing::info!(engine = %host, "sweeping this engine");
-        loops.push((host.clone(), Arc::clone(&cleanup)));
-        processor = processor.with_loop(cleanup as Arc<dyn JanitorLoop>);
-    }
+    let mut janitor = Janitor::new(janitor_config(common, settings))?;
     let mut signals = CancelOnSignal::install().map_err(|e| Failure {
         code: EXIT_FAILURE,
         message: format!("cannot install signal handlers: {e}"),
     })?;
-    processor.start().await;
+    janitor.start();
     let server_stop = CancellationToken::new();
     let server = listener.map(|listener| {
         tokio::spawn(cascade_metrics::serve(
             listener,
-            Arc::clone(&telemetry),
+            Arc::clone(janitor.telemetry()),
             server_stop.clone(),
         ))
     });
     let signal = tokio::select! {
         signal = signals.first() => signal,
-        engine = plumbing::first_to_end(&loops) => {
-            // A loop never ends by itself; if one did (a bug), exit so the
-            // service manager restarts the janitor instead of leaving an
-            // engine unswept behind a live process.
-            tracing::error!(engine, "a sweep loop ended unexpectedly; exiting");
-            processor.stop().await;
+        failed = janitor.wait_for_failure() => {
+            tracing::error!(name = failed.name, outcome = ?failed.outcome, "a sweep loop ended unexpectedly; exiting");
+            janitor.stop().await;
             return Ok(EXIT_FAILURE);
         }
     };
@@ -375,7 +341,11 @@ async fn run(common: &CommonSettings, settings: &RunSettings) -> Result<u8, Fail
         "shutting down; send the signal again to exit at once"
     );
     let shutdown = async {
-        processor.stop().await;
+        for report in janitor.stop().await {
+            if report.outcome != LoopOutcome::Clean {
+                tracing::warn!(name = report.name, outcome = ?report.outcome, "a sweep loop did not stop cleanly");
+            }
+        }
         server_stop.cancel();
         if let Some(server) = server
             && tokio::time::timeout(settings.stop_deadline, server)
@@ -400,23 +370,7 @@ async fn run(common: &CommonSettings, settings: &RunSettings) -> Result<u8, Fail
 
 /// Small pieces of async plumbing the binary needs.
 mod plumbing {
-    use std::sync::Arc;
-
-    use cascade_cleanup::DanglingImageCleanup;
     use tokio::signal::unix::{Signal, SignalKind, signal};
-
-    /// Resolves with the engine of the first loop found not running, checked
-    /// every 30 s (an idle daemon should not wake more often); never
-    /// resolves while all run.
-    pub async fn first_to_end(loops: &[(String, Arc<DanglingImageCleanup>)]) -> String {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
-        loop {
-            tick.tick().await;
-            if let Some((engine, _)) = loops.iter().find(|(_, l)| !l.is_running()) {
-                return engine.clone();
-            }
-        }
-    }
 
     /// A token that never fires, for one-shot sweeps.
     pub fn never() -> tokio_util::sync::CancellationToken {
