@@ -38,7 +38,7 @@ pub use sweep::{
     SweepReport,
 };
 
-#[cfg(test)]
-mod fake;
+#[cfg(any(test, feature = "test-support"))]
+pub mod fake;
 #[cfg(test)]
 mod tests;
