@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sentry::protocol::Event;
+use tokio_util::sync::CancellationToken;
 
 use crate::fake::FakeDocker;
 use crate::*;
@@ -81,3 +82,17 @@ fn service(fake: &Arc<FakeDocker>, interval: Duration) -> DanglingImageCleanup {
 }
 
 const MIN: Duration = Duration::from_secs(60);
+
+/// One pass of a fresh sweep over `fake`, with the Sentry events it sent.
+fn pass(fake: &Arc<FakeDocker>, config: SweepConfig) -> (SweepReport, Vec<Event<'static>>) {
+    with_sentry(|| async { sweep(fake, config).run(&CancellationToken::new()).await })
+}
+
+/// Each skipped image with its reason, in report order.
+fn reasons(report: &SweepReport) -> Vec<(&str, &str)> {
+    report
+        .skipped
+        .iter()
+        .map(|s| (s.image.id.as_str(), s.reason.as_str()))
+        .collect()
+}

@@ -15,11 +15,7 @@ use crate::fake::{FakeDocker, image, ours};
 #[test]
 fn lists_with_exactly_the_original_filters() {
     let fake = Arc::new(FakeDocker::default());
-    let (report, events) = with_sentry(|| async {
-        sweep(&fake, SweepConfig::default())
-            .run(&CancellationToken::new())
-            .await
-    });
+    let (report, events) = pass(&fake, SweepConfig::default());
     assert_eq!(
         report,
         SweepReport {
@@ -53,11 +49,7 @@ fn verifies_every_candidate_even_when_the_engine_ignores_the_filter() {
             3600,
         ),
     ]));
-    let (report, events) = with_sentry(|| async {
-        sweep(&fake, config(Duration::ZERO))
-            .run(&CancellationToken::new())
-            .await
-    });
+    let (report, events) = pass(&fake, config(Duration::ZERO));
     assert_eq!(fake.removed(), vec!["sha256:ours"]);
     assert_eq!(ids(&report.removed), vec!["sha256:ours"]);
     assert_eq!(report.listed, 6);
@@ -88,18 +80,14 @@ fn multiple_labels_are_anded() {
             3600,
         ),
     ]));
-    let (report, _) = with_sentry(|| async {
-        sweep(
-            &fake,
-            SweepConfig {
-                scope,
-                min_age: Duration::ZERO,
-                ..SweepConfig::default()
-            },
-        )
-        .run(&CancellationToken::new())
-        .await
-    });
+    let (report, _) = pass(
+        &fake,
+        SweepConfig {
+            scope,
+            min_age: Duration::ZERO,
+            ..SweepConfig::default()
+        },
+    );
     assert_eq!(fake.removed(), vec!["sha256:both"]);
     assert_eq!(report.skipped.len(), 1);
     assert_eq!(
@@ -116,20 +104,12 @@ fn images_younger_than_the_minimum_age_are_kept() {
         ours("sha256:old"),
     ];
     let fake = Arc::new(FakeDocker::with_images(images.clone()));
-    let (report, _) = with_sentry(|| async {
-        sweep(&fake, config(Duration::from_secs(600)))
-            .run(&CancellationToken::new())
-            .await
-    });
+    let (report, _) = pass(&fake, config(Duration::from_secs(600)));
     assert_eq!(fake.removed(), vec!["sha256:old"]);
     assert_eq!(report.skipped_by_reason().get("too_young"), Some(&2));
 
     let fake = Arc::new(FakeDocker::with_images(images));
-    let (report, _) = with_sentry(|| async {
-        sweep(&fake, config(Duration::ZERO))
-            .run(&CancellationToken::new())
-            .await
-    });
+    let (report, _) = pass(&fake, config(Duration::ZERO));
     assert_eq!(report.removed.len(), 3, "0s keeps nothing for age");
 }
 
@@ -149,13 +129,7 @@ fn in_use_and_gone_are_skipped_quietly_other_errors_are_reported_and_the_loop_co
         s.remove_errors
             .insert("sha256:3".into(), DockerError::status(500, "driver failed"));
     });
-    let ((report, events), logs) = with_logs(|| {
-        with_sentry(|| async {
-            sweep(&fake, config(Duration::ZERO))
-                .run(&CancellationToken::new())
-                .await
-        })
-    });
+    let ((report, events), logs) = with_logs(|| pass(&fake, config(Duration::ZERO)));
     assert_eq!(fake.removed(), vec!["sha256:4", "sha256:5"]);
     assert_eq!(fake.edit(|s| s.remove_calls), 5);
     let by_reason = report.skipped_by_reason();
@@ -201,13 +175,7 @@ fn in_use_and_gone_are_skipped_quietly_other_errors_are_reported_and_the_loop_co
 fn a_failed_scan_is_reported_once_and_removes_nothing() {
     let fake = Arc::new(FakeDocker::with_images(vec![ours("sha256:a")]));
     fake.edit(|s| s.list_error = Some(DockerError::status(500, "boom")));
-    let ((report, events), logs) = with_logs(|| {
-        with_sentry(|| async {
-            sweep(&fake, config(Duration::ZERO))
-                .run(&CancellationToken::new())
-                .await
-        })
-    });
+    let ((report, events), logs) = with_logs(|| pass(&fake, config(Duration::ZERO)));
     assert_eq!(report.scan_error.as_deref(), Some("boom"));
     assert!(report.has_failures());
     assert_eq!(fake.edit(|s| s.remove_calls), 0);
@@ -257,17 +225,13 @@ fn every_call_has_a_deadline() {
         ours("sha256:b"),
     ]));
     fake.edit(|s| s.remove_hangs = true);
-    let (report, events) = with_sentry(|| async {
-        sweep(
-            &fake,
-            SweepConfig {
-                call_timeout: Duration::from_secs(5),
-                ..config(Duration::ZERO)
-            },
-        )
-        .run(&CancellationToken::new())
-        .await
-    });
+    let (report, events) = pass(
+        &fake,
+        SweepConfig {
+            call_timeout: Duration::from_secs(5),
+            ..config(Duration::ZERO)
+        },
+    );
     assert_eq!(report.failed.len(), 2);
     assert!(
         report
@@ -289,8 +253,7 @@ fn removal_concurrency_is_bounded_and_used() {
             concurrency: NonZeroUsize::new(limit).expect("nz"),
             ..config(Duration::ZERO)
         };
-        let (report, _) =
-            with_sentry(|| async { sweep(&fake, cfg).run(&CancellationToken::new()).await });
+        let (report, _) = pass(&fake, cfg);
         assert_eq!(report.removed.len(), 20);
         assert_eq!(fake.edit(|s| s.max_removes_in_flight), limit);
     }
@@ -308,16 +271,11 @@ fn dry_run_removes_nothing_and_explains() {
         min_age: Duration::from_secs(60),
         ..SweepConfig::default()
     };
-    let (report, _) =
-        with_sentry(|| async { sweep(&fake, cfg).run(&CancellationToken::new()).await });
+    let (report, _) = pass(&fake, cfg);
     assert_eq!(fake.edit(|s| s.remove_calls), 0);
     assert!(report.removed.is_empty());
     assert_eq!(ids(&report.would_remove), vec!["sha256:old"]);
-    let reasons: Vec<_> = report
-        .skipped
-        .iter()
-        .map(|s| (s.image.id.as_str(), s.reason.as_str()))
-        .collect();
+    let reasons = reasons(&report);
     assert_eq!(
         reasons,
         vec![
@@ -336,13 +294,7 @@ fn summary_is_logged_only_when_something_was_removed() {
         ours("sha256:a"),
         ours("sha256:b"),
     ]));
-    let ((report, _), logs) = with_logs(|| {
-        with_sentry(|| async {
-            sweep(&fake, config(Duration::ZERO))
-                .run(&CancellationToken::new())
-                .await
-        })
-    });
+    let ((report, _), logs) = with_logs(|| pass(&fake, config(Duration::ZERO)));
     assert_eq!(report.reclaimed_bytes, 2000);
     let summary: Vec<_> = logs
         .lines()
@@ -351,13 +303,7 @@ fn summary_is_logged_only_when_something_was_removed() {
     assert_eq!(summary.len(), 1, "{logs}");
     assert!(summary[0].contains("reclaimed 2000 bytes"), "{logs}");
 
-    let ((_, _), logs) = with_logs(|| {
-        with_sentry(|| async {
-            sweep(&fake, config(Duration::ZERO))
-                .run(&CancellationToken::new())
-                .await
-        })
-    });
+    let ((_, _), logs) = with_logs(|| pass(&fake, config(Duration::ZERO)));
     assert!(
         !logs.contains("INFO"),
         "an empty pass logs no summary: {logs}"
@@ -421,14 +367,9 @@ fn the_plan_explains_labelled_images_that_are_not_candidates() {
         dry_run: true,
         ..config(Duration::ZERO)
     };
-    let (report, _) =
-        with_sentry(|| async { sweep(&fake, cfg).run(&CancellationToken::new()).await });
+    let (report, _) = pass(&fake, cfg);
     assert_eq!(ids(&report.would_remove), vec!["sha256:old"]);
-    let reasons: Vec<_> = report
-        .skipped
-        .iter()
-        .map(|s| (s.image.id.as_str(), s.reason.as_str()))
-        .collect();
+    let reasons = reasons(&report);
     assert_eq!(
         reasons,
         vec![
@@ -446,12 +387,7 @@ fn the_plan_explains_labelled_images_that_are_not_candidates() {
     assert_eq!(report.listed, 1, "only candidates count as listed");
 
     // A real pass asks for dangling images, and never lists tagged ones.
-    let real = with_sentry(|| async {
-        sweep(&fake, config(Duration::ZERO))
-            .run(&CancellationToken::new())
-            .await
-    })
-    .0;
+    let real = pass(&fake, config(Duration::ZERO)).0;
     assert_eq!(ids(&real.removed), vec!["sha256:old"]);
     assert!(fake.edit(|s| s.filters_seen[1].contains_key("dangling")));
 }
@@ -470,8 +406,7 @@ fn reclaimed_space_is_measured_when_the_data_root_is_visible() {
         let fake = Arc::new(FakeDocker::with_images(vec![ours("sha256:a")]));
         fake.edit(|s| s.data_root = path.clone());
         let cfg = config(Duration::ZERO);
-        let (report, _) =
-            with_sentry(|| async { sweep(&fake, cfg).run(&CancellationToken::new()).await });
+        let (report, _) = pass(&fake, cfg);
         assert_eq!(report.removed.len(), 1);
         assert_eq!(report.reclaimed_source, expected, "{path:?}");
         assert_eq!(report.removed_image_bytes, 1000);
@@ -487,8 +422,7 @@ fn reclaimed_space_is_measured_when_the_data_root_is_visible() {
         measure_reclaimed: false,
         ..config(Duration::ZERO)
     };
-    let (report, _) =
-        with_sentry(|| async { sweep(&fake, cfg).run(&CancellationToken::new()).await });
+    let (report, _) = pass(&fake, cfg);
     assert_eq!(report.reclaimed_source, ReclaimedSource::ImageSizes);
 }
 

@@ -45,25 +45,13 @@ fn a_successful_pass_sets_every_family() {
     observe(&success_report());
     let text = t.render();
     let e = [("engine", E1)];
-    let sweeps = |r| {
-        v(
-            &text,
-            "cascade_janitor_sweeps_total",
-            &[("engine", E1), ("result", r)],
-        )
-    };
+    let sweeps = |r| v1(&text, "cascade_janitor_sweeps_total", ("result", r));
     assert_eq!(sweeps("success"), 1.0);
     assert_eq!(sweeps("partial"), 0.0);
     assert_eq!(sweeps("scan_failed"), 0.0);
     assert_eq!(v(&text, "cascade_janitor_images_removed_total", &e), 2.0);
     assert_eq!(v(&text, "cascade_janitor_reclaimed_bytes_total", &e), 350.0);
-    let skipped = |r| {
-        v(
-            &text,
-            "cascade_janitor_images_skipped_total",
-            &[("engine", E1), ("reason", r)],
-        )
-    };
+    let skipped = |r| v1(&text, "cascade_janitor_images_skipped_total", ("reason", r));
     assert_eq!(skipped("too_young"), 2.0);
     assert_eq!(skipped("in_use"), 1.0);
     assert_eq!(skipped("gone"), 1.0);
@@ -90,10 +78,10 @@ fn a_successful_pass_sets_every_family() {
         1.5
     );
     let bucket = |le| {
-        v(
+        v1(
             &text,
             "cascade_janitor_sweep_duration_seconds_bucket",
-            &[("engine", E1), ("le", le)],
+            ("le", le),
         )
     };
     assert_eq!(bucket("1.0"), 0.0);
@@ -113,22 +101,10 @@ fn a_partial_pass_counts_errors_by_kind_and_is_not_a_success() {
     observe(&partial_report());
     let text = t.render();
     let e = [("engine", E1)];
-    let sweeps = |r| {
-        v(
-            &text,
-            "cascade_janitor_sweeps_total",
-            &[("engine", E1), ("result", r)],
-        )
-    };
+    let sweeps = |r| v1(&text, "cascade_janitor_sweeps_total", ("result", r));
     assert_eq!(sweeps("success"), 0.0);
     assert_eq!(sweeps("partial"), 1.0);
-    let errors = |k| {
-        v(
-            &text,
-            "cascade_janitor_errors_total",
-            &[("engine", E1), ("kind", k)],
-        )
-    };
+    let errors = |k| v1(&text, "cascade_janitor_errors_total", ("kind", k));
     assert_eq!(errors("transient"), 2.0);
     assert_eq!(errors("unexpected"), 1.0);
     assert_eq!(errors("scan"), 0.0);
@@ -140,10 +116,10 @@ fn a_partial_pass_counts_errors_by_kind_and_is_not_a_success() {
         None
     );
     let bucket = |le| {
-        v(
+        v1(
             &text,
             "cascade_janitor_sweep_duration_seconds_bucket",
-            &[("engine", E1), ("le", le)],
+            ("le", le),
         )
     };
     assert_eq!(bucket("30.0"), 0.0);
@@ -159,22 +135,10 @@ fn a_failed_scan_counts_as_a_scan_error_and_keeps_the_last_scope_size() {
     observe(&scan_failed_report());
     let text = t.render();
     let e = [("engine", E1)];
-    let sweeps = |r| {
-        v(
-            &text,
-            "cascade_janitor_sweeps_total",
-            &[("engine", E1), ("result", r)],
-        )
-    };
+    let sweeps = |r| v1(&text, "cascade_janitor_sweeps_total", ("result", r));
     assert_eq!(sweeps("success"), 1.0);
     assert_eq!(sweeps("scan_failed"), 1.0);
-    let errors = |k| {
-        v(
-            &text,
-            "cascade_janitor_errors_total",
-            &[("engine", E1), ("kind", k)],
-        )
-    };
+    let errors = |k| v1(&text, "cascade_janitor_errors_total", ("kind", k));
     assert_eq!(errors("scan"), 1.0);
     assert_eq!(errors("transient"), 0.0);
     assert_eq!(v(&text, "cascade_janitor_images_in_scope", &e), 7.0);

@@ -191,6 +191,11 @@ fn v(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
     value(text, name, labels).unwrap_or_else(|| panic!("no sample {name} {labels:?} in:\n{text}"))
 }
 
+/// [`v`] of engine `E1`'s sample that also carries `label`.
+fn v1(text: &str, name: &str, label: (&str, &str)) -> f64 {
+    v(text, name, &[("engine", E1), label])
+}
+
 fn telemetry(stale_after: Duration) -> (Arc<Telemetry>, Arc<ManualClock>) {
     let clock = ManualClock::new();
     let t = Telemetry::with_clock(stale_after, Arc::clone(&clock) as Arc<dyn Clock>);
