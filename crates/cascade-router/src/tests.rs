@@ -2,13 +2,9 @@
 //! on schedule with their telemetry, a loop that dies is noticed at once,
 //! and `stop` reports every loop's outcome.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::collections::HashMap;
 
-use async_trait::async_trait;
-use cascade_cleanup::{DockerError, EngineEvent, ListedImage};
-use futures_util::StreamExt;
-use futures_util::stream::BoxStream;
+use cascade_cleanup::fake::{FakeDocker, FakeEvents, ours};
 use tokio::time::Instant;
 
 use super::*;
@@ -16,64 +12,29 @@ use super::*;
 const E1: &str = "unix:///run/one.sock";
 const E2: &str = "unix:///run/two.sock";
 
-/// An engine with nothing to remove that records when each pass listed;
-/// with `hang`, listings never answer (a pass that outlives any deadline).
-#[derive(Default)]
-struct Recording {
-    lists: Mutex<Vec<Instant>>,
-    hang: bool,
+/// An engine whose removals never answer: a pass that outlives any deadline.
+fn stuck() -> Arc<FakeDocker> {
+    let fake = FakeDocker::with_images(vec![ours("sha256:a")]);
+    fake.edit(|s| s.remove_hangs = true);
+    Arc::new(fake)
 }
 
-impl Recording {
-    fn since(&self, origin: Instant) -> Vec<Duration> {
-        let lists = self.lists.lock().expect("lists");
-        lists.iter().map(|t| *t - origin).collect()
-    }
-}
-
-#[async_trait]
-impl DockerImages for Recording {
-    async fn list_images(
-        &self,
-        _: &HashMap<String, Vec<String>>,
-    ) -> Result<Vec<ListedImage>, DockerError> {
-        self.lists.lock().expect("lists").push(Instant::now());
-        if self.hang {
-            std::future::pending::<()>().await;
-        }
-        Ok(Vec::new())
-    }
-    async fn images_used_by_containers(&self) -> Result<HashSet<String>, DockerError> {
-        Ok(HashSet::new())
-    }
-    async fn remove_image(&self, _: &str) -> Result<(), DockerError> {
-        Ok(())
-    }
-}
-
-struct NoEvents;
-
-impl EngineEvents for NoEvents {
-    fn subscribe(&self, _: &[String]) -> BoxStream<'static, Result<EngineEvent, DockerError>> {
-        futures_util::stream::pending().boxed()
-    }
-}
-
-/// A janitor over one `Recording` engine per entry of `engines`.
-fn janitor(engines: &[(&str, &Arc<Recording>)]) -> Janitor {
+/// A janitor over one fake engine per entry of `engines`.
+fn janitor(engines: &[(&str, &Arc<FakeDocker>)]) -> Janitor {
     let mut config = JanitorConfig::new(engines.iter().map(|(host, _)| *host));
     config.interval = Duration::from_secs(60);
     config.min_gap = Duration::from_secs(1);
     config.events = None;
+    config.min_age = Duration::ZERO;
     config.stop_deadline = Duration::from_secs(5);
-    let by_host: HashMap<&str, Arc<Recording>> = engines
+    let by_host: HashMap<&str, Arc<FakeDocker>> = engines
         .iter()
         .map(|(host, e)| (*host, Arc::clone(e)))
         .collect();
     Janitor::with_clients(config, |engine| {
         Ok::<_, std::convert::Infallible>(EngineClients {
             images: Arc::clone(&by_host[engine.host.as_str()]) as Arc<dyn DockerImages>,
-            events: Arc::new(NoEvents),
+            events: Arc::new(FakeEvents::default()),
         })
     })
     .expect("infallible")
@@ -94,8 +55,8 @@ fn alive(janitor: &Janitor) -> Vec<bool> {
 #[tokio::test(start_paused = true)]
 async fn every_engine_loop_runs_on_schedule_with_its_telemetry() {
     let (one, two) = (
-        Arc::new(Recording::default()),
-        Arc::new(Recording::default()),
+        Arc::new(FakeDocker::default()),
+        Arc::new(FakeDocker::default()),
     );
     let mut janitor = janitor(&[(E1, &one), (E2, &two)]);
     assert_eq!(janitor.loop_names(), [E1, E2]);
@@ -119,7 +80,7 @@ async fn every_engine_loop_runs_on_schedule_with_its_telemetry() {
     tokio::time::sleep(Duration::from_secs(120)).await;
     for engine in [&one, &two] {
         assert_eq!(
-            engine.since(origin),
+            engine.lists_started_since(origin),
             [0, 60, 120].map(Duration::from_secs),
             "a pass at start and every interval, none after stop"
         );
@@ -134,7 +95,7 @@ async fn every_engine_loop_runs_on_schedule_with_its_telemetry() {
 
 #[tokio::test(start_paused = true)]
 async fn start_twice_keeps_one_set_of_loops_and_stop_is_idempotent() {
-    let one = Arc::new(Recording::default());
+    let one = Arc::new(FakeDocker::default());
     let mut janitor = janitor(&[(E1, &one)]);
     assert_eq!(janitor.stop().await, [], "stop before start is a no-op");
     let origin = Instant::now();
@@ -147,7 +108,7 @@ async fn start_twice_keeps_one_set_of_loops_and_stop_is_idempotent() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(janitor.stop().await, [report(E1, LoopOutcome::Clean)]);
     assert_eq!(
-        one.since(origin),
+        one.lists_started_since(origin),
         [0, 30].map(Duration::from_secs),
         "one pass per start: one timer"
     );
@@ -155,7 +116,7 @@ async fn start_twice_keeps_one_set_of_loops_and_stop_is_idempotent() {
 
 #[tokio::test(start_paused = true)]
 async fn a_loop_that_dies_is_noticed_at_once_and_reported_at_stop() {
-    let one = Arc::new(Recording::default());
+    let one = Arc::new(FakeDocker::default());
     let mut janitor = janitor(&[(E1, &one)])
         .with_loop("snapshot-eviction", |_| async {
             tokio::time::sleep(Duration::from_secs(7)).await;
@@ -197,11 +158,8 @@ async fn a_loop_that_dies_is_noticed_at_once_and_reported_at_stop() {
 
 #[tokio::test(start_paused = true)]
 async fn stop_abandons_loops_past_the_deadline_and_says_so() {
-    let stuck = Arc::new(Recording {
-        hang: true,
-        ..Recording::default()
-    });
-    let fine = Arc::new(Recording::default());
+    let stuck = stuck();
+    let fine = Arc::new(FakeDocker::default());
     let mut janitor = janitor(&[(E1, &stuck), (E2, &fine)]);
     janitor.start();
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -223,12 +181,12 @@ async fn stop_abandons_loops_past_the_deadline_and_says_so() {
 
 #[tokio::test(start_paused = true)]
 async fn dropping_the_janitor_ends_its_loops() {
-    let one = Arc::new(Recording::default());
+    let one = Arc::new(FakeDocker::default());
     let origin = Instant::now();
     let mut janitor = janitor(&[(E1, &one)]);
     janitor.start();
     tokio::time::sleep(Duration::from_secs(1)).await;
     drop(janitor);
     tokio::time::sleep(Duration::from_secs(300)).await;
-    assert_eq!(one.since(origin), [Duration::ZERO]);
+    assert_eq!(one.lists_started_since(origin), [Duration::ZERO]);
 }
