@@ -34,8 +34,8 @@ pub use docker::{DockerError, DockerImages, ListedImage};
 pub use events::{DEFAULT_EVENT_DEBOUNCE, EngineEvent, EngineEvents, EventOptions};
 pub use lifecycle::{
     DEFAULT_INTERVAL, DEFAULT_MIN_GAP, DEFAULT_STOP_DEADLINE, DanglingImageCleanup, EventTrigger,
-    LoopHandle, LoopOptions, PanicObserver, PanicSite, ReportObserver, StopOutcome, panic_message,
-    run_loop,
+    LoopHandle, LoopOptions, PanicObserver, PanicSite, ReportObserver, StopOutcome,
+    panic_is_guarded, panic_message, run_loop,
 };
 pub use sweep::{
     DEFAULT_CALL_TIMEOUT, DEFAULT_CONCURRENCY, DEFAULT_MIN_AGE, DanglingImageSweep, Failed,

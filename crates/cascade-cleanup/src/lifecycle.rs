@@ -178,6 +178,50 @@ fn caught(
     }
 }
 
+thread_local! {
+    /// How many guarded polls (a pass, the follower) or observer calls are
+    /// on this thread's stack right now.
+    static GUARDED: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// True inside a pass, an observer call or the event follower of a loop,
+/// where a panic is caught and reported by the loop itself. For a process
+/// panic hook (Sentry's panic integration): such a panic already has its own
+/// Sentry event (`source=dangling_image_cleanup_panic`), so the hook's
+/// would be a duplicate in an issue of its own.
+pub fn panic_is_guarded() -> bool {
+    GUARDED.with(|g| g.get() > 0)
+}
+
+/// Marks this thread guarded until dropped; dropped during unwinding too,
+/// after the panic hook has run.
+struct GuardedScope;
+
+impl GuardedScope {
+    fn enter() -> GuardedScope {
+        GUARDED.with(|g| g.set(g.get() + 1));
+        GuardedScope
+    }
+}
+
+impl Drop for GuardedScope {
+    fn drop(&mut self) {
+        GUARDED.with(|g| g.set(g.get().saturating_sub(1)));
+    }
+}
+
+/// `future` with every poll guarded, and its panic caught.
+async fn guarded<T>(
+    future: impl std::future::Future<Output = T>,
+) -> Result<T, Box<dyn Any + Send>> {
+    let mut future = std::pin::pin!(future);
+    let polled = std::future::poll_fn(move |cx| {
+        let _scope = GuardedScope::enter();
+        future.as_mut().poll(cx)
+    });
+    AssertUnwindSafe(polled).catch_unwind().await
+}
+
 /// The loop as a future, for an owner that supervises its own tasks (such
 /// as `cascade-router`'s `JoinSet`): it runs `sweep` now, then `interval`
 /// after each pass started, and early when the engine's events ask for it,
@@ -225,11 +269,13 @@ pub async fn run_loop(
         last_start = Some(started);
         // The pass runs on this task (so abandoning it at the deadline
         // aborts it), guarded so a panic ends the pass, not the loop.
-        match AssertUnwindSafe(sweep.run(&cancel)).catch_unwind().await {
+        match guarded(sweep.run(&cancel)).await {
             Ok(report) => {
                 if let Some(observe) = &options.observer
-                    && let Err(panic) =
-                        std::panic::catch_unwind(AssertUnwindSafe(|| observe(&report)))
+                    && let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                        let _scope = GuardedScope::enter();
+                        observe(&report)
+                    }))
                 {
                     caught(
                         &engine,
@@ -273,7 +319,7 @@ async fn follow_guarded(
             Arc::clone(&trigger),
             cancel.clone(),
         );
-        match AssertUnwindSafe(follow).catch_unwind().await {
+        match guarded(follow).await {
             // `follow` returns only when cancelled.
             Ok(()) => return,
             Err(panic) => caught(&engine, PanicSite::Events, &*panic, on_panic.as_ref()),

@@ -172,6 +172,17 @@ fn setup(common: &CommonSettings) -> Result<Option<sentry::ClientInitGuard>, Fai
     let mut options = sentry::ClientOptions::default();
     options.dsn = Some(dsn);
     options.release = sentry::release_name!();
+    // A panic a sweep loop caught is already one event with its `source`
+    // tag (cascade-cleanup); the panic integration's own event for it would
+    // open a separate issue per panic text. Panics elsewhere still reach it.
+    options.before_send = Some(Arc::new(|event| {
+        let from_panic_hook = event
+            .exception
+            .values
+            .iter()
+            .any(|e| e.mechanism.as_ref().is_some_and(|m| m.ty == "panic"));
+        (!(from_panic_hook && cascade_cleanup::panic_is_guarded())).then_some(event)
+    }));
     Ok(Some(sentry::init(options)))
 }
 

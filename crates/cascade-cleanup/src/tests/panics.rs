@@ -24,6 +24,8 @@ use crate::*;
 struct PanickyEngine {
     inner: FakeDocker,
     panic_on: Vec<usize>,
+    /// The panic's text after `listing N `.
+    says: &'static str,
     lists: Mutex<Vec<Instant>>,
 }
 
@@ -32,6 +34,7 @@ impl PanickyEngine {
         Arc::new(PanickyEngine {
             inner: FakeDocker::with_images(vec![ours("sha256:a")]),
             panic_on: panic_on.to_vec(),
+            says: "hit a bug",
             lists: Mutex::new(Vec::new()),
         })
     }
@@ -54,7 +57,7 @@ impl DockerImages for PanickyEngine {
             lists.len()
         };
         if self.panic_on.contains(&n) {
-            panic!("listing {n} hit a bug");
+            panic!("listing {n} {}", self.says);
         }
         self.inner.list_images(filters).await
     }
@@ -286,5 +289,46 @@ fn stop_reports_a_dead_loop_as_panicked() {
     assert_eq!(
         outcome,
         Some(StopOutcome::Panicked("metrics bug".to_string()))
+    );
+}
+
+#[test]
+fn a_caught_panic_is_marked_guarded_for_the_process_panic_hook() {
+    // The hook is process-wide: keep only this test's panics.
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&seen);
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = panic_message(info.payload());
+        if message.contains("hook test") {
+            sink.lock()
+                .expect("seen")
+                .push((message, panic_is_guarded()));
+        }
+    }));
+    let engine = Arc::new(PanickyEngine {
+        inner: FakeDocker::default(),
+        panic_on: vec![1],
+        says: "hook test",
+        lists: Mutex::new(Vec::new()),
+    });
+    let observer: ReportObserver = Arc::new(|_| panic!("hook test: observer"));
+    let outside = with_sentry(|| async {
+        let svc = cleanup(&engine, Duration::from_secs(60)).with_observer(observer);
+        svc.start();
+        tokio::time::sleep(Duration::from_secs(61)).await;
+        svc.stop().await;
+        std::panic::catch_unwind(|| panic!("hook test: outside a loop")).is_err()
+    })
+    .0;
+    std::panic::set_hook(previous);
+    assert!(outside);
+    assert_eq!(
+        *seen.lock().expect("seen"),
+        [
+            ("listing 1 hook test".to_string(), true),
+            ("hook test: observer".to_string(), true),
+            ("hook test: outside a loop".to_string(), false)
+        ]
     );
 }
