@@ -5,8 +5,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
-/// Says whether an engine's loop task is still running; the binary passes
-/// `move || cleanup.is_running()`.
+/// Says whether an engine's loop task is still running; `cascade-router`
+/// passes a flag the loop's task holds up while it runs.
 pub type AliveProbe = Arc<dyn Fn() -> bool + Send + Sync>;
 
 /// Where the telemetry reads the time. Injected so tests move time by hand

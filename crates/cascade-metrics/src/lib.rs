@@ -26,21 +26,16 @@
 //!
 //! # Wiring
 //!
-//! The liveness probe needs the cleanup and the cleanup needs the observer;
-//! `Arc::new_cyclic` ties the knot through a `Weak` (so a dropped loop reads
-//! as dead and nothing leaks). The test `wired_to_a_cleanup_loop_through_new_cyclic`
-//! runs exactly this:
+//! `cascade-router`'s `Janitor` does this for every engine; by hand, for one
+//! `DanglingImageCleanup`, the liveness probe can be a flag the owner clears
+//! when the loop ends:
 //!
 //! ```ignore
 //! let telemetry = Telemetry::new(interval * stale_intervals);
-//! let cleanup = Arc::new_cyclic(|me: &Weak<DanglingImageCleanup>| {
-//!     let me = me.clone();
-//!     let observer = telemetry.engine(
-//!         docker_host_url,
-//!         Arc::new(move || me.upgrade().is_some_and(|c| c.is_running())),
-//!     );
-//!     DanglingImageCleanup::new(sweep, interval, stop_deadline).with_observer(observer)
-//! });
+//! let observer = telemetry.engine(docker_host_url, Arc::new(move || alive.load(SeqCst)));
+//! let cleanup = DanglingImageCleanup::new(sweep, interval, stop_deadline)
+//!     .with_observer(observer)
+//!     .with_panic_observer(telemetry.panics(docker_host_url));
 //! let listener = bind_metrics_addr(parse_metrics_addr(&flag)?).await?;
 //! let server = tokio::spawn(serve(listener, Arc::clone(&telemetry), shutdown.clone()));
 //! ```
