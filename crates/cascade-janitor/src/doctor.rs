@@ -29,7 +29,7 @@ pub async fn doctor(common: &CommonSettings) -> Result<u8, Failure> {
     let mut unhealthy = 0;
     for (i, host) in common.engines.iter().map(|e| &e.host).enumerate() {
         if several {
-            println!("{}", crate::report::engine_header(i, host));
+            println!("{}", cascade_report::engine_header(i, host));
         }
         match engine::connect(host, common.timeout).await {
             Ok(docker) => {

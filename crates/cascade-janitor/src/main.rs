@@ -6,7 +6,6 @@
 mod doctor;
 mod engine;
 mod progress;
-mod report;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -17,11 +16,11 @@ use cascade_router::{EngineConfig, Janitor, JanitorConfig, LoopOutcome};
 use plumbing::CancelOnSignal;
 use tokio_util::sync::CancellationToken;
 
-use crate::report::EngineOutcome;
 use cascade_config::{
     CommandSettings, CommonSettings, Environment, LoadError, LogFormat, Output, PruneSettings,
     RunSettings, Settings,
 };
+use cascade_report::EngineOutcome;
 
 pub const EXIT_OK: u8 = 0;
 /// The engine could not be reached, or a sweep ended with failures.
@@ -219,7 +218,7 @@ async fn prune(common: &CommonSettings, settings: &PruneSettings) -> Result<u8, 
             Err(failure) if several(common) && failure.code == EXIT_FAILURE => {
                 eprintln!("cascade-janitor: {}", failure.message);
                 if settings.output == Output::Text {
-                    println!("{}", report::engine_header(i, host));
+                    println!("{}", cascade_report::engine_header(i, host));
                     println!("unreachable: {}", failure.message);
                 }
                 failed = true;
@@ -255,18 +254,19 @@ async fn prune(common: &CommonSettings, settings: &PruneSettings) -> Result<u8, 
         if settings.output == Output::Text {
             let mut stdout = std::io::stdout().lock();
             if several(common) {
-                writeln!(stdout, "{}", report::engine_header(i, host)).map_err(write_failure)?;
+                writeln!(stdout, "{}", cascade_report::engine_header(i, host))
+                    .map_err(write_failure)?;
             }
-            report::text(&mut stdout, &report, &config).map_err(write_failure)?;
+            cascade_report::text(&mut stdout, &report, &config).map_err(write_failure)?;
         }
         outcomes.push((host.clone(), EngineOutcome::Report(report)));
     }
     if settings.output == Output::Json {
         let document = match outcomes.as_slice() {
             [(_, EngineOutcome::Report(report))] if !several(common) => {
-                report::json(report, &config)
+                cascade_report::json(report, &config)
             }
-            _ => report::json_engines(&outcomes, &config),
+            _ => cascade_report::json_engines(&outcomes, &config),
         };
         writeln!(std::io::stdout().lock(), "{document}").map_err(write_failure)?;
     }

@@ -1,4 +1,12 @@
-//! Printing a sweep report for people (text) and programs (JSON).
+//! A sweep report for people (text) and programs (JSON), as `prune` prints
+//! it.
+//!
+//! The JSON document is a contract: its JSON Schema,
+//! `docs/report.schema.json`, is generated from these types and checked by
+//! a test. It lives in a library, not in the binary, so that a router that
+//! runs a one-off sweep in-process (`DanglingImageSweep::run`) can hand out
+//! the very document `prune --output json` prints. The progress bar stays in
+//! the binary: it is terminal UI.
 
 use std::io::Write;
 use std::time::Duration;
@@ -22,7 +30,6 @@ struct Document<'a> {
 }
 
 /// The JSON Schema of the `--output json` document (`docs/report.schema.json`).
-#[cfg(test)]
 pub fn schema() -> String {
     let schema = schemars::schema_for!(Document<'static>);
     serde_json::to_string_pretty(&schema).unwrap_or_default() + "\n"
@@ -103,6 +110,7 @@ fn short(id: &str) -> &str {
     &hex[..hex.len().min(12)]
 }
 
+/// The text report of one pass (`prune --output text`).
 pub fn text(
     out: &mut impl Write,
     report: &SweepReport,
@@ -214,7 +222,7 @@ pub fn text(
 #[cfg(test)]
 mod tests {
     /// `docs/report.schema.json` is generated from the types; this fails when
-    /// it is stale. `UPDATE_SCHEMA=1 cargo test -p cascade-janitor` rewrites it.
+    /// it is stale. `UPDATE_SCHEMA=1 cargo test -p cascade-report` rewrites it.
     #[test]
     fn the_documented_schema_is_current() {
         let path =
@@ -226,7 +234,7 @@ mod tests {
         let documented = std::fs::read_to_string(&path).unwrap_or_default();
         assert!(
             documented == current,
-            "docs/report.schema.json is stale; run UPDATE_SCHEMA=1 cargo test -p cascade-janitor"
+            "docs/report.schema.json is stale; run UPDATE_SCHEMA=1 cargo test -p cascade-report"
         );
     }
 }
