@@ -14,10 +14,14 @@
 //! 5. **classify** each failure (`cascade-classify`) and **report** the ones
 //!    an operator must see to Sentry.
 //!
-//! [`DanglingImageSweep::run`] returns a [`SweepReport`]; [`LoopHandle`] and
-//! [`DanglingImageCleanup`] own the periodic loop. Docker access goes through
-//! the [`DockerImages`] and [`EngineEvents`] traits; `cascade-engine`
-//! implements them for a real engine, so this crate knows no Docker client.
+//! [`DanglingImageSweep::run`] returns a [`SweepReport`]; [`run_loop`] is the
+//! periodic loop as a future (for an owner that supervises its own tasks,
+//! such as `cascade-router`), and [`LoopHandle`] and [`DanglingImageCleanup`]
+//! own one loop. The loop survives a panic in a pass, its observer or its
+//! event follower, and reports it. [`census`] counts the scope for `doctor`.
+//! Docker access goes through the [`DockerImages`] and [`EngineEvents`]
+//! traits; `cascade-engine` implements them for a real engine, so this crate
+//! knows no Docker client.
 //! With cargo feature `test-support`, `fake` is the one fake engine every
 //! crate's unit tests use.
 

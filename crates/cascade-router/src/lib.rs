@@ -299,8 +299,9 @@ impl Janitor {
         self.running.is_some()
     }
 
-    /// Starts every loop on the current tokio runtime, in order. Returns
-    /// false (and warns) when already started: never a second set of timers.
+    /// Starts every loop on the current tokio runtime (call it from within
+    /// one), in order. Returns false (and warns) when already started: never
+    /// a second set of timers.
     pub fn start(&mut self) -> bool {
         if self.running.is_some() {
             tracing::warn!("janitor already started; not starting its loops again");
