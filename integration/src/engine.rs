@@ -173,13 +173,24 @@ pub fn known_gap(test: &str, engines: &[&str], reason: &str) -> bool {
 }
 
 /// Every image ID on an engine, including intermediates.
+///
+/// On the containerd store (28.5 seen) a listing that overlaps a removal
+/// can fail with 404 "content digest ...: not found": the image was in the
+/// store's list when the listing began and its content was gone when it was
+/// read. A test that polls while the janitor removes meets that, so a 404
+/// is asked again (a few times); the classic store never answers 404 here.
 pub async fn all_image_ids(docker: &Docker) -> Result<BTreeSet<String>> {
-    let options = ListImagesOptionsBuilder::new().all(true).build();
-    let images = docker
-        .list_images(Some(options))
-        .await
-        .context("listing images")?;
-    Ok(images.into_iter().map(|i| i.id).collect())
+    let mut attempts = 0;
+    loop {
+        let options = ListImagesOptionsBuilder::new().all(true).build();
+        match docker.list_images(Some(options)).await {
+            Ok(images) => return Ok(images.into_iter().map(|i| i.id).collect()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) if attempts < 5 => attempts += 1,
+            Err(e) => return Err(e).context("listing images"),
+        }
+    }
 }
 
 /// Records the host engine's image IDs; [`HostGuard::check`] fails if they
@@ -264,7 +275,13 @@ impl NestedEngine {
             .with_mount(Mount::bind_mount(
                 dir.path().to_string_lossy().to_string(),
                 "/run/dind",
-            ));
+            ))
+            // Run state starts empty at every (re)start, as on a host
+            // whose /run is a tmpfs. 26.1 refuses to start when a killed
+            // run left /var/run/docker.pid naming PID 1 ("process with PID
+            // 1 is still running"); `stop_engine` kills it when a held
+            // events stream outlasts the stop timeout.
+            .with_mount(Mount::tmpfs_mount("/var/run"));
         if let Some(json) = engine.daemon_json() {
             let config = dir.path().join("config");
             std::fs::create_dir(&config)?;
