@@ -380,15 +380,7 @@ fn engine_suite(engine: &'static str, require_image: bool) -> Result<EngineRun> 
         .next()
         .unwrap_or_default();
     let wall = started.elapsed();
-    let count = |word: &str| -> usize {
-        // "Summary [  81.2s] 41 tests run: 39 passed, 2 failed, 0 skipped"
-        let words: Vec<&str> = summary.split_whitespace().collect();
-        words
-            .windows(2)
-            .find(|w| w[1].trim_end_matches(',') == word)
-            .and_then(|w| w[0].parse().ok())
-            .unwrap_or(0)
-    };
+    let count = |word: &str| summary_count(&summary, word);
     let gaps: Vec<String> = std::fs::read_to_string(&gaps_file)
         .unwrap_or_default()
         .lines()
@@ -413,6 +405,17 @@ fn engine_suite(engine: &'static str, require_image: bool) -> Result<EngineRun> 
         wall.as_secs_f64()
     );
     Ok(run)
+}
+
+/// The number before `word` in nextest's summary line, e.g. "Summary [
+/// 81.2s] 41 tests run: 38 passed, 2 failed, 1 timed out, 0 skipped".
+fn summary_count(summary: &str, word: &str) -> usize {
+    let words: Vec<&str> = summary.split_whitespace().collect();
+    words
+        .windows(2)
+        .find(|w| w[1].trim_end_matches(',') == word)
+        .and_then(|w| w[0].parse().ok())
+        .unwrap_or(0)
 }
 
 /// nextest's parallelism for one engine's suite: `CASCADE_TEST_THREADS`,
@@ -461,4 +464,35 @@ fn image_exists(image: &str) -> Result<bool> {
         .status()
         .context("cannot run `docker`; is the Docker CLI installed?")?;
     Ok(status.success())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nextest_summary_counts() {
+        let line =
+            "     Summary [  81.234s] 41 tests run: 38 passed, 2 failed, 1 timed out, 0 skipped";
+        assert_eq!(summary_count(line, "passed"), 38);
+        assert_eq!(summary_count(line, "failed"), 2);
+        assert_eq!(summary_count(line, "timed"), 1);
+        let clean = "     Summary [  38.346s] 26 tests run: 26 passed, 0 skipped";
+        assert_eq!(summary_count(clean, "passed"), 26);
+        assert_eq!(summary_count(clean, "failed"), 0);
+    }
+
+    #[test]
+    fn engine_names_map_to_image_versions() {
+        assert_eq!(dind::version_of("28.5-containerd").expect("known"), "28.5");
+        assert_eq!(dind::version_of("26.1").expect("known"), "26.1");
+        assert_eq!(dind::version_of("20.10").expect("known"), "20.10");
+        let error = dind::version_of("27.0-classic")
+            .expect_err("unknown")
+            .to_string();
+        assert!(error.contains("28.5-containerd"), "{error}");
+        for engine in dind::ENGINES {
+            dind::version_of(engine).expect("every matrix engine has an image");
+        }
+    }
 }
