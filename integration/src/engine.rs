@@ -242,6 +242,8 @@ pub struct NestedEngine {
     container: ContainerAsync<GenericImage>,
     guard: HostGuard,
     _dir: tempfile::TempDir,
+    /// `daemon.json` and the containerd store's `/var/lib/docker`.
+    _state: tempfile::TempDir,
 }
 
 impl std::fmt::Debug for NestedEngine {
@@ -292,8 +294,13 @@ impl NestedEngine {
             // 1 is still running"); `stop_engine` kills it when a held
             // events stream outlasts the stop timeout.
             .with_mount(Mount::tmpfs_mount("/var/run"));
+        // Kept out of the socket folder, which tests hand to other
+        // containers (tests/image.rs mounts it into the janitor's).
+        let state = tempfile::Builder::new()
+            .prefix("dind-state")
+            .tempdir_in("/tmp")?;
         if let Some(json) = engine.daemon_json() {
-            let config = dir.path().join("config");
+            let config = state.path().join("config");
             std::fs::create_dir(&config)?;
             std::fs::write(config.join("daemon.json"), json)?;
             image = image.with_mount(Mount::bind_mount(
@@ -304,7 +311,7 @@ impl NestedEngine {
         if engine.store == Store::Containerd {
             // overlayfs cannot stack on the container's own overlay root:
             // the snapshotter needs a host folder.
-            let data = dir.path().join("data");
+            let data = state.path().join("data");
             std::fs::create_dir(&data)?;
             image = image.with_mount(Mount::bind_mount(
                 data.to_string_lossy().to_string(),
@@ -329,6 +336,7 @@ impl NestedEngine {
             container,
             guard,
             _dir: dir,
+            _state: state,
         })
     }
 
