@@ -36,7 +36,9 @@ enum Task {
     /// Build one nested-engine image (cascade-janitor-dind:<version>): 20.10 from the host's dockerd, 26.1 from Debian trixie, 28.5 from sid
     DindImage {
         /// Engine version: 20.10, 26.1 or 28.5 (an engine name such as 28.5-containerd also works)
-        #[arg(long, default_value = "20.10")]
+        #[arg(long, default_value = "20.10", value_parser = [
+            "20.10", "26.1", "28.5", "20.10-classic", "26.1-classic", "26.1-containerd", "28.5-classic", "28.5-containerd",
+        ])]
         engine: String,
         /// Rebuild even when the image already exists
         #[arg(long)]
@@ -45,7 +47,9 @@ enum Task {
     /// Run the real-engine suite on one engine, or on all five (builds missing nested-engine images first)
     Safety {
         /// 20.10, 26.1-classic, 26.1-containerd, 28.5-classic or 28.5-containerd; default: all five
-        #[arg(long)]
+        #[arg(long, value_parser = [
+            "20.10", "20.10-classic", "26.1-classic", "26.1-containerd", "28.5-classic", "28.5-containerd",
+        ])]
         engine: Option<String>,
     },
     /// Run every check CI runs: fmt, clippy -D warnings, unit tests, safety suite, bench smoke pass
