@@ -175,14 +175,23 @@ fn setup(common: &CommonSettings) -> Result<Option<sentry::ClientInitGuard>, Fai
     // tag (cascade-cleanup); the panic integration's own event for it would
     // open a separate issue per panic text. Panics elsewhere still reach it.
     options.before_send = Some(Arc::new(|event| {
-        let from_panic_hook = event
-            .exception
-            .values
-            .iter()
-            .any(|e| e.mechanism.as_ref().is_some_and(|m| m.ty == "panic"));
-        (!(from_panic_hook && cascade_cleanup::panic_is_guarded())).then_some(event)
+        keep_event(event, cascade_cleanup::panic_is_guarded())
     }));
     Ok(Some(sentry::init(options)))
+}
+
+/// Drops the panic integration's event for a panic a loop guards (`guarded`):
+/// the loop sends its own.
+fn keep_event(
+    event: sentry::protocol::Event<'static>,
+    guarded: bool,
+) -> Option<sentry::protocol::Event<'static>> {
+    let from_panic_hook = event
+        .exception
+        .values
+        .iter()
+        .any(|e| e.mechanism.as_ref().is_some_and(|m| m.ty == "panic"));
+    (!(from_panic_hook && guarded)).then_some(event)
 }
 
 fn sweep_config(common: &CommonSettings, dry_run: bool) -> SweepConfig {
@@ -410,5 +419,44 @@ mod plumbing {
                 _ = self.int.recv() => "SIGINT",
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sentry::protocol::{Event, Exception, Mechanism};
+
+    use super::keep_event;
+
+    fn panic_event() -> Event<'static> {
+        Event {
+            exception: vec![Exception {
+                ty: "panic".into(),
+                mechanism: Some(Mechanism {
+                    ty: "panic".into(),
+                    ..Mechanism::default()
+                }),
+                ..Exception::default()
+            }]
+            .into(),
+            ..Event::default()
+        }
+    }
+
+    #[test]
+    fn only_the_hooks_event_for_a_guarded_panic_is_dropped() {
+        assert!(
+            keep_event(panic_event(), true).is_none(),
+            "the loop reports it"
+        );
+        assert!(
+            keep_event(panic_event(), false).is_some(),
+            "a crash elsewhere"
+        );
+        let tagged = Event {
+            message: Some("dangling image cleanup caught a panic".into()),
+            ..Event::default()
+        };
+        assert!(keep_event(tagged, true).is_some(), "the loop's own event");
     }
 }
