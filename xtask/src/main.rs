@@ -288,7 +288,6 @@ fn alert_rules() -> Result<()> {
     Ok(())
 }
 
-
 /// The outcome of one engine's suite.
 struct EngineRun {
     engine: &'static str,

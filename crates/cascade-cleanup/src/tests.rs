@@ -1029,7 +1029,11 @@ fn classic_store_an_image_tagged_after_the_listing_is_rechecked_and_kept() {
     fake.edit(|s| {
         let mut inspected = s.inspected.clone();
         inspected.sort();
-        assert_eq!(inspected, ["sha256:plain", "sha256:retagged"], "each re-checked");
+        assert_eq!(
+            inspected,
+            ["sha256:plain", "sha256:retagged"],
+            "each re-checked"
+        );
         // Only the unchanged image reached a DELETE, and by its ID.
         assert_eq!(s.removal_names, ["sha256:plain"]);
         assert_eq!(s.images[0].repo_tags, ["snap:1"], "kept with its tag");
@@ -1050,10 +1054,18 @@ fn classic_store_an_image_gone_before_its_recheck_is_gone() {
             .run(&CancellationToken::new())
             .await
     });
-    assert_eq!(report.skipped_by_reason().get("gone"), Some(&1), "{report:#?}");
+    assert_eq!(
+        report.skipped_by_reason().get("gone"),
+        Some(&1),
+        "{report:#?}"
+    );
     assert!(report.removed.is_empty() && !report.has_failures());
     assert!(events.is_empty());
-    assert_eq!(fake.edit(|s| s.remove_calls), 0, "no DELETE after a 404 inspect");
+    assert_eq!(
+        fake.edit(|s| s.remove_calls),
+        0,
+        "no DELETE after a 404 inspect"
+    );
 }
 
 /// Lists `listed`, but the engine (`inner`) no longer has them.
@@ -1104,7 +1116,10 @@ fn containerd_store_removes_by_the_dangling_name_and_a_retagged_image_is_gone() 
     assert_eq!(ids(&report.removed), ["sha256:plain"]);
     assert_eq!(report.skipped.len(), 1, "{report:#?}");
     assert_eq!(
-        (report.skipped[0].image.id.as_str(), report.skipped[0].reason.as_str()),
+        (
+            report.skipped[0].image.id.as_str(),
+            report.skipped[0].reason.as_str()
+        ),
         ("sha256:retagged", "gone")
     );
     assert!(!report.has_failures() && events.is_empty(), "{events:?}");
@@ -1123,7 +1138,10 @@ fn containerd_store_removes_by_the_dangling_name_and_a_retagged_image_is_gone() 
                 "moby-dangling@sha256:retagged"
             ]
         );
-        assert!(s.inspected.is_empty(), "the conditional delete needs no re-check");
+        assert!(
+            s.inspected.is_empty(),
+            "the conditional delete needs no re-check"
+        );
         assert!(s.images.iter().any(|i| i.id == "sha256:retagged"));
     });
 }

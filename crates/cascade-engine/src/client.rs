@@ -164,7 +164,8 @@ impl DockerImages for EngineClient {
     }
 
     async fn inspect_image(&self, id: &str) -> Result<Option<ListedImage>, DockerError> {
-        self.call(|e| async move { e.inspect_image(id).await }).await
+        self.call(|e| async move { e.inspect_image(id).await })
+            .await
     }
 
     async fn image_store(&self) -> Result<ImageStore, DockerError> {

@@ -76,9 +76,7 @@ impl ApiVersion {
     pub(crate) fn prefix(&self, path_and_query: &str) -> String {
         let path = path_and_query.split('?').next().unwrap_or_default();
         match self.get() {
-            Some(version)
-                if path != NEGOTIATION_PATH && !path.starts_with("/v1.") =>
-            {
+            Some(version) if path != NEGOTIATION_PATH && !path.starts_with("/v1.") => {
                 format!("/v{version}{path_and_query}")
             }
             _ => path_and_query.to_string(),
@@ -88,7 +86,10 @@ impl ApiVersion {
     /// Asks the engine's API version (`GET /version`) and uses the lower of
     /// it and bollard's own; an engine older than bollard answers in its own
     /// shape, and a newer one in the shape bollard's models describe.
-    pub(crate) async fn negotiate(&self, docker: &Docker) -> Result<String, bollard::errors::Error> {
+    pub(crate) async fn negotiate(
+        &self,
+        docker: &Docker,
+    ) -> Result<String, bollard::errors::Error> {
         let answer = docker.version().await?;
         let server = answer
             .api_version

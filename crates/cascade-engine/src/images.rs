@@ -117,7 +117,9 @@ const CONTAINERD_DRIVER_TYPE: [&str; 2] = ["driver-type", "io.containerd.snapsho
 pub fn image_store(driver: Option<&str>, status: Option<&[Vec<String>]>) -> ImageStore {
     let driver = driver.unwrap_or("unknown").to_string();
     let containerd = status.unwrap_or_default().iter().any(|entry| {
-        entry.len() == 2 && entry[0] == CONTAINERD_DRIVER_TYPE[0] && entry[1] == CONTAINERD_DRIVER_TYPE[1]
+        entry.len() == 2
+            && entry[0] == CONTAINERD_DRIVER_TYPE[0]
+            && entry[1] == CONTAINERD_DRIVER_TYPE[1]
     });
     if containerd {
         ImageStore::Containerd {

@@ -101,11 +101,8 @@ impl ScriptedEngine {
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-            let (status, body) = self.answer(
-                req.uri()
-                    .path_and_query()
-                    .map_or("/", |p| p.as_str()),
-            );
+            let (status, body) =
+                self.answer(req.uri().path_and_query().map_or("/", |p| p.as_str()));
             async move {
                 let mut response = Response::new(Full::new(Bytes::from(body)));
                 *response.status_mut() = status;

@@ -750,6 +750,20 @@ impl cascade_cleanup::DockerImages for OneImageEngine {
     ) -> Result<std::collections::HashSet<String>, cascade_cleanup::DockerError> {
         Ok(Default::default())
     }
+    async fn inspect_image(
+        &self,
+        _id: &str,
+    ) -> Result<Option<cascade_cleanup::ListedImage>, cascade_cleanup::DockerError> {
+        let listed = self.list_images(&Default::default()).await?;
+        Ok(listed.into_iter().next())
+    }
+    async fn image_store(
+        &self,
+    ) -> Result<cascade_cleanup::ImageStore, cascade_cleanup::DockerError> {
+        Ok(cascade_cleanup::ImageStore::Classic {
+            driver: "vfs".into(),
+        })
+    }
     async fn remove_image(&self, _id: &str) -> Result<(), cascade_cleanup::DockerError> {
         Ok(())
     }

@@ -236,6 +236,14 @@ mod tests {
             async fn images_used_by_containers(&self) -> Result<HashSet<String>, DockerError> {
                 Ok(HashSet::new())
             }
+            async fn inspect_image(&self, _: &str) -> Result<Option<ListedImage>, DockerError> {
+                Ok(None)
+            }
+            async fn image_store(&self) -> Result<cascade_cleanup::ImageStore, DockerError> {
+                Ok(cascade_cleanup::ImageStore::Classic {
+                    driver: "vfs".into(),
+                })
+            }
             async fn remove_image(&self, _: &str) -> Result<(), DockerError> {
                 Ok(())
             }
