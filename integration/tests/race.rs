@@ -134,7 +134,11 @@ async fn the_window_left_is_between_the_recheck_and_the_delete_on_the_classic_st
     match engine.engine.store {
         Store::Classic => {
             assert_eq!(report.removed.len(), 1, "{name}: {report:#?}");
-            assert_eq!(tags_of(&engine, id).await?, None, "{name}: the known window");
+            assert_eq!(
+                tags_of(&engine, id).await?,
+                None,
+                "{name}: the known window"
+            );
         }
         Store::Containerd => {
             assert!(report.removed.is_empty(), "{name}: {report:#?}");
@@ -173,10 +177,11 @@ async fn every_request_of_prune_carries_the_negotiated_api_version() -> Result<(
     )
     .await?;
     let proxy = FaultProxy::start(&engine.socket)?;
-    let out = std::process::Command::new(integration::janitor_binary())
+    // Async: the proxy runs on this test's runtime.
+    let out = integration::janitor()
         .args(["prune", "--min-age", "0s", "--docker-host", &proxy.host()])
-        .env_remove("SENTRY_DSN")
-        .output()?;
+        .output()
+        .await?;
     let name = engine.engine.name();
     assert!(
         out.status.success(),
