@@ -67,12 +67,10 @@ async fn doctor_counts_what_is_in_scope_and_removes_nothing() -> Result<()> {
     };
     assert!(line(&stdout, "storage:").starts_with(store), "{stdout}");
     // The API version the engine states, and the one every request uses.
-    let api = if engine.engine.is_at_least("28.5") {
-        "API 1.51; the janitor speaks API 1.51)"
-    } else if engine.engine.is_at_least("26.1") {
-        "API 1.45; the janitor speaks API 1.45)"
-    } else {
-        "API 1.41; the janitor speaks API 1.41)"
+    let api = match engine.engine.version {
+        "28.5" => "API 1.51; the janitor speaks API 1.51)",
+        "26.1" => "API 1.45; the janitor speaks API 1.45)",
+        _ => "API 1.41; the janitor speaks API 1.41)",
     };
     assert!(line(&stdout, "engine:").ends_with(api), "{stdout}");
     // The nested engine's /var/lib/docker is not this machine's: the folder

@@ -156,12 +156,10 @@ async fn the_window_left_is_between_the_recheck_and_the_delete_on_the_classic_st
 /// The API version each engine of the matrix speaks: the lower of its own
 /// and bollard 0.21.1's (1.53).
 fn expected_api(engine: &NestedEngine) -> &'static str {
-    if engine.engine.is_at_least("28.5") {
-        "1.51"
-    } else if engine.engine.is_at_least("26.1") {
-        "1.45"
-    } else {
-        "1.41"
+    match engine.engine.version {
+        "28.5" => "1.51",
+        "26.1" => "1.45",
+        _ => "1.41",
     }
 }
 

@@ -20,6 +20,8 @@
 //! [`DanglingImageCleanup`] own the periodic loop. Docker access goes through
 //! the [`DockerImages`] and [`EngineEvents`] traits; `cascade-engine`
 //! implements them for a real engine, so this crate knows no Docker client.
+//! With cargo feature `test-support`, `fake` is the one fake engine every
+//! crate's unit tests use.
 
 pub mod disk;
 mod docker;
@@ -40,7 +42,7 @@ pub use sweep::{
     SweepReport,
 };
 
-#[cfg(test)]
-mod fake;
+#[cfg(any(test, feature = "test-support"))]
+pub mod fake;
 #[cfg(test)]
 mod tests;
