@@ -36,7 +36,7 @@ pub enum ImageStore {
 }
 
 impl ImageStore {
-    /// The name of the name a removal of the listed image `id` uses:
+    /// The name a removal of the listed image `id` is sent with:
     /// the dangling name on the containerd store, else the ID itself.
     pub fn removal_name(&self, id: &str) -> String {
         match self {
