@@ -10,7 +10,9 @@
 //!    a safety boundary `[ref:scope_invariant]`;
 //! 3. **age check**: younger than the minimum age may be a running build step;
 //! 4. **remove** with `force=false, noprune=true`, a few at a time, so exactly
-//!    the verified image goes and never an untagged parent;
+//!    the verified image goes and never an untagged parent; never one tagged
+//!    since the listing: by its dangling name on the containerd store, after
+//!    a fresh inspect and `Scope::check` on the classic store;
 //! 5. **classify** each failure (`cascade-classify`) and **report** the ones
 //!    an operator must see to Sentry.
 //!
@@ -34,7 +36,7 @@ pub mod sentry_report;
 mod sweep;
 
 pub use census::{ScopeCensus, census};
-pub use docker::{DockerError, DockerImages, ListedImage};
+pub use docker::{DANGLING_PREFIX, DockerError, DockerImages, ImageStore, ListedImage};
 pub use events::{DEFAULT_EVENT_DEBOUNCE, EngineEvent, EngineEvents, EventOptions};
 pub use lifecycle::{
     DEFAULT_INTERVAL, DEFAULT_MIN_GAP, DEFAULT_STOP_DEADLINE, DanglingImageCleanup, EventTrigger,

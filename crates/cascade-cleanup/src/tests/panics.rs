@@ -61,6 +61,12 @@ impl DockerImages for PanickyEngine {
         }
         self.inner.list_images(filters).await
     }
+    async fn inspect_image(&self, id: &str) -> Result<Option<ListedImage>, DockerError> {
+        self.inner.inspect_image(id).await
+    }
+    async fn image_store(&self) -> Result<ImageStore, DockerError> {
+        self.inner.image_store().await
+    }
     async fn images_used_by_containers(&self) -> Result<HashSet<String>, DockerError> {
         self.inner.images_used_by_containers().await
     }
