@@ -1,4 +1,11 @@
-//! Nested engines and the host guard.
+//! Nested engines of the engine matrix, and the host guard.
+//!
+//! `CASCADE_TEST_ENGINE` picks the engine every [`NestedEngine`] of a test
+//! process runs (`cargo xtask safety` sets it): `20.10` (the default;
+//! classic store), `26.1-classic`, `26.1-containerd`, `28.5-classic`,
+//! `28.5-containerd`. The version picks the image `cargo xtask dind-image
+//! --engine <version>` built; the store is chosen by a mounted
+//! `/etc/docker/daemon.json`.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -11,17 +18,179 @@ use testcontainers::core::{Mount, WaitFor};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
-/// Built by `cargo xtask dind-image`.
-pub const DIND_IMAGE: (&str, &str) = ("cascade-janitor-dind", "local");
+/// Repository of the images `cargo xtask dind-image` builds; the tag is
+/// the engine version.
+pub const DIND_REPOSITORY: &str = "cascade-janitor-dind";
+
+/// The environment variable that picks the engine.
+pub const ENGINE_VAR: &str = "CASCADE_TEST_ENGINE";
+
+/// Where [`known_gap`] appends its entries (set by `cargo xtask safety`).
+pub const KNOWN_GAPS_VAR: &str = "CASCADE_KNOWN_GAPS_FILE";
+
+/// An image store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    /// The graphdriver store (`vfs` here).
+    Classic,
+    /// The containerd image store (overlayfs snapshotter).
+    Containerd,
+}
+
+/// One engine configuration of the matrix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Engine {
+    /// "20.10", "26.1" or "28.5": the tag of its dind image.
+    pub version: &'static str,
+    pub store: Store,
+}
+
+/// Every engine the harness knows, by name.
+pub const ENGINES: &[(&str, Engine)] = &[
+    (
+        "20.10",
+        Engine {
+            version: "20.10",
+            store: Store::Classic,
+        },
+    ),
+    (
+        "26.1-classic",
+        Engine {
+            version: "26.1",
+            store: Store::Classic,
+        },
+    ),
+    (
+        "26.1-containerd",
+        Engine {
+            version: "26.1",
+            store: Store::Containerd,
+        },
+    ),
+    (
+        "28.5-classic",
+        Engine {
+            version: "28.5",
+            store: Store::Classic,
+        },
+    ),
+    (
+        "28.5-containerd",
+        Engine {
+            version: "28.5",
+            store: Store::Containerd,
+        },
+    ),
+];
+
+impl Engine {
+    /// The engine `CASCADE_TEST_ENGINE` names (default `20.10`).
+    pub fn current() -> Result<Engine> {
+        let name = std::env::var(ENGINE_VAR).unwrap_or_else(|_| "20.10".into());
+        Engine::named(&name)
+    }
+
+    pub fn named(name: &str) -> Result<Engine> {
+        let name = if name == "20.10-classic" {
+            "20.10"
+        } else {
+            name
+        };
+        ENGINES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, e)| *e)
+            .with_context(|| {
+                format!(
+                    "{ENGINE_VAR}={name} is not an engine of the matrix; use one of {}",
+                    ENGINES
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })
+    }
+
+    /// Its name in the matrix, e.g. `28.5-containerd`.
+    pub fn name(&self) -> &'static str {
+        ENGINES
+            .iter()
+            .find(|(_, e)| e == self)
+            .map(|(n, _)| *n)
+            .unwrap_or("unknown")
+    }
+
+    /// API 1.51 and later list a dangling image with `RepoTags: []`.
+    pub fn is_at_least(&self, version: &str) -> bool {
+        let parse = |v: &str| -> (u32, u32) {
+            let mut parts = v.split('.').map(|p| p.parse().unwrap_or(0));
+            (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+        };
+        parse(self.version) >= parse(version)
+    }
+
+    /// The `daemon.json` that picks the store; `None` for 20.10, whose
+    /// image fixes `--storage-driver=vfs` on the command line (the same key
+    /// in the file as well would stop dockerd).
+    fn daemon_json(&self) -> Option<&'static str> {
+        match (self.version, self.store) {
+            ("20.10", _) => None,
+            (_, Store::Classic) => {
+                Some(r#"{"features":{"containerd-snapshotter":false},"storage-driver":"vfs"}"#)
+            }
+            (_, Store::Containerd) => Some(r#"{"features":{"containerd-snapshotter":true}}"#),
+        }
+    }
+}
+
+/// A test that cannot pass on `engine` because of a known product gap
+/// outside the sweep (bollard calls, events, reclaimed space, doctor): it
+/// returns `true` after saying so loudly, and the caller returns early.
+/// This is the ONE list of such gaps: every call names the engine(s) and
+/// the reason, and `cargo xtask safety` prints every entry it met.
+pub fn known_gap(test: &str, engines: &[&str], reason: &str) -> bool {
+    let Ok(engine) = Engine::current() else {
+        return false;
+    };
+    if !engines.contains(&engine.name()) {
+        return false;
+    }
+    let line = format!("{test} on {}: {reason}", engine.name());
+    eprintln!("KNOWN GAP (not a pass): {line}");
+    if let Some(path) = std::env::var_os(KNOWN_GAPS_VAR) {
+        use std::io::Write;
+        if let Ok(mut file) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = writeln!(file, "{line}");
+        }
+    }
+    true
+}
 
 /// Every image ID on an engine, including intermediates.
+///
+/// On the containerd store (28.5 seen) a listing that overlaps a removal
+/// can fail with 404 "content digest ...: not found": the image was in the
+/// store's list when the listing began and its content was gone when it was
+/// read. A test that polls while the janitor removes meets that, so a 404
+/// is asked again (a few times); the classic store never answers 404 here.
 pub async fn all_image_ids(docker: &Docker) -> Result<BTreeSet<String>> {
-    let options = ListImagesOptionsBuilder::new().all(true).build();
-    let images = docker
-        .list_images(Some(options))
-        .await
-        .context("listing images")?;
-    Ok(images.into_iter().map(|i| i.id).collect())
+    let mut attempts = 0;
+    loop {
+        let options = ListImagesOptionsBuilder::new().all(true).build();
+        match docker.list_images(Some(options)).await {
+            Ok(images) => return Ok(images.into_iter().map(|i| i.id).collect()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) if attempts < 5 => attempts += 1,
+            Err(e) => return Err(e).context("listing images"),
+        }
+    }
 }
 
 /// Records the host engine's image IDs; [`HostGuard::check`] fails if they
@@ -58,6 +227,8 @@ impl HostGuard {
 pub struct NestedEngine {
     pub docker: Docker,
     pub socket: PathBuf,
+    /// Which engine of the matrix this is.
+    pub engine: Engine,
     container: ContainerAsync<GenericImage>,
     guard: HostGuard,
     _dir: tempfile::TempDir,
@@ -66,17 +237,27 @@ pub struct NestedEngine {
 impl std::fmt::Debug for NestedEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NestedEngine")
+            .field("engine", &self.engine.name())
             .field("socket", &self.socket)
             .finish_non_exhaustive()
     }
 }
 
 impl NestedEngine {
+    /// Starts the engine `CASCADE_TEST_ENGINE` names. Every error names
+    /// the engine, so a failure in the matrix says where it happened.
     pub async fn start() -> Result<NestedEngine> {
+        let engine = Engine::current()?;
+        NestedEngine::start_on(engine)
+            .await
+            .with_context(|| format!("on engine {}", engine.name()))
+    }
+
+    async fn start_on(engine: Engine) -> Result<NestedEngine> {
         let guard = HostGuard::record().await?;
         let dir = tempfile::Builder::new().prefix("dind").tempdir_in("/tmp")?;
         let socket = dir.path().join("docker.sock");
-        let container = GenericImage::new(DIND_IMAGE.0, DIND_IMAGE.1)
+        let mut image = GenericImage::new(DIND_REPOSITORY, engine.version)
             .with_wait_for(WaitFor::message_on_stderr(
                 "API listen on /run/dind/docker.sock",
             ))
@@ -95,14 +276,46 @@ impl NestedEngine {
                 dir.path().to_string_lossy().to_string(),
                 "/run/dind",
             ))
+            // Run state starts empty at every (re)start, as on a host
+            // whose /run is a tmpfs. 26.1 refuses to start when a killed
+            // run left /var/run/docker.pid naming PID 1 ("process with PID
+            // 1 is still running"); `stop_engine` kills it when a held
+            // events stream outlasts the stop timeout.
+            .with_mount(Mount::tmpfs_mount("/var/run"));
+        if let Some(json) = engine.daemon_json() {
+            let config = dir.path().join("config");
+            std::fs::create_dir(&config)?;
+            std::fs::write(config.join("daemon.json"), json)?;
+            image = image.with_mount(Mount::bind_mount(
+                config.to_string_lossy().to_string(),
+                "/etc/docker",
+            ));
+        }
+        if engine.store == Store::Containerd {
+            // overlayfs cannot stack on the container's own overlay root:
+            // the snapshotter needs a host folder.
+            let data = dir.path().join("data");
+            std::fs::create_dir(&data)?;
+            image = image.with_mount(Mount::bind_mount(
+                data.to_string_lossy().to_string(),
+                "/var/lib/docker",
+            ));
+        }
+        let container = image
             .with_startup_timeout(Duration::from_secs(60))
             .start()
             .await
-            .context("starting the nested engine; run `cargo xtask dind-image` first")?;
+            .with_context(|| {
+                format!(
+                    "starting the nested engine from {DIND_REPOSITORY}:{}; run `cargo xtask dind-image --engine {}` first",
+                    engine.version, engine.version
+                )
+            })?;
         let docker = connect(&socket).await?;
         Ok(NestedEngine {
             docker,
             socket,
+            engine,
             container,
             guard,
             _dir: dir,

@@ -127,11 +127,71 @@ pub fn archive_at(specs: &[ImageSpec], now: SystemTime) -> Result<(Vec<u8>, Vec<
     Ok((out.into_inner()?, ids))
 }
 
-/// Loads the specs into `docker`; returns name → image ID.
+/// Loads the specs into `docker`; returns name → image ID, the ID the
+/// engine lists (and accepts) for it.
 pub async fn load(docker: &Docker, specs: &[ImageSpec]) -> Result<BTreeMap<String, String>> {
-    let (bytes, ids) = archive(specs)?;
+    let now = SystemTime::now();
+    let (bytes, ids) = archive_at(specs, now)?;
     load_archive(docker, bytes.into()).await?;
+    let ids = listed_ids(docker, specs, ids, now).await?;
     Ok(specs.iter().map(|s| s.name.clone()).zip(ids).collect())
+}
+
+/// The classic store lists an image by its config digest, which is what
+/// [`archive_at`] computes. The containerd store (Docker 26+ with
+/// `containerd-snapshotter`) lists it by its manifest digest, which it
+/// makes when it loads the archive, and does not resolve the config digest
+/// at all (404). There, each loaded image is found by what its config
+/// holds: the `FIXTURE=<name>` variable and the `created` time.
+async fn listed_ids(
+    docker: &Docker,
+    specs: &[ImageSpec],
+    config_ids: Vec<String>,
+    now: SystemTime,
+) -> Result<Vec<String>> {
+    let listed = crate::engine::all_image_ids(docker).await?;
+    if config_ids.iter().all(|id| listed.contains(id)) {
+        return Ok(config_ids);
+    }
+    let mut by_config: HashMap<(String, SystemTime), String> = HashMap::new();
+    for id in &listed {
+        let inspect = docker
+            .inspect_image(id)
+            .await
+            .with_context(|| format!("inspect {id}"))?;
+        let name = inspect
+            .config
+            .and_then(|c| c.env)
+            .unwrap_or_default()
+            .into_iter()
+            .find_map(|e| e.strip_prefix("FIXTURE=").map(str::to_string));
+        let created = inspect.created.map(SystemTime::from);
+        if let (Some(name), Some(created)) = (name, created) {
+            by_config.insert((name, created), id.clone());
+        }
+    }
+    specs
+        .iter()
+        .zip(config_ids)
+        .map(|(spec, config_id)| {
+            if listed.contains(&config_id) {
+                return Ok(config_id);
+            }
+            // The archive's `created` has whole seconds.
+            let created = humantime::parse_rfc3339_weak(
+                &humantime::format_rfc3339_seconds(now - spec.age).to_string(),
+            )?;
+            by_config
+                .get(&(spec.name.clone(), created))
+                .cloned()
+                .with_context(|| {
+                    format!(
+                        "fixture {} ({config_id}) was loaded but the engine lists no image with its config",
+                        spec.name
+                    )
+                })
+        })
+        .collect()
 }
 
 /// `docker load` of an archive made by [`archive`] or [`archive_at`].
