@@ -11,8 +11,9 @@ use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 
 use crate::address::Address;
-use crate::connect::{EngineError, negotiate, parse_named};
+use crate::connect::{EngineError, negotiate, parse_named, tls_config};
 use crate::images::Engine;
+use crate::tls::TlsFiles;
 
 /// One engine as the daemon's sweep sees it. Creating it contacts nothing;
 /// the first call connects and negotiates the API version, and a failure is
@@ -24,17 +25,31 @@ pub struct EngineClient {
     host: String,
     address: Address,
     timeout: Duration,
+    tls: Option<Arc<rustls::ClientConfig>>,
     engine: Arc<tokio::sync::Mutex<Option<Engine>>>,
 }
 
 impl EngineClient {
     /// Checks the address only ([`EngineError::BadAddress`]); contacts nothing.
     pub fn new(host: &str, timeout: Duration) -> Result<EngineClient, EngineError> {
+        EngineClient::with_tls(host, None, timeout)
+    }
+
+    /// [`EngineClient::new`] over TLS when `tls` is given. The files are
+    /// read here, once: one that cannot be used is [`EngineError::Tls`] at
+    /// start-up, not a failed scan every interval.
+    pub fn with_tls(
+        host: &str,
+        tls: Option<&TlsFiles>,
+        timeout: Duration,
+    ) -> Result<EngineClient, EngineError> {
         let address = parse_named(host)?;
+        let tls = tls_config(host, &address, tls)?;
         Ok(EngineClient {
             host: host.to_string(),
             address,
             timeout,
+            tls,
             engine: Arc::new(tokio::sync::Mutex::new(None)),
         })
     }
@@ -45,7 +60,7 @@ impl EngineClient {
         if let Some(engine) = slot.as_ref() {
             return Ok(engine.clone());
         }
-        let engine = negotiate(&self.address, self.timeout)
+        let engine = negotiate(&self.address, self.tls.as_ref(), self.timeout)
             .await
             .map(Engine::new)
             .map_err(|why| DockerError {

@@ -10,6 +10,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::address::{Address, BadAddress, parse_host};
 use crate::images::Engine;
+use crate::tls::{TlsFiles, client_config, pooled_tls};
 
 /// Why no engine could be used. Each message is one line naming the engine
 /// and what to check.
@@ -23,6 +24,10 @@ pub enum EngineError {
         "cannot reach the Docker engine at {host}: {why}; is dockerd running, and is --docker-host (or DOCKER_HOST) right?"
     )]
     Unreachable { host: String, why: String },
+    /// The TLS files cannot be used (not PEM, key and certificate not a
+    /// pair): the caller's configuration is wrong.
+    #[error("cannot use TLS for {host}: {why}")]
+    Tls { host: String, why: String },
 }
 
 pub(crate) fn parse_named(host: &str) -> Result<Address, EngineError> {
@@ -35,8 +40,18 @@ pub(crate) fn parse_named(host: &str) -> Result<Address, EngineError> {
 /// Connects and negotiates the API version; an engine that does not answer
 /// within `timeout` is [`EngineError::Unreachable`].
 pub async fn connect(host: &str, timeout: Duration) -> Result<Engine, EngineError> {
+    connect_with(host, None, timeout).await
+}
+
+/// [`connect`], over TLS when `tls` is given (a `tcp://` engine only).
+pub async fn connect_with(
+    host: &str,
+    tls: Option<&TlsFiles>,
+    timeout: Duration,
+) -> Result<Engine, EngineError> {
     let address = parse_named(host)?;
-    negotiate(&address, timeout)
+    let tls = tls_config(host, &address, tls)?;
+    negotiate(&address, tls.as_ref(), timeout)
         .await
         .map(Engine::new)
         .map_err(|why| EngineError::Unreachable {
@@ -45,9 +60,32 @@ pub async fn connect(host: &str, timeout: Duration) -> Result<Engine, EngineErro
         })
 }
 
+/// The rustls configuration for `host`, read from its files once.
+pub(crate) fn tls_config(
+    host: &str,
+    address: &Address,
+    tls: Option<&TlsFiles>,
+) -> Result<Option<Arc<rustls::ClientConfig>>, EngineError> {
+    let Some(files) = tls else { return Ok(None) };
+    let fail = |why: String| EngineError::Tls {
+        host: host.to_string(),
+        why,
+    };
+    if let Address::Unix(_) = address {
+        return Err(fail(
+            "TLS applies to tcp:// engines only; a unix socket is reached as it is".to_string(),
+        ));
+    }
+    client_config(files).map(Some).map_err(fail)
+}
+
 /// A negotiated client, or why the engine cannot be used (without the
 /// engine's name: the caller adds it).
-pub(crate) async fn negotiate(address: &Address, timeout: Duration) -> Result<Docker, String> {
+pub(crate) async fn negotiate(
+    address: &Address,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+    timeout: Duration,
+) -> Result<Docker, String> {
     let secs = timeout.as_secs().max(1);
     let docker = match address {
         Address::Unix(path) => {
@@ -68,7 +106,10 @@ pub(crate) async fn negotiate(address: &Address, timeout: Duration) -> Result<Do
             }
             pooled_unix(path, secs)
         }
-        Address::Http(url) => Docker::connect_with_http(url, secs, API_DEFAULT_VERSION),
+        Address::Http(url) => match tls {
+            Some(config) => pooled_tls(url.trim_start_matches("http://"), config, secs),
+            None => Docker::connect_with_http(url, secs, API_DEFAULT_VERSION),
+        },
     }
     .map_err(|e| e.to_string())?;
     let no_answer = || format!("no answer within {}", humantime::format_duration(timeout));
@@ -80,10 +121,10 @@ pub(crate) async fn negotiate(address: &Address, timeout: Duration) -> Result<Do
 }
 
 /// Idle connections kept per engine: enough for every removal in flight.
-const POOL_IDLE_PER_ENGINE: usize = 16;
+pub(crate) const POOL_IDLE_PER_ENGINE: usize = 16;
 /// An idle connection is closed after this, so a daemon between passes
 /// holds no sockets and wakes for nothing.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A bollard client on `path` that keeps its connections alive.
 ///

@@ -13,19 +13,23 @@
 //!   engine facts `doctor` prints ([`Engine::version`], [`Engine::storage`]);
 //! - [`EngineClient`]: the daemon's lazily connecting engine, which names its
 //!   engine in every error, so an engine that is down never stops the others;
+//! - [`TlsFiles`]: a `tcp://` engine over TLS (rustls, ring), verified as
+//!   the docker CLI verifies it;
 //! - [`disk`]: whether the engine's data root is visible from here.
 //!
-//! Errors are [`EngineError`]: a bad address (the caller's usage error) or an
-//! unreachable engine. The binary maps them to its exit codes.
+//! Errors are [`EngineError`]: a bad address or unusable TLS files (the
+//! caller's usage errors) or an unreachable engine. The binary maps them to its exit codes.
 
 mod address;
 mod client;
 mod connect;
 pub mod disk;
 mod images;
+mod tls;
 
 pub use address::{Address, BadAddress, DEFAULT_SOCKET, is_local, parse_host};
 pub use bollard::Docker;
 pub use client::EngineClient;
-pub use connect::{EngineError, connect};
+pub use connect::{EngineError, connect, connect_with};
 pub use images::{Engine, EngineVersion, Storage, docker_error, listed_image};
+pub use tls::{ClientCert, TlsFiles};

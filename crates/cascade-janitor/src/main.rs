@@ -67,21 +67,6 @@ fn main() -> ExitCode {
         print!("{}", settings.render());
         return ExitCode::from(EXIT_OK);
     }
-    // TODO(cascade-engine): remove once the rustls transport is wired. Until
-    // then the client speaks plain HTTP only, and an engine the operator
-    // configured for TLS must not be sent plain HTTP.
-    if let Some(engine) = settings
-        .common
-        .engines
-        .iter()
-        .find(|e| matches!(e.transport, cascade_config::Transport::Tls(_)))
-    {
-        eprintln!(
-            "cascade-janitor: {} is configured for TLS, which this build cannot speak yet; use a unix socket or plain tcp:// on loopback",
-            engine.host
-        );
-        return ExitCode::from(EXIT_USAGE);
-    }
     // One thread: the janitor's work is waiting on engines, and one thread
     // has no cross-thread wake-ups per response (client CPU per removed
     // image halved) and one malloc arena, which keeps the idle daemon small
@@ -205,8 +190,13 @@ async fn prune(common: &CommonSettings, settings: &PruneSettings) -> Result<u8, 
     let config = sweep_config(common, settings.dry_run);
     let mut outcomes = Vec::new();
     let mut failed = false;
-    for (i, host) in common.engines.iter().map(|e| &e.host).enumerate() {
-        let docker = match engine::connect(host, common.timeout).await {
+    for (i, (host, tls)) in common
+        .engines
+        .iter()
+        .map(|e| (&e.host, e.transport.tls()))
+        .enumerate()
+    {
+        let docker = match engine::connect(host, tls, common.timeout).await {
             Ok(docker) => docker,
             Err(failure) if several(common) && failure.code == EXIT_FAILURE => {
                 eprintln!("cascade-janitor: {}", failure.message);
@@ -279,11 +269,12 @@ fn write_failure(e: std::io::Error) -> Failure {
 /// engine in a `sweep` span.
 fn engine_loop(
     host: &str,
+    tls: Option<&engine::TlsFiles>,
     common: &CommonSettings,
     settings: &RunSettings,
     telemetry: &Arc<Telemetry>,
 ) -> Result<Arc<DanglingImageCleanup>, Failure> {
-    let client = engine::EngineClient::new(host, common.timeout)?;
+    let client = engine::EngineClient::with_tls(host, tls, common.timeout)?;
     let config = SweepConfig {
         engine: host.to_string(),
         // Measuring free space around the removals is only meaningful when
@@ -339,9 +330,9 @@ async fn run(common: &CommonSettings, settings: &RunSettings) -> Result<u8, Fail
     };
     let mut processor = JanitorProcessor::new();
     let mut loops = Vec::new();
-    // TODO(cascade-engine): pass `engine.transport` (TLS files) to the client.
-    for host in common.engines.iter().map(|e| &e.host) {
-        let cleanup = engine_loop(host, common, settings, &telemetry)?;
+    for engine in &common.engines {
+        let host = &engine.host;
+        let cleanup = engine_loop(host, engine.transport.tls(), common, settings, &telemetry)?;
         tracing::info!(engine = %host, "sweeping this engine");
         loops.push((host.clone(), Arc::clone(&cleanup)));
         processor = processor.with_loop(cleanup as Arc<dyn JanitorLoop>);
