@@ -8,7 +8,8 @@
 //! 1. **list** with the scope's filters (dangling and every label);
 //! 2. **verify** each candidate ourselves, because the engine's filter is not
 //!    a safety boundary `[ref:scope_invariant]`;
-//! 3. **age check**: younger than the minimum age may be a running build step;
+//! 3. **age check**: younger than the minimum age may be a running build step
+//!    (age on the engine's clock, read once per pass);
 //! 4. **remove** with `force=false, noprune=true`, a few at a time, so exactly
 //!    the verified image goes and never an untagged parent;
 //! 5. **classify** each failure (`cascade-classify`) and **report** the ones
@@ -27,7 +28,9 @@ pub mod sentry_report;
 mod sweep;
 
 pub use docker::{DockerError, DockerImages, ListedImage};
-pub use events::{DEFAULT_EVENT_DEBOUNCE, EngineEvent, EngineEvents, EventOptions};
+pub use events::{
+    DEFAULT_EVENT_DEBOUNCE, DEFAULT_EVENT_IDLE_LIMIT, EngineEvent, EngineEvents, EventOptions,
+};
 pub use lifecycle::{
     DEFAULT_INTERVAL, DEFAULT_MIN_GAP, DEFAULT_STOP_DEADLINE, DanglingImageCleanup, EventTrigger,
     LoopHandle, LoopOptions, ReportObserver, StopOutcome,
@@ -42,3 +45,5 @@ pub use sweep::{
 mod fake;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_engine_facts;

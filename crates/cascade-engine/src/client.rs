@@ -96,6 +96,11 @@ impl DockerImages for EngineClient {
         engine.list_images(filters).await.map_err(|e| self.named(e))
     }
 
+    async fn engine_time(&self) -> Result<Option<i64>, DockerError> {
+        let engine = self.engine().await?;
+        engine.engine_time().await.map_err(|e| self.named(e))
+    }
+
     async fn images_used_by_containers(&self) -> Result<HashSet<String>, DockerError> {
         let engine = self.engine().await?;
         engine

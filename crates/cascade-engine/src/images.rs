@@ -90,6 +90,29 @@ pub fn docker_error(error: bollard::errors::Error) -> DockerError {
     }
 }
 
+/// `/info`'s `SystemTime` (RFC 3339 with nanoseconds, in the engine's
+/// zone: `Z` or `+HH:MM`) as seconds since the Unix epoch.
+pub fn engine_time(system_time: &str) -> Option<i64> {
+    let (local, offset) = match system_time.strip_suffix('Z') {
+        Some(local) => (local, 0),
+        None => {
+            let at = system_time.len().checked_sub(6)?;
+            let (local, zone) = system_time.split_at(at);
+            let sign = match zone.as_bytes().first()? {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let (h, m) = zone[1..].split_once(':')?;
+            let minutes = h.parse::<i64>().ok()? * 60 + m.parse::<i64>().ok()?;
+            (local, sign * minutes * 60)
+        }
+    };
+    let utc = humantime::parse_rfc3339_weak(local).ok()?;
+    let secs = utc.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs() as i64;
+    Some(secs - offset)
+}
+
 /// One listed image, reduced to what a sweep looks at.
 pub fn listed_image(summary: bollard::models::ImageSummary) -> ListedImage {
     ListedImage {
@@ -151,6 +174,11 @@ impl DockerImages for Engine {
             // Not in bollard's model of this call; the plan looks one level up.
             parent_id: String::new(),
         }))
+    }
+
+    async fn engine_time(&self) -> Result<Option<i64>, DockerError> {
+        let info = self.docker.info().await.map_err(docker_error)?;
+        Ok(info.system_time.as_deref().and_then(engine_time))
     }
 
     async fn images_used_by_containers(&self) -> Result<HashSet<String>, DockerError> {
@@ -236,6 +264,19 @@ mod tests {
             (timeout.status, timeout.disposition),
             (None, Disposition::Transient)
         );
+    }
+
+    #[test]
+    fn the_engine_clock_is_read_in_its_zone() {
+        // 2026-11-29T08:00:00Z
+        let utc = 1_795_939_200;
+        assert_eq!(engine_time("2026-11-29T08:00:00.123456789Z"), Some(utc));
+        assert_eq!(engine_time("2026-11-29T08:00:00Z"), Some(utc));
+        assert_eq!(engine_time("2026-11-29T10:00:00.5+02:00"), Some(utc));
+        assert_eq!(engine_time("2026-11-29T03:00:00-05:00"), Some(utc));
+        for bad in ["", "yesterday", "2026-11-29T08:00:00+0200", "2026-11-29"] {
+            assert_eq!(engine_time(bad), None, "{bad}");
+        }
     }
 
     #[test]
