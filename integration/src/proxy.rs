@@ -1,6 +1,7 @@
 //! A unix-socket HTTP proxy between the janitor and a nested engine that
 //! injects faults: it can stop answering (a hung engine), fail the removal
-//! of one image or of every image with a 500, or slow every removal down.
+//! of one image or of every image with a 500, slow every removal down, hold
+//! the event stream open silently, or move the engine's clock.
 
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
@@ -31,6 +32,12 @@ pub enum Fault {
     /// Forward everything but hold each image removal until
     /// [`FaultProxy::release`] (or the fault changes).
     HoldRemovals,
+    /// Answer `GET /events` with 200 and headers, then hold the connection
+    /// open and send nothing (a half-open connection); forward the rest.
+    SilentEvents,
+    /// Forward everything; `GET /info` answers with `SystemTime` moved by
+    /// this many seconds (an engine whose clock is off).
+    ShiftClock(i64),
 }
 
 #[derive(Debug)]
@@ -49,6 +56,7 @@ type Body = BoxBody<Bytes, hyper::Error>;
 struct Seen {
     requests: std::sync::atomic::AtomicUsize,
     removals: std::sync::atomic::AtomicUsize,
+    subscriptions: std::sync::atomic::AtomicUsize,
     released: tokio::sync::Notify,
 }
 
@@ -107,6 +115,13 @@ impl FaultProxy {
         self.seen.requests.load(std::sync::atomic::Ordering::SeqCst)
     }
 
+    /// `GET /events` requests received so far.
+    pub fn subscriptions(&self) -> usize {
+        self.seen
+            .subscriptions
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// `DELETE /images/...` requests received so far.
     pub fn removals(&self) -> usize {
         self.seen.removals.load(std::sync::atomic::Ordering::SeqCst)
@@ -133,8 +148,32 @@ async fn handle(
     if removal {
         seen.removals.fetch_add(1, SeqCst);
     }
+    let events = req.method() == hyper::Method::GET && req.uri().path().ends_with("/events");
+    if events {
+        seen.subscriptions.fetch_add(1, SeqCst);
+    }
+    let info = req.method() == hyper::Method::GET && req.uri().path().ends_with("/info");
     let current = fault.lock().expect("fault").clone();
     match current {
+        Fault::SilentEvents if events => {
+            let body = http_body_util::StreamBody::new(futures_util::stream::pending::<
+                Result<hyper::body::Frame<Bytes>, hyper::Error>,
+            >());
+            let mut response = Response::new(BodyExt::boxed(body));
+            response
+                .headers_mut()
+                .insert("content-type", "application/json".parse().expect("header"));
+            return Ok(response);
+        }
+        Fault::ShiftClock(secs) if info => {
+            return Ok(match shifted_info(req, &upstream, secs).await {
+                Ok(response) => response,
+                Err(e) => text(
+                    StatusCode::BAD_GATEWAY,
+                    &format!("{{\"message\":\"proxy: {e}\"}}"),
+                ),
+            });
+        }
         Fault::HoldRemovals if removal => released.await,
         Fault::Hang => std::future::pending().await,
         Fault::FailRemovalOf(id) if is_removal_of(&req, &id) => {
@@ -158,6 +197,29 @@ async fn handle(
             &format!("{{\"message\":\"proxy: {e}\"}}"),
         )
     }))
+}
+
+/// `GET /info` from upstream with `SystemTime` moved by `secs`.
+async fn shifted_info(
+    req: Request<Incoming>,
+    upstream: &Path,
+    secs: i64,
+) -> Result<Response<Body>> {
+    let response = forward(req, upstream).await?;
+    let (mut parts, body) = response.into_parts();
+    let bytes = body.collect().await?.to_bytes();
+    let mut info: serde_json::Value = serde_json::from_slice(&bytes)?;
+    let time = info["SystemTime"]
+        .as_str()
+        .and_then(cascade_engine::engine_time)
+        .ok_or_else(|| anyhow::anyhow!("no SystemTime in /info"))?;
+    let moved = std::time::UNIX_EPOCH + std::time::Duration::from_secs((time + secs) as u64);
+    info["SystemTime"] = humantime::format_rfc3339_nanos(moved).to_string().into();
+    parts.headers.remove(hyper::header::CONTENT_LENGTH);
+    let body = Full::new(Bytes::from(serde_json::to_vec(&info)?))
+        .map_err(|n| match n {})
+        .boxed();
+    Ok(Response::from_parts(parts, body))
 }
 
 fn is_removal_of(req: &Request<Incoming>, id: &str) -> bool {

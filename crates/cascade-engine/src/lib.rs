@@ -31,5 +31,5 @@ pub use address::{Address, BadAddress, DEFAULT_SOCKET, is_local, parse_host};
 pub use bollard::Docker;
 pub use client::EngineClient;
 pub use connect::{EngineError, connect, connect_with};
-pub use images::{Engine, EngineVersion, Storage, docker_error, listed_image};
+pub use images::{Engine, EngineVersion, Storage, docker_error, engine_time, listed_image};
 pub use tls::{ClientCert, TlsFiles};
