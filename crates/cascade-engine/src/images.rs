@@ -1,7 +1,7 @@
 //! The bollard implementations of cleanup's engine traits, and the plain
 //! engine facts `doctor` reports.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 
 use async_trait::async_trait;
@@ -113,6 +113,19 @@ pub fn engine_time(system_time: &str) -> Option<i64> {
     Some(secs - offset)
 }
 
+/// The image references of every `type: image` mount, as the engine lists
+/// them: `Name` is the reference the container was created with (a tag, an
+/// ID or a digest), `Source` only a path on the engine's host.
+pub fn mounted_images(containers: &[bollard::models::ContainerSummary]) -> BTreeSet<String> {
+    containers
+        .iter()
+        .flat_map(|c| c.mounts.iter().flatten())
+        .filter(|m| m.typ.as_deref() == Some("image"))
+        .filter_map(|m| m.name.clone())
+        .filter(|name| !name.is_empty())
+        .collect()
+}
+
 /// One listed image, reduced to what a sweep looks at.
 pub fn listed_image(summary: bollard::models::ImageSummary) -> ListedImage {
     ListedImage {
@@ -181,6 +194,9 @@ impl DockerImages for Engine {
         Ok(info.system_time.as_deref().and_then(engine_time))
     }
 
+    /// Every container's image, and every image a container mounts
+    /// (`--mount type=image`, Docker 28+), which the engine's own conflict
+    /// check does not see: `rmi` of a mounted image succeeds.
     async fn images_used_by_containers(&self) -> Result<HashSet<String>, DockerError> {
         let options = ListContainersOptionsBuilder::new().all(true).build();
         let containers = self
@@ -188,7 +204,21 @@ impl DockerImages for Engine {
             .list_containers(Some(options))
             .await
             .map_err(docker_error)?;
-        Ok(containers.into_iter().filter_map(|c| c.image_id).collect())
+        let mounted = mounted_images(&containers);
+        let mut used: HashSet<String> = containers.into_iter().filter_map(|c| c.image_id).collect();
+        for reference in mounted {
+            match self.inspect_image(&reference).await? {
+                Some(image) => {
+                    used.insert(image.id);
+                }
+                // The reference names no image any more (its tag was
+                // removed): nothing here to keep by it.
+                None => {
+                    tracing::debug!(%reference, "an image mount names no image now");
+                }
+            }
+        }
+        Ok(used)
     }
 
     async fn local_data_root(&self) -> Option<PathBuf> {
@@ -263,6 +293,31 @@ mod tests {
         assert_eq!(
             (timeout.status, timeout.disposition),
             (None, Disposition::Transient)
+        );
+    }
+
+    #[test]
+    fn image_mounts_are_read_by_their_name() {
+        // As Docker 28.5 lists a container with `--mount type=image`.
+        let containers: Vec<bollard::models::ContainerSummary> =
+            serde_json::from_value(serde_json::json!([
+                {"Id": "c1", "ImageID": "sha256:base", "Mounts": [
+                    {"Type": "image", "Name": "snap:1",
+                     "Source": "/var/lib/docker/rootfs/overlayfs/c1-snap:1",
+                     "Destination": "/x", "Mode": "", "RW": false, "Propagation": "rprivate"},
+                    {"Type": "volume", "Name": "data", "Source": "/var/lib/docker/volumes/data/_data",
+                     "Destination": "/data", "RW": true}
+                ]},
+                {"Id": "c2", "ImageID": "sha256:base", "Mounts": [
+                    {"Type": "image", "Name": "sha256:abc", "Source": "/p", "Destination": "/y"},
+                    {"Type": "bind", "Source": "/etc", "Destination": "/etc"}
+                ]},
+                {"Id": "c3", "ImageID": "sha256:base"}
+            ]))
+            .expect("a listing");
+        assert_eq!(
+            mounted_images(&containers),
+            BTreeSet::from(["sha256:abc".to_string(), "snap:1".to_string()])
         );
     }
 
