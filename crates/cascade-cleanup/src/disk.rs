@@ -24,3 +24,16 @@ pub fn disk_space(path: &Path) -> std::io::Result<DiskSpace> {
 pub fn free_space(path: &Path) -> std::io::Result<u64> {
     disk_space(path).map(|d| d.free)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn space_is_read_from_the_filesystem() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let space = disk_space(dir.path()).expect("statvfs");
+        assert!(space.total > 0 && space.free <= space.total, "{space:?}");
+        assert!(free_space(&dir.path().join("absent")).is_err());
+    }
+}

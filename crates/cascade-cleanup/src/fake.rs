@@ -1,14 +1,24 @@
-//! A fake engine for unit tests. It deliberately ignores the filters it is
-//! given (and records them), like an engine that mis-applies them, so every
-//! test also exercises our own verification. `[ref:scope_invariant]`
+//! The one fake engine for unit tests, in this crate and every crate that
+//! tests against a sweep (dev-dependency with feature `test-support`).
+//!
+//! [`FakeDocker`] deliberately ignores the filters it is given (and records
+//! them), like an engine that mis-applies them, so every test also exercises
+//! our own verification. `[ref:scope_invariant]` [`FakeEvents`] is an event
+//! stream the test feeds by hand. Both record what was asked of them and
+//! when, on tokio's clock, so paused-time tests can assert exact instants.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tokio::time::Instant;
 
 use crate::docker::{DockerError, DockerImages, ListedImage};
+use crate::events::{EngineEvent, EngineEvents};
 
 #[derive(Debug, Default)]
 pub struct FakeState {
@@ -29,7 +39,10 @@ pub struct FakeState {
     pub remove_delay: Duration,
     /// Removals never answer.
     pub remove_hangs: bool,
+    /// The filters of every listing, in call order.
     pub filters_seen: Vec<HashMap<String, Vec<String>>>,
+    /// When each listing was asked for (tokio's clock).
+    pub lists_started: Vec<Instant>,
     pub removed: Vec<String>,
     pub remove_calls: usize,
     pub lists_in_flight: usize,
@@ -57,8 +70,14 @@ impl FakeDocker {
         f(&mut self.state.lock().expect("fake state"))
     }
 
+    /// How many listings were asked for: one per pass.
     pub fn lists(&self) -> usize {
         self.edit(|s| s.filters_seen.len())
+    }
+
+    /// When each listing (so each pass) started, as offsets from `origin`.
+    pub fn lists_started_since(&self, origin: Instant) -> Vec<Duration> {
+        self.edit(|s| s.lists_started.iter().map(|t| *t - origin).collect())
     }
 
     pub fn removed(&self) -> Vec<String> {
@@ -68,6 +87,7 @@ impl FakeDocker {
     }
 }
 
+/// Seconds since the Unix epoch, as `ListedImage::created` counts them.
 pub fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -80,6 +100,7 @@ pub fn ours(id: &str) -> ListedImage {
     image(id, &[("cascade.managed", "true")], &["<none>:<none>"], 3600)
 }
 
+/// An image `age_secs` old with these labels and tags, 1000 bytes.
 pub fn image(id: &str, labels: &[(&str, &str)], tags: &[&str], age_secs: i64) -> ListedImage {
     ListedImage {
         id: id.to_string(),
@@ -103,6 +124,7 @@ impl DockerImages for FakeDocker {
         let with_tagged = !filters.contains_key("dangling");
         let delay = self.edit(|s| {
             s.filters_seen.push(filters.clone());
+            s.lists_started.push(Instant::now());
             s.lists_in_flight += 1;
             s.max_lists_in_flight = s.max_lists_in_flight.max(s.lists_in_flight);
             s.list_delay
@@ -172,4 +194,65 @@ impl DockerImages for FakeDocker {
             Ok(())
         })
     }
+}
+
+type EventSender = UnboundedSender<Result<EngineEvent, DockerError>>;
+type EventReceiver = UnboundedReceiver<Result<EngineEvent, DockerError>>;
+
+/// Events sent through a channel; each subscription takes the stream the
+/// test queued for it (oldest first), and records when it subscribed. With
+/// nothing queued, a subscription fails at once, like an engine that is down.
+#[derive(Debug, Default)]
+pub struct FakeEvents {
+    queued: Mutex<Vec<EventReceiver>>,
+    subscribed_at: Mutex<Vec<Instant>>,
+    labels_seen: Mutex<Vec<Vec<String>>>,
+}
+
+impl FakeEvents {
+    /// Queues a stream for the next subscription; events sent on the
+    /// returned sender flow to it, and dropping the sender ends it.
+    pub fn queue(&self) -> EventSender {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        self.queued.lock().expect("queue").insert(0, rx);
+        tx
+    }
+
+    /// When each subscription was made (tokio's clock).
+    pub fn subscribed_at(&self) -> Vec<Instant> {
+        self.subscribed_at.lock().expect("subscriptions").clone()
+    }
+
+    /// The labels each subscription asked for.
+    pub fn labels_seen(&self) -> Vec<Vec<String>> {
+        self.labels_seen.lock().expect("labels").clone()
+    }
+}
+
+impl EngineEvents for FakeEvents {
+    fn subscribe(&self, labels: &[String]) -> BoxStream<'static, Result<EngineEvent, DockerError>> {
+        self.subscribed_at
+            .lock()
+            .expect("subscriptions")
+            .push(Instant::now());
+        self.labels_seen
+            .lock()
+            .expect("labels")
+            .push(labels.to_vec());
+        match self.queued.lock().expect("queue").pop() {
+            Some(mut rx) => futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed(),
+            None => {
+                futures_util::stream::iter([Err(DockerError::status(500, "connection refused"))])
+                    .boxed()
+            }
+        }
+    }
+}
+
+/// An event that can orphan a labelled image.
+pub fn untag() -> Result<EngineEvent, DockerError> {
+    Ok(EngineEvent {
+        action: "untag".into(),
+        id: "sha256:x".into(),
+    })
 }

@@ -19,6 +19,8 @@
 //! [`DanglingImageCleanup`] own the periodic loop. Docker access goes through
 //! the [`DockerImages`] and [`EngineEvents`] traits; `cascade-engine`
 //! implements them for a real engine, so this crate knows no Docker client.
+//! With cargo feature `test-support`, `fake` is the one fake engine every
+//! crate's unit tests use.
 
 pub mod disk;
 mod docker;
@@ -41,8 +43,8 @@ pub use sweep::{
     SweepReport,
 };
 
-#[cfg(test)]
-mod fake;
+#[cfg(any(test, feature = "test-support"))]
+pub mod fake;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -215,32 +215,11 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn drives_the_real_dangling_image_loop() {
-        use cascade_cleanup::{
-            DanglingImageSweep, DockerError, DockerImages, ListedImage, SweepConfig,
-        };
-        use std::collections::{HashMap, HashSet};
-        use std::sync::atomic::{AtomicUsize, Ordering};
+        use cascade_cleanup::fake::FakeDocker;
+        use cascade_cleanup::{DanglingImageSweep, DockerImages, SweepConfig};
         use std::time::Duration;
 
-        #[derive(Default)]
-        struct CountingEngine(AtomicUsize);
-        #[async_trait]
-        impl DockerImages for CountingEngine {
-            async fn list_images(
-                &self,
-                _: &HashMap<String, Vec<String>>,
-            ) -> Result<Vec<ListedImage>, DockerError> {
-                self.0.fetch_add(1, Ordering::SeqCst);
-                Ok(Vec::new())
-            }
-            async fn images_used_by_containers(&self) -> Result<HashSet<String>, DockerError> {
-                Ok(HashSet::new())
-            }
-            async fn remove_image(&self, _: &str) -> Result<(), DockerError> {
-                Ok(())
-            }
-        }
-        let engine = Arc::new(CountingEngine::default());
+        let engine = Arc::new(FakeDocker::default());
         let sweep = DanglingImageSweep::new(
             Arc::clone(&engine) as Arc<dyn DockerImages>,
             SweepConfig::default(),
@@ -251,15 +230,17 @@ mod tests {
             Duration::from_secs(5),
         ));
         let p = JanitorProcessor::new().with_loop(Arc::clone(&cleanup) as Arc<dyn JanitorLoop>);
+        let origin = tokio::time::Instant::now();
         p.start().await;
         tokio::time::sleep(Duration::from_secs(150)).await;
         assert!(cleanup.is_running());
         p.stop().await;
         assert!(!cleanup.is_running());
+        tokio::time::sleep(Duration::from_secs(120)).await;
         assert_eq!(
-            engine.0.load(Ordering::SeqCst),
-            3,
-            "passes at 0, 60 and 120 s"
+            engine.lists_started_since(origin),
+            [0, 60, 120].map(Duration::from_secs),
+            "a pass at start and every interval, none after stop"
         );
     }
 }

@@ -1,0 +1,118 @@
+//! `events.rs`: early sweeps from the engine's event stream.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::*;
+use crate::fake::{FakeDocker, FakeEvents, untag};
+
+fn secs(s: &[u64]) -> Vec<Duration> {
+    s.iter().map(|&s| Duration::from_secs(s)).collect()
+}
+
+fn evented(
+    fake: &Arc<FakeDocker>,
+    events: &Arc<FakeEvents>,
+    min_gap: Duration,
+) -> DanglingImageCleanup {
+    service(fake, 30 * MIN).with_min_gap(min_gap).with_events(
+        Arc::clone(events) as Arc<dyn EngineEvents>,
+        EventOptions::with_debounce(Duration::from_secs(5)),
+    )
+}
+
+#[test]
+fn a_burst_of_events_triggers_one_early_sweep() {
+    let fake = Arc::new(FakeDocker::default());
+    let events = Arc::new(FakeEvents::default());
+    let tx = events.queue();
+    let origin = with_sentry(|| async {
+        let origin = Instant::now();
+        let svc = evented(&fake, &events, Duration::from_secs(10));
+        svc.start();
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        for _ in 0..5 {
+            tx.send(untag()).expect("send");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        tokio::time::sleep(10 * MIN).await;
+        svc.stop().await;
+        origin
+    })
+    .0;
+    // Events at 60..=64 s: one pass 5 s (the debounce) after the last, and
+    // no other until the interval.
+    assert_eq!(fake.lists_started_since(origin), secs(&[0, 69]));
+    assert_eq!(
+        events.labels_seen()[0],
+        vec!["cascade.managed=true".to_string()]
+    );
+}
+
+#[test]
+fn early_sweeps_respect_the_floor() {
+    let fake = Arc::new(FakeDocker::default());
+    let events = Arc::new(FakeEvents::default());
+    let tx = events.queue();
+    let origin = with_sentry(|| async {
+        let origin = Instant::now();
+        let svc = evented(&fake, &events, 2 * MIN);
+        svc.start();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        tx.send(untag()).expect("send");
+        tokio::time::sleep(5 * MIN).await;
+        svc.stop().await;
+        origin
+    })
+    .0;
+    // Asked for at 6 s (1 s + the debounce): moved to the floor, 2 minutes
+    // after the pass at start.
+    assert_eq!(fake.lists_started_since(origin), secs(&[0, 120]));
+}
+
+#[test]
+fn a_broken_event_stream_is_resubscribed_with_backoff() {
+    let fake = Arc::new(FakeDocker::default());
+    let events = Arc::new(FakeEvents::default());
+    let started = with_sentry(|| async {
+        let started = Instant::now();
+        let svc = evented(&fake, &events, Duration::from_secs(10));
+        svc.start();
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        // It came back: events flow again and trigger a sweep.
+        let tx = events.queue();
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        tx.send(untag()).expect("send");
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        svc.stop().await;
+        started
+    })
+    .0;
+    let at: Vec<Duration> = events
+        .subscribed_at()
+        .iter()
+        .map(|t| *t - started)
+        .collect();
+    // Fails at 0, 1, 3, 7, 15 s (the wait doubles); the 31 s attempt gets
+    // the queued stream, and no other attempt follows.
+    assert_eq!(at, secs(&[0, 1, 3, 7, 15, 31]));
+    // It came back: the event at 40 s triggers a pass 5 s later.
+    assert_eq!(fake.lists_started_since(started), secs(&[0, 45]));
+}
+
+#[test]
+fn events_stop_with_the_loop() {
+    let fake = Arc::new(FakeDocker::default());
+    let events = Arc::new(FakeEvents::default());
+    let tx = events.queue();
+    with_sentry(|| async {
+        let svc = evented(&fake, &events, Duration::from_secs(10));
+        svc.start();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(svc.stop().await, Some(StopOutcome::Clean));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(tx.is_closed(), "the subscription was dropped");
+    });
+}

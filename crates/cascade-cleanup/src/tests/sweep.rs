@@ -1,0 +1,482 @@
+//! `sweep.rs`: one pass, its checks, its report and its progress.
+
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cascade_scope::{Label, Scope};
+use sentry::protocol::Level;
+use tokio_util::sync::CancellationToken;
+
+use super::*;
+use crate::fake::{FakeDocker, image, ours};
+
+#[test]
+fn lists_with_exactly_the_original_filters() {
+    let fake = Arc::new(FakeDocker::default());
+    let (report, events) = pass(&fake, SweepConfig::default());
+    assert_eq!(
+        report,
+        SweepReport {
+            duration: report.duration,
+            ..SweepReport::default()
+        }
+    );
+    assert!(events.is_empty());
+    let expected = HashMap::from([
+        ("dangling".to_string(), vec!["true".to_string()]),
+        (
+            "label".to_string(),
+            vec!["cascade.managed=true".to_string()],
+        ),
+    ]);
+    assert_eq!(fake.edit(|s| s.filters_seen.clone()), vec![expected]);
+}
+
+#[test]
+fn verifies_every_candidate_even_when_the_engine_ignores_the_filter() {
+    let fake = Arc::new(FakeDocker::with_images(vec![
+        ours("sha256:ours"),
+        image("sha256:mysql", &[], &["mysql:8.0"], 3600),
+        image("sha256:unlabelled", &[], &["<none>:<none>"], 3600),
+        image("sha256:false", &[("cascade.managed", "false")], &[], 3600),
+        image("sha256:casing", &[("Cascade.Managed", "true")], &[], 3600),
+        image(
+            "sha256:tagged",
+            &[("cascade.managed", "true")],
+            &["cascade-snapshot-p-w:latest"],
+            3600,
+        ),
+    ]));
+    let (report, events) = pass(&fake, config(Duration::ZERO));
+    assert_eq!(fake.removed(), vec!["sha256:ours"]);
+    assert_eq!(ids(&report.removed), vec!["sha256:ours"]);
+    assert_eq!(report.listed, 6);
+    assert_eq!(
+        report.skipped_by_reason().get("failed_verification"),
+        Some(&5)
+    );
+    assert_eq!(
+        fake.edit(|s| s.remove_calls),
+        1,
+        "nothing out of scope is even attempted"
+    );
+    assert!(events.is_empty());
+}
+
+#[test]
+fn multiple_labels_are_anded() {
+    let scope = Scope::new(
+        ["cascade.managed=true", "project=alpha"].map(|l| l.parse::<Label>().expect("label")),
+    )
+    .expect("scope");
+    let fake = Arc::new(FakeDocker::with_images(vec![
+        ours("sha256:only-one"),
+        image(
+            "sha256:both",
+            &[("cascade.managed", "true"), ("project", "alpha")],
+            &[],
+            3600,
+        ),
+    ]));
+    let (report, _) = pass(
+        &fake,
+        SweepConfig {
+            scope,
+            min_age: Duration::ZERO,
+            ..SweepConfig::default()
+        },
+    );
+    assert_eq!(fake.removed(), vec!["sha256:both"]);
+    assert_eq!(report.skipped.len(), 1);
+    assert_eq!(
+        fake.edit(|s| s.filters_seen[0]["label"].clone()),
+        vec!["cascade.managed=true", "project=alpha"]
+    );
+}
+
+#[test]
+fn images_younger_than_the_minimum_age_are_kept() {
+    let images = vec![
+        image("sha256:young", &[("cascade.managed", "true")], &[], 30),
+        image("sha256:future", &[("cascade.managed", "true")], &[], -3600),
+        ours("sha256:old"),
+    ];
+    let fake = Arc::new(FakeDocker::with_images(images.clone()));
+    let (report, _) = pass(&fake, config(Duration::from_secs(600)));
+    assert_eq!(fake.removed(), vec!["sha256:old"]);
+    assert_eq!(report.skipped_by_reason().get("too_young"), Some(&2));
+
+    let fake = Arc::new(FakeDocker::with_images(images));
+    let (report, _) = pass(&fake, config(Duration::ZERO));
+    assert_eq!(report.removed.len(), 3, "0s keeps nothing for age");
+}
+
+#[test]
+fn in_use_and_gone_are_skipped_quietly_other_errors_are_reported_and_the_loop_continues() {
+    let fake = Arc::new(FakeDocker::with_images(
+        (0..6).map(|i| ours(&format!("sha256:{i}"))).collect(),
+    ));
+    fake.edit(|s| {
+        s.used.insert("sha256:0".into()); // seen in the container list: not even tried
+        s.remove_errors.insert(
+            "sha256:1".into(),
+            DockerError::status(409, "has dependent child images"),
+        );
+        s.remove_errors
+            .insert("sha256:2".into(), DockerError::status(404, "No such image"));
+        s.remove_errors
+            .insert("sha256:3".into(), DockerError::status(500, "driver failed"));
+    });
+    let ((report, events), logs) = with_logs(|| pass(&fake, config(Duration::ZERO)));
+    assert_eq!(fake.removed(), vec!["sha256:4", "sha256:5"]);
+    assert_eq!(fake.edit(|s| s.remove_calls), 5);
+    let by_reason = report.skipped_by_reason();
+    assert_eq!(by_reason.get("in_use"), Some(&2));
+    assert_eq!(by_reason.get("gone"), Some(&1));
+    assert_eq!(report.failed.len(), 1);
+    assert_eq!(report.failed[0].image.id, "sha256:3");
+    assert_eq!(
+        report.failed[0].kind,
+        cascade_classify::Disposition::Unexpected
+    );
+    assert!(report.has_failures());
+    assert_eq!(events.len(), 1, "only the 500 is reported: {events:?}");
+    let event = &events[0];
+    assert_eq!(event.level, Level::Warning);
+    assert_eq!(
+        event.tags.get("source").map(String::as_str),
+        Some("dangling_image_remove")
+    );
+    assert_eq!(
+        event.extra.get("imageId"),
+        Some(&serde_json::Value::from("sha256:3"))
+    );
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("WARN") && l.contains("sha256:3")),
+        "{logs}"
+    );
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("DEBUG") && l.contains("sha256:1")),
+        "{logs}"
+    );
+    assert!(
+        !logs
+            .lines()
+            .any(|l| l.contains("WARN") && (l.contains("sha256:1") || l.contains("sha256:2"))),
+        "{logs}"
+    );
+}
+
+#[test]
+fn a_failed_scan_is_reported_once_and_removes_nothing() {
+    let fake = Arc::new(FakeDocker::with_images(vec![ours("sha256:a")]));
+    fake.edit(|s| s.list_error = Some(DockerError::status(500, "boom")));
+    let ((report, events), logs) = with_logs(|| pass(&fake, config(Duration::ZERO)));
+    assert_eq!(report.scan_error.as_deref(), Some("boom"));
+    assert!(report.has_failures());
+    assert_eq!(fake.edit(|s| s.remove_calls), 0);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].level, Level::Error);
+    assert_eq!(
+        events[0].tags.get("source").map(String::as_str),
+        Some("dangling_image_cleanup_scan")
+    );
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("ERROR") && l.contains("scan failed")),
+        "{logs}"
+    );
+}
+
+#[test]
+fn every_call_has_a_deadline() {
+    let fake = Arc::new(FakeDocker::with_images(vec![ours("sha256:a")]));
+    fake.edit(|s| s.list_delay = Duration::from_secs(3600));
+    let cfg = SweepConfig {
+        call_timeout: Duration::from_secs(5),
+        ..config(Duration::ZERO)
+    };
+    let (report, events) = with_sentry(|| async {
+        let started = tokio::time::Instant::now();
+        let report = sweep(&fake, cfg.clone())
+            .run(&CancellationToken::new())
+            .await;
+        assert_eq!(started.elapsed(), Duration::from_secs(5));
+        report
+    });
+    assert!(
+        report
+            .scan_error
+            .as_deref()
+            .is_some_and(|e| e.contains("timed out")),
+        "{report:?}"
+    );
+    assert_eq!(
+        events[0].tags.get("disposition").map(String::as_str),
+        Some("transient")
+    );
+
+    let fake = Arc::new(FakeDocker::with_images(vec![
+        ours("sha256:a"),
+        ours("sha256:b"),
+    ]));
+    fake.edit(|s| s.remove_hangs = true);
+    let (report, events) = pass(
+        &fake,
+        SweepConfig {
+            call_timeout: Duration::from_secs(5),
+            ..config(Duration::ZERO)
+        },
+    );
+    assert_eq!(report.failed.len(), 2);
+    assert!(
+        report
+            .failed
+            .iter()
+            .all(|f| f.kind == cascade_classify::Disposition::Transient)
+    );
+    assert_eq!(events.len(), 2);
+}
+
+#[test]
+fn removal_concurrency_is_bounded_and_used() {
+    for limit in [1usize, 4] {
+        let fake = Arc::new(FakeDocker::with_images(
+            (0..20).map(|i| ours(&format!("sha256:{i:02}"))).collect(),
+        ));
+        fake.edit(|s| s.remove_delay = Duration::from_millis(10));
+        let cfg = SweepConfig {
+            concurrency: NonZeroUsize::new(limit).expect("nz"),
+            ..config(Duration::ZERO)
+        };
+        let (report, _) = pass(&fake, cfg);
+        assert_eq!(report.removed.len(), 20);
+        assert_eq!(fake.edit(|s| s.max_removes_in_flight), limit);
+    }
+}
+
+#[test]
+fn dry_run_removes_nothing_and_explains() {
+    let fake = Arc::new(FakeDocker::with_images(vec![
+        ours("sha256:old"),
+        image("sha256:young", &[("cascade.managed", "true")], &[], 10),
+        image("sha256:other", &[("cascade.managed", "no")], &[], 3600),
+    ]));
+    let cfg = SweepConfig {
+        dry_run: true,
+        min_age: Duration::from_secs(60),
+        ..SweepConfig::default()
+    };
+    let (report, _) = pass(&fake, cfg);
+    assert_eq!(fake.edit(|s| s.remove_calls), 0);
+    assert!(report.removed.is_empty());
+    assert_eq!(ids(&report.would_remove), vec!["sha256:old"]);
+    let reasons = reasons(&report);
+    assert_eq!(
+        reasons,
+        vec![
+            ("sha256:young", "too_young"),
+            ("sha256:other", "failed_verification")
+        ]
+    );
+    let json = serde_json::to_value(&report).expect("json");
+    assert_eq!(json["skipped"][0]["reason"], "too_young");
+    assert_eq!(json["would_remove"][0]["id"], "sha256:old");
+}
+
+#[test]
+fn summary_is_logged_only_when_something_was_removed() {
+    let fake = Arc::new(FakeDocker::with_images(vec![
+        ours("sha256:a"),
+        ours("sha256:b"),
+    ]));
+    let ((report, _), logs) = with_logs(|| pass(&fake, config(Duration::ZERO)));
+    assert_eq!(report.reclaimed_bytes, 2000);
+    let summary: Vec<_> = logs
+        .lines()
+        .filter(|l| l.contains("INFO") && l.contains("removed 2 images"))
+        .collect();
+    assert_eq!(summary.len(), 1, "{logs}");
+    assert!(summary[0].contains("reclaimed 2000 bytes"), "{logs}");
+
+    let ((_, _), logs) = with_logs(|| pass(&fake, config(Duration::ZERO)));
+    assert!(
+        !logs.contains("INFO"),
+        "an empty pass logs no summary: {logs}"
+    );
+}
+
+#[test]
+fn cancelling_stops_new_removals_but_finishes_sent_ones() {
+    let fake = Arc::new(FakeDocker::with_images(
+        (0..10).map(|i| ours(&format!("sha256:{i}"))).collect(),
+    ));
+    fake.edit(|s| s.remove_delay = Duration::from_secs(1));
+    let cfg = SweepConfig {
+        concurrency: NonZeroUsize::new(2).expect("nz"),
+        ..config(Duration::ZERO)
+    };
+    let (report, _) = with_sentry(|| async {
+        let sweep = Arc::new(sweep(&fake, cfg));
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn({
+            let (sweep, cancel) = (Arc::clone(&sweep), cancel.clone());
+            async move { sweep.run(&cancel).await }
+        });
+        tokio::time::sleep(Duration::from_millis(1500)).await; // two rounds of two started
+        cancel.cancel();
+        task.await.expect("task")
+    });
+    assert_eq!(report.removed.len(), 4, "{report:?}");
+    assert_eq!(report.skipped_by_reason().get("cancelled"), Some(&6));
+    assert_eq!(fake.removed().len(), 4);
+}
+
+#[test]
+fn the_plan_explains_labelled_images_that_are_not_candidates() {
+    let mut child = image(
+        "sha256:child",
+        &[("cascade.managed", "true")],
+        &["child:1"],
+        3600,
+    );
+    child.parent_id = "sha256:parent".into();
+    let mut grandchild = ours("sha256:old");
+    grandchild.parent_id = "sha256:not-ours".into();
+    let fake = Arc::new(FakeDocker::with_images(vec![grandchild]));
+    fake.edit(|s| {
+        s.tagged = vec![
+            child,
+            image(
+                "sha256:current",
+                &[("cascade.managed", "true")],
+                &["cascade-snapshot-p-1:latest"],
+                3600,
+            ),
+        ];
+        s.inspectable = vec![
+            image("sha256:parent", &[("cascade.managed", "true")], &[], 3600),
+            image("sha256:not-ours", &[], &[], 3600),
+        ];
+    });
+    let cfg = SweepConfig {
+        dry_run: true,
+        ..config(Duration::ZERO)
+    };
+    let (report, _) = pass(&fake, cfg);
+    assert_eq!(ids(&report.would_remove), vec!["sha256:old"]);
+    let reasons = reasons(&report);
+    assert_eq!(
+        reasons,
+        vec![
+            ("sha256:parent", "has_children"),
+            ("sha256:child", "tagged"),
+            ("sha256:current", "tagged")
+        ],
+        "an unlabelled parent is not mentioned"
+    );
+    // One listing, by the labels only.
+    let seen = fake.edit(|s| s.filters_seen.clone());
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].len(), 1, "{seen:?}");
+    assert_eq!(seen[0]["label"], vec!["cascade.managed=true".to_string()]);
+    assert_eq!(report.listed, 1, "only candidates count as listed");
+
+    // A real pass asks for dangling images, and never lists tagged ones.
+    let real = pass(&fake, config(Duration::ZERO)).0;
+    assert_eq!(ids(&real.removed), vec!["sha256:old"]);
+    assert!(fake.edit(|s| s.filters_seen[1].contains_key("dangling")));
+}
+
+#[test]
+fn reclaimed_space_is_measured_when_the_data_root_is_visible() {
+    let dir = std::env::temp_dir();
+    for (path, expected) in [
+        (Some(dir.clone()), ReclaimedSource::Filesystem),
+        (
+            Some(dir.join("no-such-dir-cascade")),
+            ReclaimedSource::ImageSizes,
+        ),
+        (None, ReclaimedSource::ImageSizes),
+    ] {
+        let fake = Arc::new(FakeDocker::with_images(vec![ours("sha256:a")]));
+        fake.edit(|s| s.data_root = path.clone());
+        let cfg = config(Duration::ZERO);
+        let (report, _) = pass(&fake, cfg);
+        assert_eq!(report.removed.len(), 1);
+        assert_eq!(report.reclaimed_source, expected, "{path:?}");
+        assert_eq!(report.removed_image_bytes, 1000);
+        if expected == ReclaimedSource::ImageSizes {
+            assert_eq!(report.reclaimed_bytes, 1000);
+        }
+    }
+
+    // Off: no data root is asked for.
+    let fake = Arc::new(FakeDocker::with_images(vec![ours("sha256:a")]));
+    fake.edit(|s| s.data_root = Some(dir.clone()));
+    let cfg = SweepConfig {
+        measure_reclaimed: false,
+        ..config(Duration::ZERO)
+    };
+    let (report, _) = pass(&fake, cfg);
+    assert_eq!(report.reclaimed_source, ReclaimedSource::ImageSizes);
+}
+
+#[derive(Default)]
+struct Recorder(Mutex<Vec<String>>);
+
+impl SweepProgress for Recorder {
+    fn started(&self, images: usize, bytes: u64) {
+        self.0
+            .lock()
+            .expect("r")
+            .push(format!("started {images} {bytes}"));
+    }
+    fn advanced(&self, image: &ImageRef, removed: bool) {
+        self.0
+            .lock()
+            .expect("r")
+            .push(format!("{} {removed}", image.id));
+    }
+    fn finished(&self, report: &SweepReport) {
+        self.0
+            .lock()
+            .expect("r")
+            .push(format!("finished {}", report.removed.len()));
+    }
+}
+
+#[test]
+fn progress_sees_every_removal_as_it_ends() {
+    let fake = Arc::new(FakeDocker::with_images(vec![
+        ours("sha256:a"),
+        ours("sha256:b"),
+    ]));
+    fake.edit(|s| {
+        s.remove_errors
+            .insert("sha256:b".into(), DockerError::status(409, "in use"))
+    });
+    let cfg = SweepConfig {
+        concurrency: NonZeroUsize::new(1).expect("nz"),
+        ..config(Duration::ZERO)
+    };
+    let recorder = Recorder::default();
+    with_sentry(|| async {
+        sweep(&fake, cfg)
+            .run_with_progress(&CancellationToken::new(), &recorder)
+            .await
+    });
+    assert_eq!(
+        recorder.0.into_inner().expect("r"),
+        vec![
+            "started 2 2000",
+            "sha256:a true",
+            "sha256:b false",
+            "finished 1"
+        ]
+    );
+}
