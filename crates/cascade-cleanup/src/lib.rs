@@ -47,5 +47,3 @@ pub use sweep::{
 pub mod fake;
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod tests_engine_facts;
