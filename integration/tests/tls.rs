@@ -163,3 +163,62 @@ async fn a_certificate_for_another_name_is_refused() -> Result<()> {
     drop(proxy);
     engine.finish().await
 }
+
+/// `run` over TLS: with a CA that did not sign the engine's certificate the
+/// daemon stays up and reports a failed scan naming the engine; with the
+/// right files it sweeps at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_sweeps_a_tls_engine() -> Result<()> {
+    let engine = NestedEngine::start().await?;
+    let ids = fixtures::load(&engine.docker, &[ImageSpec::new("ours").ours()]).await?;
+    let pki = Pki::new("engine")?;
+    let server = pki.issue("server", &["127.0.0.1"])?;
+    let client = pki.issue("client", &["janitor"])?;
+    let proxy = TlsProxy::start(&engine.socket, &pki, &server).await?;
+    let other = Pki::new("other")?;
+    let daemon = |ca: &std::path::Path| -> Result<tokio::process::Child> {
+        Ok(integration::janitor()
+            .args(["run", "--min-age", "0s", "--interval", "1h", "--no-events"])
+            .args(["--docker-host", &proxy.host(), "--log-format", "text"])
+            .arg("--tls-ca")
+            .arg(ca)
+            .arg("--tls-cert")
+            .arg(&client.cert)
+            .arg("--tls-key")
+            .arg(&client.key)
+            .env_remove("DOCKER_HOST")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()?)
+    };
+
+    let mut wrong = daemon(&other.ca_pem())?;
+    let log = integration::StderrLog::collect(&mut wrong);
+    integration::wait_until(
+        std::time::Duration::from_secs(20),
+        "a failed scan",
+        || async { log.contains("scan failed") },
+    )
+    .await?;
+    assert!(wrong.try_wait()?.is_none(), "the daemon stays up");
+    assert!(
+        log.lines()
+            .iter()
+            .any(|l| l.contains("scan failed") && l.contains(&proxy.host())),
+        "{:?}",
+        log.lines()
+    );
+    wrong.kill().await?;
+    assert!(all_image_ids(&engine.docker).await?.contains(&ids["ours"]));
+
+    let mut right = daemon(&pki.ca_pem())?;
+    integration::wait_until(std::time::Duration::from_secs(20), "a sweep", || async {
+        all_image_ids(&engine.docker)
+            .await
+            .is_ok_and(|ids_now| !ids_now.contains(&ids["ours"]))
+    })
+    .await?;
+    right.kill().await?;
+    drop(proxy);
+    engine.finish().await
+}
