@@ -31,7 +31,8 @@ async fn present(engine: &NestedEngine, ids: &BTreeMap<String, String>) -> Resul
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ages_are_measured_on_the_engines_clock() -> Result<()> {
     let engine = NestedEngine::start().await?;
-    // On this host's clock: one just made, one 90 minutes old; min age 1 h.
+    // On this host's clock: just made, 90 minutes and 4 hours old; min
+    // age 1 h.
     let ids = fixtures::load(
         &engine.docker,
         &[
@@ -39,6 +40,9 @@ async fn ages_are_measured_on_the_engines_clock() -> Result<()> {
             ImageSpec::new("ninety-minutes")
                 .ours()
                 .age(Duration::from_secs(90 * 60)),
+            ImageSpec::new("four-hours")
+                .ours()
+                .age(Duration::from_secs(4 * 3600)),
         ],
     )
     .await?;
@@ -51,15 +55,17 @@ async fn ages_are_measured_on_the_engines_clock() -> Result<()> {
             ..SweepConfig::default()
         },
     );
-    let all = vec!["just-made".to_string(), "ninety-minutes".to_string()];
+    let young = vec!["just-made".to_string(), "ninety-minutes".to_string()];
 
-    // The engine's clock 2 h behind: both are young there, both stay.
+    // The engine's clock 2 h behind: 90 minutes old here is young there and
+    // stays; 4 hours old here is 2 hours old there and goes.
     proxy.set(Fault::ShiftClock(-2 * HOUR));
     let report = sweep.run(&CancellationToken::new()).await;
     assert_eq!(report.skipped_by_reason().get("too_young"), Some(&2));
-    assert_eq!(present(&engine, &ids).await?, all);
+    assert_eq!(present(&engine, &ids).await?, young);
 
-    // The engine's clock 2 h ahead: both are old there, both go.
+    // The engine's clock 2 h ahead: just made here is 2 hours old there;
+    // both remaining images go.
     proxy.set(Fault::ShiftClock(2 * HOUR));
     let report = sweep.run(&CancellationToken::new()).await;
     assert_eq!(report.removed.len(), 2, "{report:?}");
