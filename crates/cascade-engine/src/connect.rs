@@ -116,8 +116,16 @@ pub(crate) async fn negotiate(
     match tokio::time::timeout(timeout, docker.negotiate_version()).await {
         Ok(Ok(docker)) => Ok(docker),
         Ok(Err(bollard::errors::Error::RequestTimeoutError)) | Err(_) => Err(no_answer()),
+        Ok(Err(e)) if tls.is_some() && is_tls_refusal(&e.to_string()) => Err(format!(
+            "{e}; the TLS handshake failed: check that --tls-ca signed the engine's certificate, that it names this host, and that the engine accepts --tls-cert"
+        )),
         Ok(Err(e)) => Err(e.to_string()),
     }
+}
+
+/// rustls's words for a refused handshake, either side's.
+fn is_tls_refusal(text: &str) -> bool {
+    text.contains("invalid peer certificate") || text.contains("fatal alert")
 }
 
 /// Idle connections kept per engine: enough for every removal in flight.
