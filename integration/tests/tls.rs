@@ -35,7 +35,10 @@ fn assert_clean_failure(out: &Output, host: &str, why: &str) {
     );
     assert!(stderr.contains(host), "{why}: names the engine: {stderr}");
     assert!(!stderr.contains("panicked"), "{why}: {stderr}");
-    assert!(stderr.contains("the TLS handshake failed"), "{why}: {stderr}");
+    assert!(
+        stderr.contains("the TLS handshake failed"),
+        "{why}: {stderr}"
+    );
     assert!(out.stdout.is_empty(), "{why}: no report");
 }
 
