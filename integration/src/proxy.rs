@@ -1,7 +1,9 @@
 //! A unix-socket HTTP proxy between the janitor and a nested engine that
 //! injects faults: it can stop answering (a hung engine), fail the removal
-//! of one image or of every image with a 500, slow every removal down, hold
-//! the event stream open silently, or move the engine's clock.
+//! of one image or of every image with a 500, slow every removal down,
+//! hold the requests about one image until released, hold the event stream
+//! open silently, or move the engine's clock. It records every request's
+//! method and path (with the API version the client put there).
 
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
@@ -38,6 +40,10 @@ pub enum Fault {
     /// Forward everything; `GET /info` answers with `SystemTime` moved by
     /// this many seconds (an engine whose clock is off).
     ShiftClock(i64),
+    /// Forward everything but hold each request about one image (its
+    /// inspect `GET /images/<name>/json` or its `DELETE /images/<name>`;
+    /// not the listing) until [`FaultProxy::release`] or the fault changes.
+    HoldImageRequests,
 }
 
 #[derive(Debug)]
@@ -57,6 +63,9 @@ struct Seen {
     requests: std::sync::atomic::AtomicUsize,
     removals: std::sync::atomic::AtomicUsize,
     subscriptions: std::sync::atomic::AtomicUsize,
+    held: std::sync::atomic::AtomicUsize,
+    /// `METHOD /path` of every request, in arrival order (no query).
+    paths: Mutex<Vec<String>>,
     released: tokio::sync::Notify,
 }
 
@@ -126,6 +135,16 @@ impl FaultProxy {
     pub fn removals(&self) -> usize {
         self.seen.removals.load(std::sync::atomic::Ordering::SeqCst)
     }
+
+    /// Requests held by [`Fault::HoldImageRequests`] so far.
+    pub fn held(&self) -> usize {
+        self.seen.held.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// `METHOD /path` of every request so far, in arrival order.
+    pub fn paths(&self) -> Vec<String> {
+        self.seen.paths.lock().expect("paths").clone()
+    }
 }
 
 impl Drop for FaultProxy {
@@ -142,8 +161,22 @@ async fn handle(
 ) -> Result<Response<Body>, Infallible> {
     use std::sync::atomic::Ordering::SeqCst;
     let removal = req.method() == hyper::Method::DELETE && req.uri().path().contains("/images/");
+    let about_one_image = req
+        .uri()
+        .path()
+        .split_once("/images/")
+        .is_some_and(|(_, rest)| {
+            !rest.is_empty()
+                && rest != "json"
+                && !rest.starts_with("create")
+                && !rest.starts_with("load")
+        });
     // Registered before counting, so a release right after the count is seen.
     let released = seen.released.notified();
+    seen.paths
+        .lock()
+        .expect("paths")
+        .push(format!("{} {}", req.method(), req.uri().path()));
     seen.requests.fetch_add(1, SeqCst);
     if removal {
         seen.removals.fetch_add(1, SeqCst);
@@ -175,6 +208,10 @@ async fn handle(
             });
         }
         Fault::HoldRemovals if removal => released.await,
+        Fault::HoldImageRequests if about_one_image => {
+            seen.held.fetch_add(1, SeqCst);
+            released.await
+        }
         Fault::Hang => std::future::pending().await,
         Fault::FailRemovalOf(id) if is_removal_of(&req, &id) => {
             return Ok(text(

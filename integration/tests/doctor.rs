@@ -1,5 +1,5 @@
 //! `doctor` against a nested engine with known fixtures: its counts, the
-//! root dir line, the warning when no image carries the labels, and its exit
+//! engine's store and API version, the root dir line, the warning when no image carries the labels, and its exit
 //! codes.
 
 use std::time::Duration;
@@ -61,11 +61,18 @@ async fn doctor_counts_what_is_in_scope_and_removes_nothing() -> Result<()> {
     );
     // The classic store here runs `vfs`; on the containerd store (26.1 and
     // 28.5 with containerd-snapshotter) `Driver` names the snapshotter.
-    let driver = match engine.engine.store {
-        Store::Classic => "driver vfs",
-        Store::Containerd => "driver overlayfs",
+    let store = match engine.engine.store {
+        Store::Classic => "storage: classic image store, driver vfs, root dir ",
+        Store::Containerd => "storage: containerd image store, snapshotter overlayfs, root dir ",
     };
-    assert!(line(&stdout, "storage:").contains(driver), "{stdout}");
+    assert!(line(&stdout, "storage:").starts_with(store), "{stdout}");
+    // The API version the engine states, and the one every request uses.
+    let api = match engine.engine.version {
+        "28.5" => "API 1.51; the janitor speaks API 1.51)",
+        "26.1" => "API 1.45; the janitor speaks API 1.45)",
+        _ => "API 1.41; the janitor speaks API 1.41)",
+    };
+    assert!(line(&stdout, "engine:").ends_with(api), "{stdout}");
     // The nested engine's /var/lib/docker is not this machine's: the folder
     // of that name here belongs to the host engine.
     assert!(

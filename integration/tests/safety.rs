@@ -278,9 +278,15 @@ impl DockerImages for Racer {
     ) -> Result<std::collections::HashSet<String>, DockerError> {
         self.inner.images_used_by_containers().await
     }
-    async fn remove_image(&self, id: &str) -> Result<(), DockerError> {
-        DockerImages::remove_image(&self.inner, id).await?;
-        DockerImages::remove_image(&self.inner, id).await
+    async fn inspect_image(&self, id: &str) -> Result<Option<ListedImage>, DockerError> {
+        DockerImages::inspect_image(&self.inner, id).await
+    }
+    async fn image_store(&self) -> Result<cascade_cleanup::ImageStore, DockerError> {
+        self.inner.image_store().await
+    }
+    async fn remove_image(&self, name: &str) -> Result<(), DockerError> {
+        DockerImages::remove_image(&self.inner, name).await?;
+        DockerImages::remove_image(&self.inner, name).await
     }
 }
 

@@ -20,6 +20,45 @@ pub struct ListedImage {
     pub parent_id: String,
 }
 
+/// How the engine stores images. It decides how a removal is kept from
+/// taking an image that was tagged again after the pass listed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageStore {
+    /// The graph-driver store (`overlay2`, `vfs`, ...): it has no
+    /// conditional delete, so the sweep inspects each image again right
+    /// before its removal.
+    Classic { driver: String },
+    /// The containerd image store (Docker 24+ with the
+    /// `containerd-snapshotter` feature, the default of new Docker 29
+    /// installs): a dangling image is also named `moby-dangling@<digest>`,
+    /// and removing it by that name fails with 404 once it is tagged again.
+    Containerd { snapshotter: String },
+}
+
+impl ImageStore {
+    /// The name a removal of the listed image `id` is sent with:
+    /// the dangling name on the containerd store, else the ID itself.
+    pub fn removal_name(&self, id: &str) -> String {
+        match self {
+            ImageStore::Classic { .. } => id.to_string(),
+            ImageStore::Containerd { .. } => format!("{DANGLING_PREFIX}{id}"),
+        }
+    }
+
+    /// `classic (vfs)` or `containerd (overlayfs snapshotter)`.
+    pub fn describe(&self) -> String {
+        match self {
+            ImageStore::Classic { driver } => format!("classic ({driver} graph driver)"),
+            ImageStore::Containerd { snapshotter } => {
+                format!("containerd ({snapshotter} snapshotter)")
+            }
+        }
+    }
+}
+
+/// What the containerd store names a dangling image, before its digest.
+pub const DANGLING_PREFIX: &str = "moby-dangling@";
+
 /// A failed Docker call, already classified.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
@@ -63,12 +102,15 @@ pub trait DockerImages: Send + Sync + 'static {
         filters: &HashMap<String, Vec<String>>,
     ) -> Result<Vec<ListedImage>, DockerError>;
 
-    /// `GET /images/{id}/json`: one image, when it exists. Only for
-    /// explaining a plan (the parents of listed images); an implementation
-    /// that cannot inspect answers `None`.
-    async fn inspect_image(&self, _id: &str) -> Result<Option<ListedImage>, DockerError> {
-        Ok(None)
-    }
+    /// `GET /images/{id}/json`: one image as it is now, `None` when it is
+    /// gone. A plan explains the parents of listed images with it, and on
+    /// the classic store a pass re-checks each image with it right before
+    /// removing it.
+    async fn inspect_image(&self, id: &str) -> Result<Option<ListedImage>, DockerError>;
+
+    /// Which image store the engine uses (`GET /info`). Asked once per pass
+    /// that removes something.
+    async fn image_store(&self) -> Result<ImageStore, DockerError>;
 
     /// The engine's clock now, in seconds since the Unix epoch (`GET /info`
     /// `SystemTime`), so an image's age is measured where it was created.
@@ -87,7 +129,8 @@ pub trait DockerImages: Send + Sync + 'static {
         None
     }
 
-    /// `DELETE /images/{id}?force=false&noprune=true`: exactly this image,
-    /// never its untagged parents, never a used one.
-    async fn remove_image(&self, id: &str) -> Result<(), DockerError>;
+    /// `DELETE /images/{name}?force=false&noprune=true`: exactly this image,
+    /// never its untagged parents, never a used one. `name` is the ID, or on
+    /// the containerd store the dangling name ([`ImageStore::removal_name`]).
+    async fn remove_image(&self, name: &str) -> Result<(), DockerError>;
 }

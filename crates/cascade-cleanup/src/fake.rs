@@ -17,7 +17,7 @@ use futures_util::stream::BoxStream;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::time::Instant;
 
-use crate::docker::{DockerError, DockerImages, ListedImage};
+use crate::docker::{DANGLING_PREFIX, DockerError, DockerImages, ImageStore, ListedImage};
 use crate::events::{EngineEvent, EngineEvents};
 
 #[derive(Debug, Default)]
@@ -39,6 +39,17 @@ pub struct FakeState {
     pub remove_delay: Duration,
     /// Removals never answer.
     pub remove_hangs: bool,
+    /// The engine uses the containerd image store (else classic, `vfs`).
+    pub containerd: bool,
+    /// What `image_store` fails with, if set.
+    pub store_error: Option<DockerError>,
+    /// Applied right after the next listing answers: (image ID, tag). The
+    /// image is tagged again between the listing and its removal.
+    pub tag_after_listing: Vec<(String, String)>,
+    /// `inspect_image` calls, by ID.
+    pub inspected: Vec<String>,
+    /// The names `remove_image` was called with.
+    pub removal_names: Vec<String>,
     /// The filters of every listing, in call order.
     pub filters_seen: Vec<HashMap<String, Vec<String>>>,
     /// When each listing was asked for (tokio's clock).
@@ -132,16 +143,38 @@ impl DockerImages for FakeDocker {
         tokio::time::sleep(delay).await;
         self.edit(|s| {
             s.lists_in_flight -= 1;
-            match &s.list_error {
+            let listing = match &s.list_error {
                 Some(e) => Err(e.clone()),
                 None if with_tagged => Ok(s.images.iter().chain(&s.tagged).cloned().collect()),
                 None => Ok(s.images.clone()),
+            };
+            for (id, tag) in std::mem::take(&mut s.tag_after_listing) {
+                if let Some(image) = s.images.iter_mut().find(|i| i.id == id) {
+                    image.repo_tags = vec![tag];
+                }
+            }
+            listing
+        })
+    }
+
+    async fn image_store(&self) -> Result<ImageStore, DockerError> {
+        if let Some(error) = self.edit(|s| s.store_error.clone()) {
+            return Err(error);
+        }
+        Ok(if self.edit(|s| s.containerd) {
+            ImageStore::Containerd {
+                snapshotter: "overlayfs".into(),
+            }
+        } else {
+            ImageStore::Classic {
+                driver: "vfs".into(),
             }
         })
     }
 
     async fn inspect_image(&self, id: &str) -> Result<Option<ListedImage>, DockerError> {
         Ok(self.edit(|s| {
+            s.inspected.push(id.to_string());
             s.images
                 .iter()
                 .chain(&s.tagged)
@@ -163,8 +196,9 @@ impl DockerImages for FakeDocker {
         self.edit(|s| s.data_root.clone())
     }
 
-    async fn remove_image(&self, id: &str) -> Result<(), DockerError> {
+    async fn remove_image(&self, name: &str) -> Result<(), DockerError> {
         let (delay, hangs) = self.edit(|s| {
+            s.removal_names.push(name.to_string());
             s.remove_calls += 1;
             s.removes_in_flight += 1;
             s.max_removes_in_flight = s.max_removes_in_flight.max(s.removes_in_flight);
@@ -176,6 +210,17 @@ impl DockerImages for FakeDocker {
         tokio::time::sleep(delay).await;
         self.edit(|s| {
             s.removes_in_flight -= 1;
+            // The containerd store's dangling name resolves only while the
+            // image is untagged, like a real engine's.
+            let dangling = name.strip_prefix(DANGLING_PREFIX);
+            let id = dangling.unwrap_or(name);
+            if dangling.is_some()
+                && s.images
+                    .iter()
+                    .any(|i| i.id == id && !cascade_scope::is_untagged(&i.repo_tags))
+            {
+                return Err(DockerError::status(404, format!("No such image: {name}")));
+            }
             if let Some(e) = s.remove_errors.get(id) {
                 return Err(e.clone());
             }

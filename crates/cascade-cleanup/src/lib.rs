@@ -11,7 +11,9 @@
 //! 3. **age check**: younger than the minimum age may be a running build step
 //!    (age on the engine's clock, read once per pass);
 //! 4. **remove** with `force=false, noprune=true`, a few at a time, so exactly
-//!    the verified image goes and never an untagged parent;
+//!    the verified image goes and never an untagged parent; never one tagged
+//!    since the listing: by its dangling name on the containerd store, after
+//!    a fresh inspect and `Scope::check` on the classic store;
 //! 5. **classify** each failure (`cascade-classify`) and **report** the ones
 //!    an operator must see to Sentry.
 //!
@@ -29,7 +31,7 @@ mod lifecycle;
 pub mod sentry_report;
 mod sweep;
 
-pub use docker::{DockerError, DockerImages, ListedImage};
+pub use docker::{DANGLING_PREFIX, DockerError, DockerImages, ImageStore, ListedImage};
 pub use events::{
     DEFAULT_EVENT_DEBOUNCE, DEFAULT_EVENT_IDLE_LIMIT, EngineEvent, EngineEvents, EventOptions,
 };

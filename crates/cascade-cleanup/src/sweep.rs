@@ -13,7 +13,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::docker::{DockerError, DockerImages, ListedImage};
+use crate::docker::{DockerError, DockerImages, ImageStore, ListedImage};
 use crate::sentry_report;
 
 /// Default minimum age: an image younger than this may be a step of a build
@@ -96,6 +96,10 @@ pub enum SkipReason {
     /// Labelled and untagged, but other images are built on it, so the
     /// engine does not call it dangling (plan only).
     HasChildren,
+    /// Classic store: inspected again right before its removal, the image
+    /// no longer passed the scope check (tagged since the listing, most
+    /// likely), so it was not removed. `[ref:scope_invariant]`
+    Changed { detail: String },
 }
 
 impl SkipReason {
@@ -108,6 +112,7 @@ impl SkipReason {
             SkipReason::Cancelled => "cancelled",
             SkipReason::Tagged => "tagged",
             SkipReason::HasChildren => "has_children",
+            SkipReason::Changed { .. } => "changed",
         }
     }
 }
@@ -177,6 +182,12 @@ pub enum ReclaimedSource {
     /// images' sizes, an upper bound (shared layers count in each image).
     #[default]
     ImageSizes,
+    /// Containerd store: the sum of the removed images' sizes as that store
+    /// counts them, compressed content plus unpacked snapshots. An estimate,
+    /// not a measurement: its data is not under `DockerRootDir`, content or
+    /// snapshots shared with other images count in each, and containerd's
+    /// garbage collector frees the content after the removal, not with it.
+    ContainerdImageSizes,
 }
 
 impl ReclaimedSource {
@@ -187,6 +198,9 @@ impl ReclaimedSource {
             }
             ReclaimedSource::ImageSizes => {
                 "sum of the removed images' sizes; an upper bound, shared layers count in each"
+            }
+            ReclaimedSource::ContainerdImageSizes => {
+                "an estimate: sum of the removed images' sizes on the containerd store (compressed content plus snapshots, shared ones counted in each), freed by containerd's garbage collector"
             }
         }
     }
@@ -255,6 +269,16 @@ impl std::fmt::Debug for DanglingImageSweep {
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
+}
+
+/// How one removal attempt ended.
+enum Removal {
+    /// The pass was cancelled before this image's turn.
+    Cancelled,
+    /// Classic store: the fresh inspect failed the scope check.
+    Changed(String),
+    /// The removal was sent; the engine's answer.
+    Done(Result<(), DockerError>),
 }
 
 enum Verdict {
@@ -347,8 +371,29 @@ impl DanglingImageSweep {
                 None
             };
             let free_before = root.as_deref().and_then(free_space_at);
-            self.remove_all(to_remove, cancel, progress, &mut report)
-                .await;
+            let store = if to_remove.is_empty() {
+                None
+            } else {
+                match self
+                    .call("asking the engine's image store", self.docker.image_store())
+                    .await
+                {
+                    Ok(store) => Some(store),
+                    Err(error) => {
+                        // Without the store, no removal can be made safe
+                        // against a re-tag: remove nothing this pass.
+                        tracing::error!(error = %error.message, kind = %error.disposition, "dangling image cleanup: scan failed");
+                        sentry_report::scan_failed(&error);
+                        report.scan_error = Some(error.message);
+                        to_remove.clear();
+                        None
+                    }
+                }
+            };
+            if let Some(store) = &store {
+                self.remove_all(to_remove, store, cancel, progress, &mut report)
+                    .await;
+            }
             report.removed_image_bytes = report.removed.iter().map(|i| i.size_bytes).sum();
             report.reclaimed_bytes = report.removed_image_bytes;
             let free_after = root.as_deref().and_then(free_space_at);
@@ -357,6 +402,8 @@ impl DanglingImageSweep {
             {
                 report.reclaimed_bytes = after.saturating_sub(before);
                 report.reclaimed_source = ReclaimedSource::Filesystem;
+            } else if let Some(ImageStore::Containerd { .. }) = store {
+                report.reclaimed_source = ReclaimedSource::ContainerdImageSizes;
             }
         }
         report.duration = started.elapsed();
@@ -482,6 +529,7 @@ impl DanglingImageSweep {
     async fn remove_all(
         &self,
         images: Vec<ImageRef>,
+        store: &ImageStore,
         cancel: &CancellationToken,
         progress: &dyn SweepProgress,
         report: &mut SweepReport,
@@ -490,26 +538,28 @@ impl DanglingImageSweep {
         let mut outcomes = futures_util::stream::iter(images)
             .map(|image| async move {
                 if cancel.is_cancelled() {
-                    return (image, None);
+                    return (image, Removal::Cancelled);
                 }
-                let result = self
-                    .call("removing an image", self.docker.remove_image(&image.id))
-                    .await;
-                (image, Some(result))
+                let outcome = self.remove_one(&image.id, store).await;
+                (image, outcome)
             })
             .buffer_unordered(self.config.concurrency.get());
         while let Some((image, outcome)) = outcomes.next().await {
-            progress.advanced(&image, matches!(outcome, Some(Ok(()))));
+            progress.advanced(&image, matches!(outcome, Removal::Done(Ok(()))));
             match outcome {
-                None => report.skipped.push(Skipped {
+                Removal::Cancelled => report.skipped.push(Skipped {
                     image,
                     reason: SkipReason::Cancelled,
                 }),
-                Some(Ok(())) => {
+                Removal::Changed(detail) => report.skipped.push(Skipped {
+                    image,
+                    reason: SkipReason::Changed { detail },
+                }),
+                Removal::Done(Ok(())) => {
                     tracing::debug!(image_id = %image.id, size = image.size_bytes, "removed");
                     report.removed.push(image);
                 }
-                Some(Err(error)) => record_removal_failure(image, error, report),
+                Removal::Done(Err(error)) => record_removal_failure(image, error, report),
             }
         }
     }
@@ -539,6 +589,46 @@ impl DanglingImageSweep {
                 unix_now()
             }
         }
+    }
+
+    /// Removes one verified image so that an image tagged again since the
+    /// listing is never taken with its tag `[ref:scope_invariant]`:
+    ///
+    /// - containerd store: by its dangling name, which the engine resolves
+    ///   only while the image is still dangling (404 once tagged: `gone`);
+    /// - classic store (no conditional delete exists): inspected again and
+    ///   checked with `Scope::check` on the fresh facts right before the
+    ///   `DELETE`. What remains is the window between the inspect's answer
+    ///   and the `DELETE`'s arrival: one round trip.
+    async fn remove_one(&self, id: &str, store: &ImageStore) -> Removal {
+        if let ImageStore::Classic { .. } = store {
+            let fresh = match self
+                .call("re-checking an image", self.docker.inspect_image(id))
+                .await
+            {
+                Ok(Some(fresh)) => fresh,
+                Ok(None) => {
+                    return Removal::Done(Err(DockerError::status(
+                        404,
+                        format!("No such image: {id} (gone before its removal)"),
+                    )));
+                }
+                Err(error) => return Removal::Done(Err(error)),
+            };
+            let facts = ImageFacts {
+                labels: &fresh.labels,
+                repo_tags: &fresh.repo_tags,
+            };
+            if let Err(why) = self.config.scope.check(&facts) {
+                tracing::info!(image_id = %id, reason = %why, "changed since the listing; kept");
+                return Removal::Changed(why.to_string());
+            }
+        }
+        let name = store.removal_name(id);
+        Removal::Done(
+            self.call("removing an image", self.docker.remove_image(&name))
+                .await,
+        )
     }
 
     async fn call<T>(

@@ -6,12 +6,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cascade_classify::Disposition;
-use cascade_cleanup::{DockerError, DockerImages, EngineEvent, EngineEvents, ListedImage};
+use cascade_cleanup::{
+    DockerError, DockerImages, EngineEvent, EngineEvents, ImageStore, ListedImage,
+};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
+use tokio::time::Instant;
 
 use crate::address::Address;
-use crate::connect::{EngineError, negotiate, parse_named, tls_config};
+use crate::connect::{EngineError, POOL_IDLE_TIMEOUT, negotiate, parse_named, tls_config};
 use crate::images::Engine;
 use crate::tls::TlsFiles;
 
@@ -20,13 +23,28 @@ use crate::tls::TlsFiles;
 /// a transient `DockerError` of that call, so the sweep reports a failed scan
 /// and its loop tries again on the next interval. Every error message starts
 /// with the engine's address, so logs and Sentry events say which engine.
+///
+/// It negotiates again whenever it reconnects, so an engine upgraded under a
+/// running daemon is spoken to in its own API version: after a call failed
+/// without an answer (the engine went away), when the pool has closed its
+/// idle connections (no call for [`POOL_IDLE_TIMEOUT`]: the next call opens
+/// a new one, maybe to a restarted engine), and when the engine refuses the
+/// version (400 "client version ... is too old"), retrying that call once.
 #[derive(Debug, Clone)]
 pub struct EngineClient {
     host: String,
     address: Address,
     timeout: Duration,
     tls: Option<Arc<rustls::ClientConfig>>,
-    engine: Arc<tokio::sync::Mutex<Option<Engine>>>,
+    /// A call after this long without one reconnects, so it renegotiates.
+    pub(crate) reconnect_after: Duration,
+    engine: Arc<tokio::sync::Mutex<Option<Connected>>>,
+}
+
+#[derive(Debug)]
+struct Connected {
+    engine: Engine,
+    last_call: Instant,
 }
 
 impl EngineClient {
@@ -50,32 +68,91 @@ impl EngineClient {
             address,
             timeout,
             tls,
+            reconnect_after: POOL_IDLE_TIMEOUT,
             engine: Arc::new(tokio::sync::Mutex::new(None)),
         })
     }
 
-    /// The negotiated engine, connecting on first use and after a failed try.
+    /// The API version the engine is spoken to in, once connected.
+    pub async fn api_version(&self) -> Option<String> {
+        let slot = self.engine.lock().await;
+        slot.as_ref().and_then(|c| c.engine.api_version())
+    }
+
+    /// The negotiated engine, connecting on first use and after a failed
+    /// try, negotiating again after the pool went idle.
     async fn engine(&self) -> Result<Engine, DockerError> {
         let mut slot = self.engine.lock().await;
-        if let Some(engine) = slot.as_ref() {
-            return Ok(engine.clone());
+        if let Some(connected) = slot.as_mut() {
+            if connected.last_call.elapsed() < self.reconnect_after {
+                connected.last_call = Instant::now();
+                return Ok(connected.engine.clone());
+            }
+            let before = connected.engine.api_version();
+            match connected.engine.renegotiate(self.timeout).await {
+                Ok(version) => {
+                    if before.as_deref() != Some(version.as_str()) {
+                        tracing::info!(engine = %self.host, api_version = %version, "the engine's API version changed");
+                    }
+                    connected.last_call = Instant::now();
+                    return Ok(connected.engine.clone());
+                }
+                Err(why) => {
+                    *slot = None;
+                    return Err(self.unreachable(why));
+                }
+            }
         }
         let engine = negotiate(&self.address, self.tls.as_ref(), self.timeout)
             .await
-            .map(Engine::new)
-            .map_err(|why| DockerError {
-                // Cannot connect: transient, like any connection failure.
-                disposition: Disposition::Transient,
-                status: None,
-                message: EngineError::Unreachable {
-                    host: self.host.clone(),
-                    why,
-                }
-                .to_string(),
-            })?;
-        tracing::info!(engine = %self.host, "connected to the Docker engine");
-        *slot = Some(engine.clone());
+            .map_err(|why| self.unreachable(why))?;
+        tracing::info!(engine = %self.host, api_version = engine.api_version().unwrap_or_default(), "connected to the Docker engine");
+        *slot = Some(Connected {
+            engine: engine.clone(),
+            last_call: Instant::now(),
+        });
         Ok(engine)
+    }
+
+    fn unreachable(&self, why: String) -> DockerError {
+        DockerError {
+            // Cannot connect: transient, like any connection failure.
+            disposition: Disposition::Transient,
+            status: None,
+            message: EngineError::Unreachable {
+                host: self.host.clone(),
+                why,
+            }
+            .to_string(),
+        }
+    }
+
+    /// Runs one call on the engine; see the type's doc for when it
+    /// negotiates again.
+    async fn call<T, F, Fut>(&self, f: F) -> Result<T, DockerError>
+    where
+        F: Fn(Engine) -> Fut,
+        Fut: Future<Output = Result<T, DockerError>>,
+    {
+        let engine = self.engine().await?;
+        let result = match f(engine.clone()).await {
+            Err(error) if refuses_the_version(&error) => {
+                tracing::info!(engine = %self.host, error = %error.message, "the engine refused the API version; negotiating again");
+                match engine.renegotiate(self.timeout).await {
+                    Ok(_) => f(engine).await,
+                    Err(_) => Err(error),
+                }
+            }
+            other => other,
+        };
+        if let Err(error) = &result
+            && error.status.is_none()
+        {
+            // No answer at all: whatever answers next may be another
+            // engine (restarted, upgraded), so connect afresh.
+            *self.engine.lock().await = None;
+        }
+        result.map_err(|e| self.named(e))
     }
 
     fn named(&self, error: DockerError) -> DockerError {
@@ -86,37 +163,47 @@ impl EngineClient {
     }
 }
 
+/// The engine's answer to a request in an API version it does not serve.
+fn refuses_the_version(error: &DockerError) -> bool {
+    error.status == Some(400) && error.message.contains("API version")
+}
+
 #[async_trait]
 impl DockerImages for EngineClient {
     async fn list_images(
         &self,
         filters: &HashMap<String, Vec<String>>,
     ) -> Result<Vec<ListedImage>, DockerError> {
-        let engine = self.engine().await?;
-        engine.list_images(filters).await.map_err(|e| self.named(e))
+        self.call(|e| async move { e.list_images(filters).await })
+            .await
+    }
+
+    async fn inspect_image(&self, id: &str) -> Result<Option<ListedImage>, DockerError> {
+        self.call(|e| async move { e.inspect_image(id).await })
+            .await
+    }
+
+    async fn image_store(&self) -> Result<ImageStore, DockerError> {
+        self.call(|e| async move { e.image_store().await }).await
     }
 
     async fn engine_time(&self) -> Result<Option<i64>, DockerError> {
-        let engine = self.engine().await?;
-        engine.engine_time().await.map_err(|e| self.named(e))
+        self.call(|e| async move { e.engine_time().await }).await
     }
 
     async fn images_used_by_containers(&self) -> Result<HashSet<String>, DockerError> {
-        let engine = self.engine().await?;
-        engine
-            .images_used_by_containers()
+        self.call(|e| async move { e.images_used_by_containers().await })
             .await
-            .map_err(|e| self.named(e))
     }
 
     async fn local_data_root(&self) -> Option<std::path::PathBuf> {
         self.engine().await.ok()?.local_data_root().await
     }
 
-    async fn remove_image(&self, id: &str) -> Result<(), DockerError> {
-        let engine = self.engine().await?;
+    async fn remove_image(&self, name: &str) -> Result<(), DockerError> {
         // Engine's implementation: force=false, noprune=true.
-        engine.remove_image(id).await.map_err(|e| self.named(e))
+        self.call(|e| async move { e.remove_image(name).await })
+            .await
     }
 }
 

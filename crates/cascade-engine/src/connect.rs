@@ -1,11 +1,12 @@
 //! Connecting to an engine: the transport, and API version negotiation.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bollard::{API_DEFAULT_VERSION, BollardRequest, Docker};
 use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::address::{Address, BadAddress, parse_host};
@@ -53,7 +54,6 @@ pub async fn connect_with(
     let tls = tls_config(host, &address, tls)?;
     negotiate(&address, tls.as_ref(), timeout)
         .await
-        .map(Engine::new)
         .map_err(|why| EngineError::Unreachable {
             host: host.to_string(),
             why,
@@ -79,14 +79,82 @@ pub(crate) fn tls_config(
     client_config(files).map(Some).map_err(fail)
 }
 
-/// A negotiated client, or why the engine cannot be used (without the
-/// engine's name: the caller adds it).
+/// The API version every request of one engine carries in its path
+/// (`/v1.41/images/json`), once negotiated. Shared by the engine's transport
+/// and whoever negotiates, so a new negotiation changes the paths of every
+/// later request without a new connection pool.
+///
+/// bollard 0.21 builds unversioned paths, so without this every engine
+/// answers in its newest API shape, whatever was negotiated.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ApiVersion(Arc<RwLock<Option<String>>>);
+
+/// The one request sent unversioned: the negotiation's own `GET /version`,
+/// which must work whatever the engine's minimum API version is.
+const NEGOTIATION_PATH: &str = "/version";
+
+impl ApiVersion {
+    pub(crate) fn get(&self) -> Option<String> {
+        self.0.read().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    fn set(&self, version: String) {
+        if let Ok(mut slot) = self.0.write() {
+            *slot = Some(version);
+        }
+    }
+
+    /// `path_and_query` with the negotiated version in front, unless it is
+    /// the negotiation itself, nothing was negotiated yet, or it already
+    /// carries one (a later bollard may add it itself).
+    pub(crate) fn prefix(&self, path_and_query: &str) -> String {
+        let path = path_and_query.split('?').next().unwrap_or_default();
+        match self.get() {
+            Some(version) if path != NEGOTIATION_PATH && !path.starts_with("/v1.") => {
+                format!("/v{version}{path_and_query}")
+            }
+            _ => path_and_query.to_string(),
+        }
+    }
+
+    /// Asks the engine's API version (`GET /version`) and uses the lower of
+    /// it and bollard's own; an engine older than bollard answers in its own
+    /// shape, and a newer one in the shape bollard's models describe.
+    pub(crate) async fn negotiate(
+        &self,
+        docker: &Docker,
+    ) -> Result<String, bollard::errors::Error> {
+        let answer = docker.version().await?;
+        let server = answer
+            .api_version
+            .as_deref()
+            .and_then(parse_version)
+            .ok_or(bollard::errors::Error::APIVersionParseError {})?;
+        let client = (
+            API_DEFAULT_VERSION.major_version,
+            API_DEFAULT_VERSION.minor_version,
+        );
+        let (major, minor) = server.min(client);
+        let version = format!("{major}.{minor}");
+        self.set(version.clone());
+        Ok(version)
+    }
+}
+
+fn parse_version(text: &str) -> Option<(usize, usize)> {
+    let (major, minor) = text.split_once('.')?;
+    Some((major.parse().ok()?, minor.parse().ok()?))
+}
+
+/// A negotiated engine, or why it cannot be used (without the engine's
+/// name: the caller adds it).
 pub(crate) async fn negotiate(
     address: &Address,
     tls: Option<&Arc<rustls::ClientConfig>>,
     timeout: Duration,
-) -> Result<Docker, String> {
+) -> Result<Engine, String> {
     let secs = timeout.as_secs().max(1);
+    let version = ApiVersion::default();
     let docker = match address {
         Address::Unix(path) => {
             // bollard hides why a socket refuses us ("client error
@@ -104,23 +172,28 @@ pub(crate) async fn negotiate(
                     _ => format!("{path}: {e}"),
                 });
             }
-            pooled_unix(path, secs)
+            pooled_unix(path, secs, version.clone())
         }
         Address::Http(url) => match tls {
-            Some(config) => pooled_tls(url.trim_start_matches("http://"), config, secs),
-            None => Docker::connect_with_http(url, secs, API_DEFAULT_VERSION),
+            Some(config) => pooled_tls(
+                url.trim_start_matches("http://"),
+                config,
+                secs,
+                version.clone(),
+            ),
+            None => pooled_http(url, secs, version.clone()),
         },
     }
     .map_err(|e| e.to_string())?;
-    let no_answer = || format!("no answer within {}", humantime::format_duration(timeout));
-    match tokio::time::timeout(timeout, docker.negotiate_version()).await {
-        Ok(Ok(docker)) => Ok(docker),
-        Ok(Err(bollard::errors::Error::RequestTimeoutError)) | Err(_) => Err(no_answer()),
-        Ok(Err(e)) if tls.is_some() && is_tls_refusal(&e.to_string()) => Err(format!(
-            "{e}; the TLS handshake failed: check that --tls-ca signed the engine's certificate, that it names this host, and that the engine accepts --tls-cert"
-        )),
-        Ok(Err(e)) => Err(e.to_string()),
-    }
+    renegotiate(&docker, &version, timeout)
+        .await
+        .map_err(|why| match tls {
+            Some(_) if is_tls_refusal(&why) => format!(
+                "{why}; the TLS handshake failed: check that --tls-ca signed the engine's certificate, that it names this host, and that the engine accepts --tls-cert"
+            ),
+            _ => why,
+        })?;
+    Ok(Engine::negotiated(docker, version))
 }
 
 /// rustls's words for a refused handshake, either side's.
@@ -128,8 +201,22 @@ fn is_tls_refusal(text: &str) -> bool {
     text.contains("invalid peer certificate") || text.contains("fatal alert")
 }
 
+/// (Re)negotiates `version` on `docker`, within `timeout`.
+pub(crate) async fn renegotiate(
+    docker: &Docker,
+    version: &ApiVersion,
+    timeout: Duration,
+) -> Result<String, String> {
+    let no_answer = || format!("no answer within {}", humantime::format_duration(timeout));
+    match tokio::time::timeout(timeout, version.negotiate(docker)).await {
+        Ok(Ok(version)) => Ok(version),
+        Ok(Err(bollard::errors::Error::RequestTimeoutError)) | Err(_) => Err(no_answer()),
+        Ok(Err(e)) => Err(e.to_string()),
+    }
+}
+
 /// Idle connections kept per engine: enough for every removal in flight.
-pub(crate) const POOL_IDLE_PER_ENGINE: usize = 16;
+const POOL_IDLE_PER_ENGINE: usize = 16;
 /// An idle connection is closed after this, so a daemon between passes
 /// holds no sockets and wakes for nothing.
 pub(crate) const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -141,23 +228,22 @@ pub(crate) const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 /// connection per removal. Here the same hyperlocal connector sits behind a
 /// pooled hyper client, handed to bollard as a custom transport: a sweep
 /// reuses at most `--concurrency` connections. See docs/BENCHMARKS.md.
-pub(crate) fn pooled_unix(path: &str, timeout_secs: u64) -> Result<Docker, bollard::errors::Error> {
-    let mut builder = Client::builder(TokioExecutor::new());
-    builder
-        .pool_max_idle_per_host(POOL_IDLE_PER_ENGINE)
-        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-        .pool_timer(TokioTimer::new());
-    let client = Arc::new(builder.build(hyperlocal::UnixConnector));
+///
+/// The transport also puts the negotiated API version in front of every
+/// path ([`ApiVersion::prefix`]).
+pub(crate) fn pooled_unix(
+    path: &str,
+    timeout_secs: u64,
+    version: ApiVersion,
+) -> Result<Docker, bollard::errors::Error> {
+    let client = Arc::new(pool_builder().build(hyperlocal::UnixConnector));
     let socket = PathBuf::from(path);
     Docker::connect_with_custom_transport(
         move |request: BollardRequest| {
             let client = Arc::clone(&client);
             let (mut parts, body) = request.into_parts();
-            let path_and_query = parts
-                .uri
-                .path_and_query()
-                .map_or("/", |p| p.as_str())
-                .to_string();
+            let path_and_query =
+                version.prefix(parts.uri.path_and_query().map_or("/", |p| p.as_str()));
             parts.uri = hyperlocal::Uri::new(&socket, &path_and_query).into();
             let request = BollardRequest::from_parts(parts, body);
             async move {
@@ -173,6 +259,52 @@ pub(crate) fn pooled_unix(path: &str, timeout_secs: u64) -> Result<Docker, bolla
         timeout_secs,
         API_DEFAULT_VERSION,
     )
+}
+
+/// The same pooled, versioned transport for a plain-HTTP engine
+/// (`tcp://HOST:PORT`): bollard's own HTTP client sends unversioned paths.
+pub(crate) fn pooled_http(
+    url: &str,
+    timeout_secs: u64,
+    version: ApiVersion,
+) -> Result<Docker, bollard::errors::Error> {
+    let client = Arc::new(pool_builder().build(HttpConnector::new()));
+    Docker::connect_with_custom_transport(
+        move |request: BollardRequest| {
+            let client = Arc::clone(&client);
+            let (mut parts, body) = request.into_parts();
+            let path_and_query =
+                version.prefix(parts.uri.path_and_query().map_or("/", |p| p.as_str()));
+            let mut uri = parts.uri.clone().into_parts();
+            uri.path_and_query = path_and_query.parse().ok();
+            let rebuilt = hyper::Uri::from_parts(uri);
+            let request = rebuilt.map(|uri| {
+                parts.uri = uri;
+                BollardRequest::from_parts(parts, body)
+            });
+            async move {
+                let request = request.map_err(|e| bollard::errors::Error::IOError {
+                    err: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
+                })?;
+                client
+                    .request(request)
+                    .await
+                    .map_err(|err| bollard::errors::Error::HyperLegacyError { err })
+            }
+        },
+        Some(url),
+        timeout_secs,
+        API_DEFAULT_VERSION,
+    )
+}
+
+pub(crate) fn pool_builder() -> hyper_util::client::legacy::Builder {
+    let mut builder = Client::builder(TokioExecutor::new());
+    builder
+        .pool_max_idle_per_host(POOL_IDLE_PER_ENGINE)
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .pool_timer(TokioTimer::new());
+    builder
 }
 
 #[cfg(test)]

@@ -12,7 +12,11 @@ use bollard::query_parameters::{
 };
 use cascade_classify::{Disposition, classify};
 use cascade_cleanup::events::ORPHANING_ACTIONS;
-use cascade_cleanup::{DockerError, DockerImages, EngineEvent, EngineEvents, ListedImage};
+use cascade_cleanup::{
+    DockerError, DockerImages, EngineEvent, EngineEvents, ImageStore, ListedImage,
+};
+
+use crate::connect::ApiVersion;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 
@@ -21,12 +25,34 @@ use futures_util::stream::BoxStream;
 #[derive(Debug, Clone)]
 pub struct Engine {
     docker: Docker,
+    /// The version the transport puts in every path; never set for a
+    /// client built elsewhere ([`Engine::new`]), whose paths stay as bollard
+    /// builds them.
+    version: ApiVersion,
 }
 
 impl Engine {
     /// Wraps a bollard client built elsewhere (tests build their own).
     pub fn new(docker: Docker) -> Engine {
-        Engine { docker }
+        Engine {
+            docker,
+            version: ApiVersion::default(),
+        }
+    }
+
+    pub(crate) fn negotiated(docker: Docker, version: ApiVersion) -> Engine {
+        Engine { docker, version }
+    }
+
+    /// The API version every request carries (`1.41`), when this engine was
+    /// connected by [`crate::connect`] or an [`crate::EngineClient`].
+    pub fn api_version(&self) -> Option<String> {
+        self.version.get()
+    }
+
+    /// Negotiates the API version again, for every clone of this engine.
+    pub(crate) async fn renegotiate(&self, timeout: std::time::Duration) -> Result<String, String> {
+        crate::connect::renegotiate(&self.docker, &self.version, timeout).await
     }
 
     /// The bollard client, for calls the traits do not cover.
@@ -46,10 +72,12 @@ impl Engine {
     /// The storage facts of `GET /info`.
     pub async fn storage(&self) -> Result<Storage, DockerError> {
         let info = self.docker.info().await.map_err(docker_error)?;
+        let store = image_store(info.driver.as_deref(), info.driver_status.as_deref());
         Ok(Storage {
             driver: info.driver,
             root_dir: info.docker_root_dir.map(PathBuf::from),
             engine_id: info.id,
+            store,
         })
     }
 }
@@ -74,6 +102,32 @@ pub struct Storage {
     /// `DockerRootDir`, a path on the engine's host.
     pub root_dir: Option<PathBuf>,
     pub engine_id: Option<String>,
+    /// The image store: on the containerd store, `driver` is the snapshotter.
+    pub store: ImageStore,
+}
+
+/// The `DriverStatus` entry the containerd image store reports in `GET
+/// /info` (Docker 24 to 28, seen on 26.1 and 28.5); the classic store
+/// reports its graph driver's status there instead. `Driver` is then the
+/// snapshotter (`overlayfs`), a name no graph driver uses, but the entry is
+/// the signal: a snapshotter could share a name with a driver.
+const CONTAINERD_DRIVER_TYPE: [&str; 2] = ["driver-type", "io.containerd.snapshotter.v1"];
+
+/// Which image store `GET /info`'s `Driver` and `DriverStatus` describe.
+pub fn image_store(driver: Option<&str>, status: Option<&[Vec<String>]>) -> ImageStore {
+    let driver = driver.unwrap_or("unknown").to_string();
+    let containerd = status.unwrap_or_default().iter().any(|entry| {
+        entry.len() == 2
+            && entry[0] == CONTAINERD_DRIVER_TYPE[0]
+            && entry[1] == CONTAINERD_DRIVER_TYPE[1]
+    });
+    if containerd {
+        ImageStore::Containerd {
+            snapshotter: driver,
+        }
+    } else {
+        ImageStore::Classic { driver }
+    }
 }
 
 /// A failed bollard call as cleanup sees it: classified, with the HTTP
@@ -221,8 +275,18 @@ impl DockerImages for Engine {
         Ok(used)
     }
 
+    async fn image_store(&self) -> Result<ImageStore, DockerError> {
+        Ok(self.storage().await?.store)
+    }
+
     async fn local_data_root(&self) -> Option<PathBuf> {
         let storage = self.storage().await.ok()?;
+        if let ImageStore::Containerd { .. } = storage.store {
+            // Its content and snapshots live under containerd's root, not
+            // `DockerRootDir`: free space there measures nothing of ours.
+            tracing::debug!("containerd image store; reclaimed space is an estimate");
+            return None;
+        }
         let root = storage.root_dir?;
         match crate::disk::visible_data_root(
             &root,
@@ -237,7 +301,7 @@ impl DockerImages for Engine {
         }
     }
 
-    async fn remove_image(&self, id: &str) -> Result<(), DockerError> {
+    async fn remove_image(&self, name: &str) -> Result<(), DockerError> {
         // noprune=true: the default would also delete untagged parents, with
         // or without our label. force=false: never an image a container uses.
         let options = RemoveImageOptionsBuilder::new()
@@ -245,7 +309,7 @@ impl DockerImages for Engine {
             .noprune(true)
             .build();
         self.docker
-            .remove_image(id, Some(options), None)
+            .remove_image(name, Some(options), None)
             .await
             .map_err(docker_error)?;
         Ok(())

@@ -7,12 +7,14 @@
 //!
 //! - [`parse_host`] and [`Address`]: which engine an address names;
 //! - [`connect`]: connects and negotiates the API version at once (one-shot
-//!   commands), over a pooled unix transport that keeps connections alive;
+//!   commands), over a pooled transport that keeps connections alive and
+//!   puts the negotiated version in every request's path (`/v1.41/...`);
 //! - [`Engine`]: a connected engine, with the bollard implementations of the
 //!   cleanup traits (remove with `force=false, noprune=true`) and the plain
 //!   engine facts `doctor` prints ([`Engine::version`], [`Engine::storage`]);
 //! - [`EngineClient`]: the daemon's lazily connecting engine, which names its
-//!   engine in every error, so an engine that is down never stops the others;
+//!   engine in every error, so an engine that is down never stops the others,
+//!   and negotiates again whenever it reconnects;
 //! - [`TlsFiles`]: a `tcp://` engine over TLS (rustls, ring), verified as
 //!   the docker CLI verifies it;
 //! - [`disk`]: whether the engine's data root is visible from here.
@@ -25,11 +27,15 @@ mod client;
 mod connect;
 pub mod disk;
 mod images;
+#[cfg(test)]
+mod tests;
 mod tls;
 
 pub use address::{Address, BadAddress, DEFAULT_SOCKET, is_local, parse_host};
 pub use bollard::Docker;
 pub use client::EngineClient;
 pub use connect::{EngineError, connect, connect_with};
-pub use images::{Engine, EngineVersion, Storage, docker_error, engine_time, listed_image};
+pub use images::{
+    Engine, EngineVersion, Storage, docker_error, engine_time, image_store, listed_image,
+};
 pub use tls::{ClientCert, TlsFiles};

@@ -11,13 +11,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bollard::{API_DEFAULT_VERSION, BollardRequest, Docker};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::ClientConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::connect::{POOL_IDLE_PER_ENGINE, POOL_IDLE_TIMEOUT};
+use crate::connect::{ApiVersion, pool_builder};
 
 /// PEM files for a TLS engine. Paths only; the contents are read when the
 /// client is built ([`client_config`]) and never printed.
@@ -95,13 +93,14 @@ fn certificates(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>,
     Ok(certs)
 }
 
-/// A bollard client for `https://{authority}` over `config`, pooled like
-/// the unix client (a handshake per removal would cost more than the
-/// removal).
+/// A bollard client for `https://{authority}` over `config`, pooled and
+/// versioned like the unix and plain-HTTP clients (a handshake per removal
+/// would cost more than the removal).
 pub(crate) fn pooled_tls(
     authority: &str,
     config: &Arc<ClientConfig>,
     timeout_secs: u64,
+    version: ApiVersion,
 ) -> Result<Docker, bollard::errors::Error> {
     // The URI's host is the name verified (DNS name or IP address), as the
     // docker CLI verifies the host of DOCKER_HOST.
@@ -110,16 +109,23 @@ pub(crate) fn pooled_tls(
         .https_only()
         .enable_http1()
         .build();
-    let mut builder = Client::builder(TokioExecutor::new());
-    builder
-        .pool_max_idle_per_host(POOL_IDLE_PER_ENGINE)
-        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-        .pool_timer(TokioTimer::new());
-    let client = Arc::new(builder.build(connector));
+    let client = Arc::new(pool_builder().build(connector));
     Docker::connect_with_custom_transport(
         move |request: BollardRequest| {
             let client = Arc::clone(&client);
+            let (mut parts, body) = request.into_parts();
+            let path_and_query =
+                version.prefix(parts.uri.path_and_query().map_or("/", |p| p.as_str()));
+            let mut uri = parts.uri.clone().into_parts();
+            uri.path_and_query = path_and_query.parse().ok();
+            let request = hyper::Uri::from_parts(uri).map(|uri| {
+                parts.uri = uri;
+                BollardRequest::from_parts(parts, body)
+            });
             async move {
+                let request = request.map_err(|e| bollard::errors::Error::IOError {
+                    err: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
+                })?;
                 client
                     .request(request)
                     .await

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use bytesize::ByteSize;
 use cascade_cleanup::disk::{self, DiskSpace};
-use cascade_cleanup::{DanglingImageSweep, DockerImages};
+use cascade_cleanup::{DanglingImageSweep, DockerImages, ImageStore};
 use cascade_engine::Engine;
 
 use crate::{EXIT_FAILURE, EXIT_OK, Failure, engine, plumbing, sweep_config};
@@ -71,9 +71,10 @@ async fn check(docker: &Engine, host: &str, common: &CommonSettings) -> usize {
     let mut problems = 0;
     match docker.version().await {
         Ok(v) => println!(
-            "engine: {host} (Docker {}, API {})",
+            "engine: {host} (Docker {}, API {}; the janitor speaks API {})",
             v.version.as_deref().unwrap_or("?"),
-            v.api_version.as_deref().unwrap_or("?")
+            v.api_version.as_deref().unwrap_or("?"),
+            docker.api_version().as_deref().unwrap_or("?")
         ),
         Err(e) => {
             println!("engine: {host}: version query failed: {e}");
@@ -85,14 +86,24 @@ async fn check(docker: &Engine, host: &str, common: &CommonSettings) -> usize {
             let driver = storage.driver.as_deref();
             let root = storage.root_dir.as_deref();
             let remote = !engine::is_local(host);
+            let store = match &storage.store {
+                ImageStore::Classic { driver } => format!("classic image store, driver {driver}"),
+                ImageStore::Containerd { snapshotter } => {
+                    format!("containerd image store, snapshotter {snapshotter}")
+                }
+            };
             println!(
-                "storage: driver {}, root dir {}",
-                driver.unwrap_or("?"),
+                "storage: {store}, root dir {}",
                 root.map_or("?".into(), Path::to_string_lossy)
             );
+            let containerd = matches!(storage.store, ImageStore::Containerd { .. });
             if let Some(root) = root {
                 let space = if remote {
                     RootDirSpace::not_visible("a remote engine's disk")
+                } else if containerd {
+                    RootDirSpace::not_visible(
+                        "the containerd image store keeps images outside the root dir",
+                    )
                 } else {
                     root_dir_space(root, driver, storage.engine_id.as_deref())
                 };

@@ -200,6 +200,7 @@ pub fn text(
         let prefix = match report.reclaimed_source {
             ReclaimedSource::Filesystem => "",
             ReclaimedSource::ImageSizes => "at most ",
+            ReclaimedSource::ContainerdImageSizes => "about ",
         };
         writeln!(
             out,

@@ -133,7 +133,7 @@ impl SweepMetrics {
         );
         registry.register(
             "images_skipped",
-            "Listed images kept, by reason (too_young, in_use, gone, cancelled, failed_verification: outside the scope despite the engine's filter)",
+            "Listed images kept, by reason (too_young, in_use, gone, cancelled, failed_verification: outside the scope despite the engine's filter, changed: tagged again between the listing and its removal, seen by the classic store's re-check)",
             skipped.clone(),
         );
         registry.register(

@@ -518,3 +518,164 @@ fn ages_are_measured_on_the_engines_clock() {
         "the engine is 2 h behind: both are young on its clock"
     );
 }
+
+// ---- a removal never takes an image tagged since the listing ----
+
+#[test]
+fn classic_store_an_image_tagged_after_the_listing_is_rechecked_and_kept() {
+    let fake = Arc::new(FakeDocker::with_images(vec![
+        ours("sha256:retagged"),
+        ours("sha256:plain"),
+    ]));
+    fake.edit(|s| {
+        s.tag_after_listing = vec![("sha256:retagged".into(), "snap:1".into())];
+    });
+    let (report, events) = with_sentry(|| async {
+        sweep(&fake, config(Duration::ZERO))
+            .run(&CancellationToken::new())
+            .await
+    });
+    assert_eq!(ids(&report.removed), ["sha256:plain"]);
+    assert_eq!(report.skipped.len(), 1, "{report:#?}");
+    assert_eq!(report.skipped[0].image.id, "sha256:retagged");
+    assert_eq!(
+        report.skipped[0].reason,
+        SkipReason::Changed {
+            detail: "image is tagged `snap:1`, not dangling".into()
+        }
+    );
+    assert_eq!(report.skipped_by_reason().get("changed"), Some(&1));
+    assert!(!report.has_failures() && events.is_empty(), "{events:?}");
+    fake.edit(|s| {
+        let mut inspected = s.inspected.clone();
+        inspected.sort();
+        assert_eq!(
+            inspected,
+            ["sha256:plain", "sha256:retagged"],
+            "each re-checked"
+        );
+        // Only the unchanged image reached a DELETE, and by its ID.
+        assert_eq!(s.removal_names, ["sha256:plain"]);
+        assert_eq!(s.images[0].repo_tags, ["snap:1"], "kept with its tag");
+    });
+}
+
+#[test]
+fn classic_store_an_image_gone_before_its_recheck_is_gone() {
+    let fake = Arc::new(FakeDocker::with_images(vec![ours("sha256:a")]));
+    // Listed, then removed by someone else before the re-check.
+    let listed = fake.edit(|s| std::mem::take(&mut s.images));
+    let racer = Arc::new(ListThenVanish {
+        listed,
+        inner: Arc::clone(&fake),
+    });
+    let (report, events) = with_sentry(|| async {
+        DanglingImageSweep::new(racer as Arc<dyn DockerImages>, config(Duration::ZERO))
+            .run(&CancellationToken::new())
+            .await
+    });
+    assert_eq!(
+        report.skipped_by_reason().get("gone"),
+        Some(&1),
+        "{report:#?}"
+    );
+    assert!(report.removed.is_empty() && !report.has_failures());
+    assert!(events.is_empty());
+    assert_eq!(
+        fake.edit(|s| s.remove_calls),
+        0,
+        "no DELETE after a 404 inspect"
+    );
+}
+
+/// Lists `listed`, but the engine (`inner`) no longer has them.
+struct ListThenVanish {
+    listed: Vec<ListedImage>,
+    inner: Arc<FakeDocker>,
+}
+
+#[async_trait::async_trait]
+impl DockerImages for ListThenVanish {
+    async fn list_images(
+        &self,
+        _: &HashMap<String, Vec<String>>,
+    ) -> Result<Vec<ListedImage>, DockerError> {
+        Ok(self.listed.clone())
+    }
+    async fn inspect_image(&self, id: &str) -> Result<Option<ListedImage>, DockerError> {
+        self.inner.inspect_image(id).await
+    }
+    async fn image_store(&self) -> Result<ImageStore, DockerError> {
+        self.inner.image_store().await
+    }
+    async fn images_used_by_containers(
+        &self,
+    ) -> Result<std::collections::HashSet<String>, DockerError> {
+        self.inner.images_used_by_containers().await
+    }
+    async fn remove_image(&self, name: &str) -> Result<(), DockerError> {
+        self.inner.remove_image(name).await
+    }
+}
+
+#[test]
+fn containerd_store_removes_by_the_dangling_name_and_a_retagged_image_is_gone() {
+    let fake = Arc::new(FakeDocker::with_images(vec![
+        ours("sha256:retagged"),
+        ours("sha256:plain"),
+    ]));
+    fake.edit(|s| {
+        s.containerd = true;
+        s.tag_after_listing = vec![("sha256:retagged".into(), "snap:1".into())];
+    });
+    let (report, events) = with_sentry(|| async {
+        sweep(&fake, config(Duration::ZERO))
+            .run(&CancellationToken::new())
+            .await
+    });
+    assert_eq!(ids(&report.removed), ["sha256:plain"]);
+    assert_eq!(report.skipped.len(), 1, "{report:#?}");
+    assert_eq!(
+        (
+            report.skipped[0].image.id.as_str(),
+            report.skipped[0].reason.as_str()
+        ),
+        ("sha256:retagged", "gone")
+    );
+    assert!(!report.has_failures() && events.is_empty(), "{events:?}");
+    assert_eq!(
+        report.reclaimed_source,
+        ReclaimedSource::ContainerdImageSizes,
+        "an estimate there, and said so"
+    );
+    fake.edit(|s| {
+        let mut names = s.removal_names.clone();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "moby-dangling@sha256:plain",
+                "moby-dangling@sha256:retagged"
+            ]
+        );
+        assert!(
+            s.inspected.is_empty(),
+            "the conditional delete needs no re-check"
+        );
+        assert!(s.images.iter().any(|i| i.id == "sha256:retagged"));
+    });
+}
+
+#[test]
+fn without_the_image_store_nothing_is_removed() {
+    let fake = Arc::new(FakeDocker::with_images(vec![ours("sha256:a")]));
+    fake.edit(|s| s.store_error = Some(DockerError::status(500, "info failed")));
+    let (report, _) = with_sentry(|| async {
+        sweep(&fake, config(Duration::ZERO))
+            .run(&CancellationToken::new())
+            .await
+    });
+    assert!(report.removed.is_empty(), "{report:#?}");
+    assert_eq!(report.scan_error.as_deref(), Some("info failed"));
+    assert_eq!(fake.edit(|s| s.remove_calls), 0);
+}
