@@ -272,20 +272,9 @@ pub(crate) fn pooled_http(
     Docker::connect_with_custom_transport(
         move |request: BollardRequest| {
             let client = Arc::clone(&client);
-            let (mut parts, body) = request.into_parts();
-            let path_and_query =
-                version.prefix(parts.uri.path_and_query().map_or("/", |p| p.as_str()));
-            let mut uri = parts.uri.clone().into_parts();
-            uri.path_and_query = path_and_query.parse().ok();
-            let rebuilt = hyper::Uri::from_parts(uri);
-            let request = rebuilt.map(|uri| {
-                parts.uri = uri;
-                BollardRequest::from_parts(parts, body)
-            });
+            let request = versioned(request, &version);
             async move {
-                let request = request.map_err(|e| bollard::errors::Error::IOError {
-                    err: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
-                })?;
+                let request = request?;
                 client
                     .request(request)
                     .await
@@ -296,6 +285,23 @@ pub(crate) fn pooled_http(
         timeout_secs,
         API_DEFAULT_VERSION,
     )
+}
+
+/// `request` with the negotiated version in front of its path, for the
+/// TCP transports (plain and TLS), whose URIs keep bollard's scheme and host.
+pub(crate) fn versioned(
+    request: BollardRequest,
+    version: &ApiVersion,
+) -> Result<BollardRequest, bollard::errors::Error> {
+    let (mut parts, body) = request.into_parts();
+    let path_and_query = version.prefix(parts.uri.path_and_query().map_or("/", |p| p.as_str()));
+    let mut uri = parts.uri.clone().into_parts();
+    uri.path_and_query = path_and_query.parse().ok();
+    let uri = hyper::Uri::from_parts(uri).map_err(|e| bollard::errors::Error::IOError {
+        err: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
+    })?;
+    parts.uri = uri;
+    Ok(BollardRequest::from_parts(parts, body))
 }
 
 pub(crate) fn pool_builder() -> hyper_util::client::legacy::Builder {

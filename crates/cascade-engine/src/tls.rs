@@ -15,7 +15,7 @@ use rustls::ClientConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::connect::{ApiVersion, pool_builder};
+use crate::connect::{ApiVersion, pool_builder, versioned};
 
 /// PEM files for a TLS engine. Paths only; the contents are read when the
 /// client is built ([`client_config`]) and never printed.
@@ -113,19 +113,9 @@ pub(crate) fn pooled_tls(
     Docker::connect_with_custom_transport(
         move |request: BollardRequest| {
             let client = Arc::clone(&client);
-            let (mut parts, body) = request.into_parts();
-            let path_and_query =
-                version.prefix(parts.uri.path_and_query().map_or("/", |p| p.as_str()));
-            let mut uri = parts.uri.clone().into_parts();
-            uri.path_and_query = path_and_query.parse().ok();
-            let request = hyper::Uri::from_parts(uri).map(|uri| {
-                parts.uri = uri;
-                BollardRequest::from_parts(parts, body)
-            });
+            let request = versioned(request, &version);
             async move {
-                let request = request.map_err(|e| bollard::errors::Error::IOError {
-                    err: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
-                })?;
+                let request = request?;
                 client
                     .request(request)
                     .await
