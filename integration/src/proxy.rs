@@ -1,8 +1,9 @@
 //! A unix-socket HTTP proxy between the janitor and a nested engine that
 //! injects faults: it can stop answering (a hung engine), fail the removal
-//! of one image or of every image with a 500, slow every removal down, or
-//! hold the requests about one image until released. It records every
-//! request's method and path (with the API version the client put there).
+//! of one image or of every image with a 500, slow every removal down,
+//! hold the requests about one image until released, hold the event stream
+//! open silently, or move the engine's clock. It records every request's
+//! method and path (with the API version the client put there).
 
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
@@ -33,6 +34,12 @@ pub enum Fault {
     /// Forward everything but hold each image removal until
     /// [`FaultProxy::release`] (or the fault changes).
     HoldRemovals,
+    /// Answer `GET /events` with 200 and headers, then hold the connection
+    /// open and send nothing (a half-open connection); forward the rest.
+    SilentEvents,
+    /// Forward everything; `GET /info` answers with `SystemTime` moved by
+    /// this many seconds (an engine whose clock is off).
+    ShiftClock(i64),
     /// Forward everything but hold each request about one image (its
     /// inspect `GET /images/<name>/json` or its `DELETE /images/<name>`;
     /// not the listing) until [`FaultProxy::release`] or the fault changes.
@@ -55,6 +62,7 @@ type Body = BoxBody<Bytes, hyper::Error>;
 struct Seen {
     requests: std::sync::atomic::AtomicUsize,
     removals: std::sync::atomic::AtomicUsize,
+    subscriptions: std::sync::atomic::AtomicUsize,
     held: std::sync::atomic::AtomicUsize,
     /// `METHOD /path` of every request, in arrival order (no query).
     paths: Mutex<Vec<String>>,
@@ -116,6 +124,13 @@ impl FaultProxy {
         self.seen.requests.load(std::sync::atomic::Ordering::SeqCst)
     }
 
+    /// `GET /events` requests received so far.
+    pub fn subscriptions(&self) -> usize {
+        self.seen
+            .subscriptions
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// `DELETE /images/...` requests received so far.
     pub fn removals(&self) -> usize {
         self.seen.removals.load(std::sync::atomic::Ordering::SeqCst)
@@ -166,8 +181,32 @@ async fn handle(
     if removal {
         seen.removals.fetch_add(1, SeqCst);
     }
+    let events = req.method() == hyper::Method::GET && req.uri().path().ends_with("/events");
+    if events {
+        seen.subscriptions.fetch_add(1, SeqCst);
+    }
+    let info = req.method() == hyper::Method::GET && req.uri().path().ends_with("/info");
     let current = fault.lock().expect("fault").clone();
     match current {
+        Fault::SilentEvents if events => {
+            let body = http_body_util::StreamBody::new(futures_util::stream::pending::<
+                Result<hyper::body::Frame<Bytes>, hyper::Error>,
+            >());
+            let mut response = Response::new(BodyExt::boxed(body));
+            response
+                .headers_mut()
+                .insert("content-type", "application/json".parse().expect("header"));
+            return Ok(response);
+        }
+        Fault::ShiftClock(secs) if info => {
+            return Ok(match shifted_info(req, &upstream, secs).await {
+                Ok(response) => response,
+                Err(e) => text(
+                    StatusCode::BAD_GATEWAY,
+                    &format!("{{\"message\":\"proxy: {e}\"}}"),
+                ),
+            });
+        }
         Fault::HoldRemovals if removal => released.await,
         Fault::HoldImageRequests if about_one_image => {
             seen.held.fetch_add(1, SeqCst);
@@ -195,6 +234,29 @@ async fn handle(
             &format!("{{\"message\":\"proxy: {e}\"}}"),
         )
     }))
+}
+
+/// `GET /info` from upstream with `SystemTime` moved by `secs`.
+async fn shifted_info(
+    req: Request<Incoming>,
+    upstream: &Path,
+    secs: i64,
+) -> Result<Response<Body>> {
+    let response = forward(req, upstream).await?;
+    let (mut parts, body) = response.into_parts();
+    let bytes = body.collect().await?.to_bytes();
+    let mut info: serde_json::Value = serde_json::from_slice(&bytes)?;
+    let time = info["SystemTime"]
+        .as_str()
+        .and_then(cascade_engine::engine_time)
+        .ok_or_else(|| anyhow::anyhow!("no SystemTime in /info"))?;
+    let moved = std::time::UNIX_EPOCH + std::time::Duration::from_secs((time + secs) as u64);
+    info["SystemTime"] = humantime::format_rfc3339_nanos(moved).to_string().into();
+    parts.headers.remove(hyper::header::CONTENT_LENGTH);
+    let body = Full::new(Bytes::from(serde_json::to_vec(&info)?))
+        .map_err(|n| match n {})
+        .boxed();
+    Ok(Response::from_parts(parts, body))
 }
 
 fn is_removal_of(req: &Request<Incoming>, id: &str) -> bool {

@@ -112,6 +112,13 @@ pub trait DockerImages: Send + Sync + 'static {
     /// that removes something.
     async fn image_store(&self) -> Result<ImageStore, DockerError>;
 
+    /// The engine's clock now, in seconds since the Unix epoch (`GET /info`
+    /// `SystemTime`), so an image's age is measured where it was created.
+    /// `None` when the engine does not say; a sweep then uses this host's.
+    async fn engine_time(&self) -> Result<Option<i64>, DockerError> {
+        Ok(None)
+    }
+
     /// Image IDs used by any container, running or not.
     async fn images_used_by_containers(&self) -> Result<HashSet<String>, DockerError>;
 

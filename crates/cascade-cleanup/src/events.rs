@@ -53,11 +53,24 @@ pub struct EventOptions {
     /// each further failure up to `max_backoff`.
     pub min_backoff: Duration,
     pub max_backoff: Duration,
+    /// A subscription that yields nothing (no event, no error, no end) for
+    /// this long is dropped and made again, with a warning: a half-open
+    /// connection (the engine gone without a FIN) must not silence early
+    /// sweeps for good. Default [`DEFAULT_EVENT_IDLE_LIMIT`].
+    pub idle_limit: Duration,
 }
 
 /// Default debounce: long enough for one `docker commit` (tag, untag) to
 /// settle, short enough that a snapshot is gone within seconds.
 pub const DEFAULT_EVENT_DEBOUNCE: Duration = Duration::from_secs(5);
+
+/// Default bound on a silent event stream. Docker sends no keepalive on
+/// `GET /events`, so silence cannot tell a quiet engine from a dead
+/// connection: after this long the follower re-subscribes (one warning
+/// line). Ten minutes keeps a quiet engine at six cheap re-subscriptions an
+/// hour, and a dead stream is noticed well within the default interval
+/// (30 min), which still sweeps meanwhile.
+pub const DEFAULT_EVENT_IDLE_LIMIT: Duration = Duration::from_secs(600);
 
 impl EventOptions {
     pub fn with_debounce(debounce: Duration) -> EventOptions {
@@ -66,6 +79,7 @@ impl EventOptions {
             max_delay: (debounce * 6).max(Duration::from_secs(1)),
             min_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(60),
+            idle_limit: DEFAULT_EVENT_IDLE_LIMIT,
         }
     }
 }
@@ -77,7 +91,8 @@ impl Default for EventOptions {
 }
 
 /// Follows `events` until `cancel` fires, calling `trigger.notify_one()` once
-/// per burst. Re-subscribes with exponential backoff when the stream breaks.
+/// per burst. Re-subscribes with exponential backoff when the stream breaks,
+/// and at once when it stays silent for `idle_limit`.
 pub async fn follow(
     events: Arc<dyn EngineEvents>,
     labels: Vec<String>,
@@ -91,6 +106,7 @@ pub async fn follow(
         let mut stream = events.subscribe(&labels);
         // (first, last) event of the burst not yet turned into a request.
         let mut burst: Option<(Instant, Instant)> = None;
+        let mut heard = subscribed_at;
         let broke = loop {
             let due =
                 burst.map(|(first, last)| (last + options.debounce).min(first + options.max_delay));
@@ -107,16 +123,28 @@ pub async fn follow(
                         tracing::debug!(action = %event.action, id = %event.id, "engine event");
                         backoff = options.min_backoff;
                         let now = Instant::now();
+                        heard = now;
                         burst = Some(burst.map_or((now, now), |(first, _)| (first, now)));
                     }
-                    Some(Err(error)) => break error.message,
-                    None => break "the engine closed the stream".to_string(),
+                    Some(Err(error)) => break Some(error.message),
+                    None => break Some("the engine closed the stream".to_string()),
                 },
+                _ = tokio::time::sleep_until(heard + options.idle_limit) => break None,
             }
         };
         if burst.is_some() {
             trigger.notify_one();
         }
+        let Some(broke) = broke else {
+            // Not a failure of the engine: no backoff, and the next
+            // breakage starts from the shortest wait.
+            tracing::warn!(
+                silent_for = %humantime::format_duration(options.idle_limit),
+                "engine event stream silent (no event, no keepalive); re-subscribing"
+            );
+            backoff = options.min_backoff;
+            continue;
+        };
         if subscribed_at.elapsed() >= options.max_backoff {
             // It was up for a while: this is a new failure, not a repeat.
             backoff = options.min_backoff;

@@ -31,6 +31,8 @@ pub struct FakeState {
     /// What `inspect_image` finds (any image listed is found too).
     pub inspectable: Vec<ListedImage>,
     pub used: HashSet<String>,
+    /// What `engine_time` answers (`None`: the engine does not say).
+    pub engine_time: Option<i64>,
     pub remove_errors: HashMap<String, DockerError>,
     pub list_error: Option<DockerError>,
     pub list_delay: Duration,
@@ -184,6 +186,10 @@ impl DockerImages for FakeDocker {
 
     async fn images_used_by_containers(&self) -> Result<HashSet<String>, DockerError> {
         Ok(self.edit(|s| s.used.clone()))
+    }
+
+    async fn engine_time(&self) -> Result<Option<i64>, DockerError> {
+        Ok(self.edit(|s| s.engine_time))
     }
 
     async fn local_data_root(&self) -> Option<std::path::PathBuf> {

@@ -8,7 +8,8 @@
 //! 1. **list** with the scope's filters (dangling and every label);
 //! 2. **verify** each candidate ourselves, because the engine's filter is not
 //!    a safety boundary `[ref:scope_invariant]`;
-//! 3. **age check**: younger than the minimum age may be a running build step;
+//! 3. **age check**: younger than the minimum age may be a running build step
+//!    (age on the engine's clock, read once per pass);
 //! 4. **remove** with `force=false, noprune=true`, a few at a time, so exactly
 //!    the verified image goes and never an untagged parent; never one tagged
 //!    since the listing: by its dangling name on the containerd store, after
@@ -37,7 +38,9 @@ mod sweep;
 
 pub use census::{ScopeCensus, census};
 pub use docker::{DANGLING_PREFIX, DockerError, DockerImages, ImageStore, ListedImage};
-pub use events::{DEFAULT_EVENT_DEBOUNCE, EngineEvent, EngineEvents, EventOptions};
+pub use events::{
+    DEFAULT_EVENT_DEBOUNCE, DEFAULT_EVENT_IDLE_LIMIT, EngineEvent, EngineEvents, EventOptions,
+};
 pub use lifecycle::{
     DEFAULT_INTERVAL, DEFAULT_MIN_GAP, DEFAULT_STOP_DEADLINE, DanglingImageCleanup, EventTrigger,
     LoopHandle, LoopOptions, PanicObserver, PanicSite, ReportObserver, StopOutcome,

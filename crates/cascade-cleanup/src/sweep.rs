@@ -25,11 +25,15 @@ pub const DEFAULT_CONCURRENCY: NonZeroUsize = NonZeroUsize::new(4).expect("non-z
 /// Default deadline of every single Docker call.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Skew between the engine's clock and this host's worth an info line.
+const CLOCK_SKEW_WORTH_A_LINE: i64 = 60;
+
 /// What one sweep does.
 #[derive(Debug, Clone)]
 pub struct SweepConfig {
     pub scope: Scope,
-    /// Images younger than this are kept (`0s` keeps none for age).
+    /// Images younger than this are kept (`0s` keeps none for age). Age is
+    /// measured on the engine's clock (`DockerImages::engine_time`).
     pub min_age: Duration,
     /// Removals in flight at once.
     pub concurrency: NonZeroUsize,
@@ -340,7 +344,11 @@ impl DanglingImageSweep {
             }
         };
         report.listed = images.len();
-        let now = unix_now();
+        let now = if images.is_empty() && others.is_empty() {
+            unix_now()
+        } else {
+            self.engine_now().await
+        };
         let mut to_remove = Vec::new();
         for image in &images {
             match self.verdict(image, &in_use, now) {
@@ -552,6 +560,33 @@ impl DanglingImageSweep {
                     report.removed.push(image);
                 }
                 Removal::Done(Err(error)) => record_removal_failure(image, error, report),
+            }
+        }
+    }
+
+    /// The engine's clock, read once per pass: ages are the engine's
+    /// `Created` against the engine's own time, so clock skew between this
+    /// host and a remote engine cannot make a seconds-old snapshot look old.
+    /// This host's clock only when the engine does not say.
+    async fn engine_now(&self) -> i64 {
+        match self
+            .call("reading the engine's clock", self.docker.engine_time())
+            .await
+        {
+            Ok(Some(now)) => {
+                let skew = now - unix_now();
+                if skew.abs() > CLOCK_SKEW_WORTH_A_LINE {
+                    tracing::info!(
+                        skew_seconds = skew,
+                        "the engine's clock differs from this host's; ages use the engine's"
+                    );
+                }
+                now
+            }
+            Ok(None) => unix_now(),
+            Err(error) => {
+                tracing::warn!(error = %error.message, "cannot read the engine's clock; ages use this host's");
+                unix_now()
             }
         }
     }

@@ -11,7 +11,7 @@
 //! `DOCKER_TLS`-without-verify mode, and asking for one is refused.
 //!
 //! Only paths are resolved here (each must be a readable file); reading and
-//! using them is the engine crate's.
+//! using them is the engine crate's (`cascade_engine::TlsFiles`).
 
 use std::path::{Path, PathBuf};
 
@@ -31,20 +31,18 @@ pub enum Transport {
     Tls(TlsFiles),
 }
 
-/// PEM files for a TLS engine. Paths only: never their contents.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsFiles {
-    /// The CA that signed the engine's certificate.
-    pub ca: PathBuf,
-    /// The janitor's client certificate, when the engine asks for one
-    /// (dockerd `--tlsverify` does).
-    pub client: Option<ClientCert>,
-}
+/// The TLS files are `cascade-engine`'s type: it reads them; this crate
+/// only resolves and checks the paths.
+pub use cascade_engine::{ClientCert, TlsFiles};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientCert {
-    pub cert: PathBuf,
-    pub key: PathBuf,
+impl Transport {
+    /// The TLS files, for a TLS engine.
+    pub fn tls(&self) -> Option<&TlsFiles> {
+        match self {
+            Transport::Tls(files) => Some(files),
+            Transport::Unix | Transport::PlainTcp => None,
+        }
+    }
 }
 
 /// One engine: the address as given, and how it is reached.

@@ -14,8 +14,9 @@ use futures_util::stream::BoxStream;
 use tokio::time::Instant;
 
 use crate::address::Address;
-use crate::connect::{EngineError, POOL_IDLE_TIMEOUT, negotiate, parse_named};
+use crate::connect::{EngineError, POOL_IDLE_TIMEOUT, negotiate, parse_named, tls_config};
 use crate::images::Engine;
+use crate::tls::TlsFiles;
 
 /// One engine as the daemon's sweep sees it. Creating it contacts nothing;
 /// the first call connects and negotiates the API version, and a failure is
@@ -34,6 +35,7 @@ pub struct EngineClient {
     host: String,
     address: Address,
     timeout: Duration,
+    tls: Option<Arc<rustls::ClientConfig>>,
     /// A call after this long without one reconnects, so it renegotiates.
     pub(crate) reconnect_after: Duration,
     engine: Arc<tokio::sync::Mutex<Option<Connected>>>,
@@ -48,11 +50,24 @@ struct Connected {
 impl EngineClient {
     /// Checks the address only ([`EngineError::BadAddress`]); contacts nothing.
     pub fn new(host: &str, timeout: Duration) -> Result<EngineClient, EngineError> {
+        EngineClient::with_tls(host, None, timeout)
+    }
+
+    /// [`EngineClient::new`] over TLS when `tls` is given. The files are
+    /// read here, once: one that cannot be used is [`EngineError::Tls`] at
+    /// start-up, not a failed scan every interval.
+    pub fn with_tls(
+        host: &str,
+        tls: Option<&TlsFiles>,
+        timeout: Duration,
+    ) -> Result<EngineClient, EngineError> {
         let address = parse_named(host)?;
+        let tls = tls_config(host, &address, tls)?;
         Ok(EngineClient {
             host: host.to_string(),
             address,
             timeout,
+            tls,
             reconnect_after: POOL_IDLE_TIMEOUT,
             engine: Arc::new(tokio::sync::Mutex::new(None)),
         })
@@ -88,7 +103,7 @@ impl EngineClient {
                 }
             }
         }
-        let engine = negotiate(&self.address, self.timeout)
+        let engine = negotiate(&self.address, self.tls.as_ref(), self.timeout)
             .await
             .map_err(|why| self.unreachable(why))?;
         tracing::info!(engine = %self.host, api_version = engine.api_version().unwrap_or_default(), "connected to the Docker engine");
@@ -170,6 +185,10 @@ impl DockerImages for EngineClient {
 
     async fn image_store(&self) -> Result<ImageStore, DockerError> {
         self.call(|e| async move { e.image_store().await }).await
+    }
+
+    async fn engine_time(&self) -> Result<Option<i64>, DockerError> {
+        self.call(|e| async move { e.engine_time().await }).await
     }
 
     async fn images_used_by_containers(&self) -> Result<HashSet<String>, DockerError> {

@@ -11,6 +11,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::address::{Address, BadAddress, parse_host};
 use crate::images::Engine;
+use crate::tls::{TlsFiles, client_config, pooled_tls};
 
 /// Why no engine could be used. Each message is one line naming the engine
 /// and what to check.
@@ -24,6 +25,10 @@ pub enum EngineError {
         "cannot reach the Docker engine at {host}: {why}; is dockerd running, and is --docker-host (or DOCKER_HOST) right?"
     )]
     Unreachable { host: String, why: String },
+    /// The TLS files cannot be used (not PEM, key and certificate not a
+    /// pair): the caller's configuration is wrong.
+    #[error("cannot use TLS for {host}: {why}")]
+    Tls { host: String, why: String },
 }
 
 pub(crate) fn parse_named(host: &str) -> Result<Address, EngineError> {
@@ -36,13 +41,42 @@ pub(crate) fn parse_named(host: &str) -> Result<Address, EngineError> {
 /// Connects and negotiates the API version; an engine that does not answer
 /// within `timeout` is [`EngineError::Unreachable`].
 pub async fn connect(host: &str, timeout: Duration) -> Result<Engine, EngineError> {
+    connect_with(host, None, timeout).await
+}
+
+/// [`connect`], over TLS when `tls` is given (a `tcp://` engine only).
+pub async fn connect_with(
+    host: &str,
+    tls: Option<&TlsFiles>,
+    timeout: Duration,
+) -> Result<Engine, EngineError> {
     let address = parse_named(host)?;
-    negotiate(&address, timeout)
+    let tls = tls_config(host, &address, tls)?;
+    negotiate(&address, tls.as_ref(), timeout)
         .await
         .map_err(|why| EngineError::Unreachable {
             host: host.to_string(),
             why,
         })
+}
+
+/// The rustls configuration for `host`, read from its files once.
+pub(crate) fn tls_config(
+    host: &str,
+    address: &Address,
+    tls: Option<&TlsFiles>,
+) -> Result<Option<Arc<rustls::ClientConfig>>, EngineError> {
+    let Some(files) = tls else { return Ok(None) };
+    let fail = |why: String| EngineError::Tls {
+        host: host.to_string(),
+        why,
+    };
+    if let Address::Unix(_) = address {
+        return Err(fail(
+            "TLS applies to tcp:// engines only; a unix socket is reached as it is".to_string(),
+        ));
+    }
+    client_config(files).map(Some).map_err(fail)
 }
 
 /// The API version every request of one engine carries in its path
@@ -114,7 +148,11 @@ fn parse_version(text: &str) -> Option<(usize, usize)> {
 
 /// A negotiated engine, or why it cannot be used (without the engine's
 /// name: the caller adds it).
-pub(crate) async fn negotiate(address: &Address, timeout: Duration) -> Result<Engine, String> {
+pub(crate) async fn negotiate(
+    address: &Address,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+    timeout: Duration,
+) -> Result<Engine, String> {
     let secs = timeout.as_secs().max(1);
     let version = ApiVersion::default();
     let docker = match address {
@@ -136,11 +174,31 @@ pub(crate) async fn negotiate(address: &Address, timeout: Duration) -> Result<En
             }
             pooled_unix(path, secs, version.clone())
         }
-        Address::Http(url) => pooled_http(url, secs, version.clone()),
+        Address::Http(url) => match tls {
+            Some(config) => pooled_tls(
+                url.trim_start_matches("http://"),
+                config,
+                secs,
+                version.clone(),
+            ),
+            None => pooled_http(url, secs, version.clone()),
+        },
     }
     .map_err(|e| e.to_string())?;
-    renegotiate(&docker, &version, timeout).await?;
+    renegotiate(&docker, &version, timeout)
+        .await
+        .map_err(|why| match tls {
+            Some(_) if is_tls_refusal(&why) => format!(
+                "{why}; the TLS handshake failed: check that --tls-ca signed the engine's certificate, that it names this host, and that the engine accepts --tls-cert"
+            ),
+            _ => why,
+        })?;
     Ok(Engine::negotiated(docker, version))
+}
+
+/// rustls's words for a refused handshake, either side's.
+fn is_tls_refusal(text: &str) -> bool {
+    text.contains("invalid peer certificate") || text.contains("fatal alert")
 }
 
 /// (Re)negotiates `version` on `docker`, within `timeout`.
@@ -214,20 +272,9 @@ pub(crate) fn pooled_http(
     Docker::connect_with_custom_transport(
         move |request: BollardRequest| {
             let client = Arc::clone(&client);
-            let (mut parts, body) = request.into_parts();
-            let path_and_query =
-                version.prefix(parts.uri.path_and_query().map_or("/", |p| p.as_str()));
-            let mut uri = parts.uri.clone().into_parts();
-            uri.path_and_query = path_and_query.parse().ok();
-            let rebuilt = hyper::Uri::from_parts(uri);
-            let request = rebuilt.map(|uri| {
-                parts.uri = uri;
-                BollardRequest::from_parts(parts, body)
-            });
+            let request = versioned(request, &version);
             async move {
-                let request = request.map_err(|e| bollard::errors::Error::IOError {
-                    err: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
-                })?;
+                let request = request?;
                 client
                     .request(request)
                     .await
@@ -240,7 +287,24 @@ pub(crate) fn pooled_http(
     )
 }
 
-fn pool_builder() -> hyper_util::client::legacy::Builder {
+/// `request` with the negotiated version in front of its path, for the
+/// TCP transports (plain and TLS), whose URIs keep bollard's scheme and host.
+pub(crate) fn versioned(
+    request: BollardRequest,
+    version: &ApiVersion,
+) -> Result<BollardRequest, bollard::errors::Error> {
+    let (mut parts, body) = request.into_parts();
+    let path_and_query = version.prefix(parts.uri.path_and_query().map_or("/", |p| p.as_str()));
+    let mut uri = parts.uri.clone().into_parts();
+    uri.path_and_query = path_and_query.parse().ok();
+    let uri = hyper::Uri::from_parts(uri).map_err(|e| bollard::errors::Error::IOError {
+        err: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
+    })?;
+    parts.uri = uri;
+    Ok(BollardRequest::from_parts(parts, body))
+}
+
+pub(crate) fn pool_builder() -> hyper_util::client::legacy::Builder {
     let mut builder = Client::builder(TokioExecutor::new());
     builder
         .pool_max_idle_per_host(POOL_IDLE_PER_ENGINE)

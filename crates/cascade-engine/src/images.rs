@@ -1,7 +1,7 @@
 //! The bollard implementations of cleanup's engine traits, and the plain
 //! engine facts `doctor` reports.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 
 use async_trait::async_trait;
@@ -144,6 +144,42 @@ pub fn docker_error(error: bollard::errors::Error) -> DockerError {
     }
 }
 
+/// `/info`'s `SystemTime` (RFC 3339 with nanoseconds, in the engine's
+/// zone: `Z` or `+HH:MM`) as seconds since the Unix epoch.
+pub fn engine_time(system_time: &str) -> Option<i64> {
+    let (local, offset) = match system_time.strip_suffix('Z') {
+        Some(local) => (local, 0),
+        None => {
+            let at = system_time.len().checked_sub(6)?;
+            let (local, zone) = system_time.split_at(at);
+            let sign = match zone.as_bytes().first()? {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let (h, m) = zone[1..].split_once(':')?;
+            let minutes = h.parse::<i64>().ok()? * 60 + m.parse::<i64>().ok()?;
+            (local, sign * minutes * 60)
+        }
+    };
+    let utc = humantime::parse_rfc3339_weak(local).ok()?;
+    let secs = utc.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs() as i64;
+    Some(secs - offset)
+}
+
+/// The image references of every `type: image` mount, as the engine lists
+/// them: `Name` is the reference the container was created with (a tag, an
+/// ID or a digest), `Source` only a path on the engine's host.
+pub fn mounted_images(containers: &[bollard::models::ContainerSummary]) -> BTreeSet<String> {
+    containers
+        .iter()
+        .flat_map(|c| c.mounts.iter().flatten())
+        .filter(|m| m.typ.as_deref() == Some("image"))
+        .filter_map(|m| m.name.clone())
+        .filter(|name| !name.is_empty())
+        .collect()
+}
+
 /// One listed image, reduced to what a sweep looks at.
 pub fn listed_image(summary: bollard::models::ImageSummary) -> ListedImage {
     ListedImage {
@@ -207,6 +243,14 @@ impl DockerImages for Engine {
         }))
     }
 
+    async fn engine_time(&self) -> Result<Option<i64>, DockerError> {
+        let info = self.docker.info().await.map_err(docker_error)?;
+        Ok(info.system_time.as_deref().and_then(engine_time))
+    }
+
+    /// Every container's image, and every image a container mounts
+    /// (`--mount type=image`, Docker 28+), which the engine's own conflict
+    /// check does not see: `rmi` of a mounted image succeeds.
     async fn images_used_by_containers(&self) -> Result<HashSet<String>, DockerError> {
         let options = ListContainersOptionsBuilder::new().all(true).build();
         let containers = self
@@ -214,7 +258,21 @@ impl DockerImages for Engine {
             .list_containers(Some(options))
             .await
             .map_err(docker_error)?;
-        Ok(containers.into_iter().filter_map(|c| c.image_id).collect())
+        let mounted = mounted_images(&containers);
+        let mut used: HashSet<String> = containers.into_iter().filter_map(|c| c.image_id).collect();
+        for reference in mounted {
+            match self.inspect_image(&reference).await? {
+                Some(image) => {
+                    used.insert(image.id);
+                }
+                // The reference names no image any more (its tag was
+                // removed): nothing here to keep by it.
+                None => {
+                    tracing::debug!(%reference, "an image mount names no image now");
+                }
+            }
+        }
+        Ok(used)
     }
 
     async fn image_store(&self) -> Result<ImageStore, DockerError> {
@@ -300,6 +358,44 @@ mod tests {
             (timeout.status, timeout.disposition),
             (None, Disposition::Transient)
         );
+    }
+
+    #[test]
+    fn image_mounts_are_read_by_their_name() {
+        // As Docker 28.5 lists a container with `--mount type=image`.
+        let containers: Vec<bollard::models::ContainerSummary> =
+            serde_json::from_value(serde_json::json!([
+                {"Id": "c1", "ImageID": "sha256:base", "Mounts": [
+                    {"Type": "image", "Name": "snap:1",
+                     "Source": "/var/lib/docker/rootfs/overlayfs/c1-snap:1",
+                     "Destination": "/x", "Mode": "", "RW": false, "Propagation": "rprivate"},
+                    {"Type": "volume", "Name": "data", "Source": "/var/lib/docker/volumes/data/_data",
+                     "Destination": "/data", "RW": true}
+                ]},
+                {"Id": "c2", "ImageID": "sha256:base", "Mounts": [
+                    {"Type": "image", "Name": "sha256:abc", "Source": "/p", "Destination": "/y"},
+                    {"Type": "bind", "Source": "/etc", "Destination": "/etc"}
+                ]},
+                {"Id": "c3", "ImageID": "sha256:base"}
+            ]))
+            .expect("a listing");
+        assert_eq!(
+            mounted_images(&containers),
+            BTreeSet::from(["sha256:abc".to_string(), "snap:1".to_string()])
+        );
+    }
+
+    #[test]
+    fn the_engine_clock_is_read_in_its_zone() {
+        // 2026-11-29T08:00:00Z
+        let utc = 1_795_939_200;
+        assert_eq!(engine_time("2026-11-29T08:00:00.123456789Z"), Some(utc));
+        assert_eq!(engine_time("2026-11-29T08:00:00Z"), Some(utc));
+        assert_eq!(engine_time("2026-11-29T10:00:00.5+02:00"), Some(utc));
+        assert_eq!(engine_time("2026-11-29T03:00:00-05:00"), Some(utc));
+        for bad in ["", "yesterday", "2026-11-29T08:00:00+0200", "2026-11-29"] {
+            assert_eq!(engine_time(bad), None, "{bad}");
+        }
     }
 
     #[test]

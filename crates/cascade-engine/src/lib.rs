@@ -15,10 +15,12 @@
 //! - [`EngineClient`]: the daemon's lazily connecting engine, which names its
 //!   engine in every error, so an engine that is down never stops the others,
 //!   and negotiates again whenever it reconnects;
+//! - [`TlsFiles`]: a `tcp://` engine over TLS (rustls, ring), verified as
+//!   the docker CLI verifies it;
 //! - [`disk`]: whether the engine's data root is visible from here.
 //!
-//! Errors are [`EngineError`]: a bad address (the caller's usage error) or an
-//! unreachable engine. The binary maps them to its exit codes.
+//! Errors are [`EngineError`]: a bad address or unusable TLS files (the
+//! caller's usage errors) or an unreachable engine. The binary maps them to its exit codes.
 
 mod address;
 mod client;
@@ -27,9 +29,13 @@ pub mod disk;
 mod images;
 #[cfg(test)]
 mod tests;
+mod tls;
 
 pub use address::{Address, BadAddress, DEFAULT_SOCKET, is_local, parse_host};
 pub use bollard::Docker;
 pub use client::EngineClient;
-pub use connect::{EngineError, connect};
-pub use images::{Engine, EngineVersion, Storage, docker_error, image_store, listed_image};
+pub use connect::{EngineError, connect, connect_with};
+pub use images::{
+    Engine, EngineVersion, Storage, docker_error, engine_time, image_store, listed_image,
+};
+pub use tls::{ClientCert, TlsFiles};

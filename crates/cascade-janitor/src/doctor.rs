@@ -28,11 +28,16 @@ const LOW_FREE_PERCENT: u64 = 10;
 pub async fn doctor(common: &CommonSettings) -> Result<u8, Failure> {
     let several = common.engines.len() > 1;
     let mut unhealthy = 0;
-    for (i, host) in common.engines.iter().map(|e| &e.host).enumerate() {
+    for (i, (host, tls)) in common
+        .engines
+        .iter()
+        .map(|e| (&e.host, e.transport.tls()))
+        .enumerate()
+    {
         if several {
             println!("{}", cascade_report::engine_header(i, host));
         }
-        match engine::connect(host, common.timeout).await {
+        match engine::connect(host, tls, common.timeout).await {
             Ok(docker) => {
                 if check(&docker, host, common).await > 0 {
                     unhealthy += 1;

@@ -63,21 +63,6 @@ fn main() -> ExitCode {
         print!("{}", settings.render());
         return ExitCode::from(EXIT_OK);
     }
-    // TODO(cascade-engine): remove once the rustls transport is wired. Until
-    // then the client speaks plain HTTP only, and an engine the operator
-    // configured for TLS must not be sent plain HTTP.
-    if let Some(engine) = settings
-        .common
-        .engines
-        .iter()
-        .find(|e| matches!(e.transport, cascade_config::Transport::Tls(_)))
-    {
-        eprintln!(
-            "cascade-janitor: {} is configured for TLS, which this build cannot speak yet; use a unix socket or plain tcp:// on loopback",
-            engine.host
-        );
-        return ExitCode::from(EXIT_USAGE);
-    }
     // One thread: the janitor's work is waiting on engines, and one thread
     // has no cross-thread wake-ups per response (client CPU per removed
     // image halved) and one malloc arena, which keeps the idle daemon small
@@ -221,8 +206,13 @@ async fn prune(common: &CommonSettings, settings: &PruneSettings) -> Result<u8, 
     let config = sweep_config(common, settings.dry_run);
     let mut outcomes = Vec::new();
     let mut failed = false;
-    for (i, host) in common.engines.iter().map(|e| &e.host).enumerate() {
-        let docker = match engine::connect(host, common.timeout).await {
+    for (i, (host, tls)) in common
+        .engines
+        .iter()
+        .map(|e| (&e.host, e.transport.tls()))
+        .enumerate()
+    {
+        let docker = match engine::connect(host, tls, common.timeout).await {
             Ok(docker) => docker,
             Err(failure) if several(common) && failure.code == EXIT_FAILURE => {
                 eprintln!("cascade-janitor: {}", failure.message);
@@ -291,12 +281,14 @@ fn write_failure(e: std::io::Error) -> Failure {
 
 /// The router's configuration from the daemon's settings.
 fn janitor_config(common: &CommonSettings, settings: &RunSettings) -> JanitorConfig {
-    // TODO(cascade-engine): pass `engine.transport` (TLS files) to the client.
     JanitorConfig {
         engines: common
             .engines
             .iter()
-            .map(|e| EngineConfig::new(&e.host))
+            .map(|e| EngineConfig {
+                host: e.host.clone(),
+                tls: e.transport.tls().cloned(),
+            })
             .collect(),
         scope: common.scope.clone(),
         min_age: common.min_age,

@@ -879,6 +879,54 @@ fn unreadable_tls_files_are_exit_2_naming_option_and_path() {
     assert!(!String::from_utf8_lossy(&out.stdout).contains("BEGIN PRIVATE KEY"));
 }
 
+/// Files that exist but are no PEM certificate or key: exit 2 before any
+/// contact, naming the file, never quoting it (a key file is a secret).
+#[test]
+fn tls_files_that_are_not_pem_are_exit_2_and_never_quoted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write");
+        path.display().to_string()
+    };
+    let junk = write("junk.pem", "SECRET-JUNK\n");
+    let key = write(
+        "key.pem",
+        "-----BEGIN PRIVATE KEY-----\nSECRET-KEY\n-----END X-----\n",
+    );
+    let remote = "tcp://127.0.0.1:9";
+    let out = configured(&["prune", "--docker-host", remote, "--tls-ca", &junk], &[]);
+    assert_one_line_error(&out, 2, &junk);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("holds no PEM certificate"));
+    // A good CA and certificate, but the key file is not a key.
+    let ca_key = rcgen::KeyPair::generate().expect("key");
+    let ca = rcgen::CertificateParams::new(vec!["engine".to_string()])
+        .expect("params")
+        .self_signed(&ca_key)
+        .expect("ca");
+    let ca = write("ca.pem", &ca.pem());
+    let out = configured(
+        &[
+            "prune",
+            "--docker-host",
+            remote,
+            "--tls-ca",
+            &ca,
+            "--tls-cert",
+            &ca,
+            "--tls-key",
+            &key,
+        ],
+        &[],
+    );
+    assert_one_line_error(&out, 2, &key);
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("SECRET"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn kubernetes_service_links_do_not_stop_the_janitor() {
     let witness = Witness::new();

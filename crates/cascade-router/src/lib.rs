@@ -46,7 +46,7 @@ use futures_util::future::BoxFuture;
 use tokio::task::{Id, JoinSet};
 use tokio_util::sync::CancellationToken;
 
-pub use cascade_engine::DEFAULT_SOCKET;
+pub use cascade_engine::{DEFAULT_SOCKET, TlsFiles};
 
 /// One engine to sweep.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,11 +54,17 @@ pub struct EngineConfig {
     /// The engine's address: `unix:///path`, `tcp://HOST:PORT` or
     /// `http://HOST:PORT`. It names the engine in logs and metrics.
     pub host: String,
+    /// The PEM files of a TLS engine (`tcp://` only); `None`: plain.
+    pub tls: Option<TlsFiles>,
 }
 
 impl EngineConfig {
+    /// A unix socket or plain TCP engine.
     pub fn new(host: impl Into<String>) -> EngineConfig {
-        EngineConfig { host: host.into() }
+        EngineConfig {
+            host: host.into(),
+            tls: None,
+        }
     }
 }
 
@@ -186,11 +192,16 @@ impl std::fmt::Debug for Janitor {
 
 impl Janitor {
     /// One loop per engine, each with a lazily connecting [`EngineClient`].
-    /// Fails only on a malformed address; contacts no engine.
+    /// Fails only on a malformed address or unusable TLS files; contacts no
+    /// engine.
     pub fn new(config: JanitorConfig) -> Result<Janitor, EngineError> {
         let timeout = config.call_timeout;
         Janitor::with_clients(config, |engine| {
-            let client = Arc::new(EngineClient::new(&engine.host, timeout)?);
+            let client = Arc::new(EngineClient::with_tls(
+                &engine.host,
+                engine.tls.as_ref(),
+                timeout,
+            )?);
             Ok(EngineClients {
                 images: Arc::clone(&client) as Arc<dyn DockerImages>,
                 events: client,

@@ -116,3 +116,39 @@ fn events_stop_with_the_loop() {
         assert!(tx.is_closed(), "the subscription was dropped");
     });
 }
+
+#[test]
+fn a_silent_event_stream_is_resubscribed_with_a_warning() {
+    let fake = Arc::new(FakeDocker::default());
+    let events = Arc::new(FakeEvents::default());
+    // Three subscriptions that stay open and yield nothing unless sent to,
+    // like a half-open connection.
+    let senders: Vec<_> = (0..3).map(|_| events.queue()).collect();
+    let limit = DEFAULT_EVENT_IDLE_LIMIT;
+    let (origin, logs) = with_logs(|| {
+        with_sentry(|| async {
+            let origin = Instant::now();
+            let svc = evented(&fake, &events, Duration::from_secs(10));
+            svc.start();
+            // An event on the second subscription, 1 s before its limit,
+            // restarts the count.
+            tokio::time::sleep_until(origin + 2 * limit - Duration::from_secs(1)).await;
+            senders[1].send(untag()).expect("send");
+            tokio::time::sleep_until(origin + 3 * limit).await;
+            svc.stop().await;
+            origin
+        })
+        .0
+    });
+    let at: Vec<Duration> = events.subscribed_at().iter().map(|t| *t - origin).collect();
+    assert_eq!(
+        at,
+        vec![Duration::ZERO, limit, 3 * limit - Duration::from_secs(1)],
+        "re-subscribed after {limit:?} of silence, counted from the last event"
+    );
+    assert_eq!(
+        logs.matches("engine event stream silent").count(),
+        2,
+        "one warning per re-subscription: {logs}"
+    );
+}

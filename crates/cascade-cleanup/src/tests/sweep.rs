@@ -10,7 +10,7 @@ use sentry::protocol::Level;
 use tokio_util::sync::CancellationToken;
 
 use super::*;
-use crate::fake::{FakeDocker, image, ours};
+use crate::fake::{FakeDocker, image, now, ours};
 
 #[test]
 fn lists_with_exactly_the_original_filters() {
@@ -480,6 +480,45 @@ fn progress_sees_every_removal_as_it_ends() {
         ]
     );
 }
+
+/// What a pass with min age 1 h removes when the engine's clock reads
+/// `engine_time`: one image created now and one 90 minutes ago, on this
+/// host's clock.
+fn removed_with_engine_clock(engine_time: Option<i64>) -> Vec<String> {
+    let ours = [("cascade.managed", "true")];
+    let fake = Arc::new(FakeDocker::with_images(vec![
+        image("sha256:just-made", &ours, &[], 0),
+        image("sha256:ninety-minutes", &ours, &[], 90 * 60),
+    ]));
+    fake.edit(|s| s.engine_time = engine_time);
+    pass(&fake, config(Duration::from_secs(3600)));
+    fake.removed()
+}
+
+#[test]
+fn ages_are_measured_on_the_engines_clock() {
+    const HOUR: i64 = 3600;
+    assert_eq!(
+        removed_with_engine_clock(None),
+        vec!["sha256:ninety-minutes"],
+        "an engine that does not say: this host's clock"
+    );
+    assert_eq!(
+        removed_with_engine_clock(Some(now())),
+        vec!["sha256:ninety-minutes"]
+    );
+    assert_eq!(
+        removed_with_engine_clock(Some(now() + 2 * HOUR)),
+        vec!["sha256:just-made", "sha256:ninety-minutes"],
+        "the engine is 2 h ahead: both are old on its clock"
+    );
+    assert_eq!(
+        removed_with_engine_clock(Some(now() - 2 * HOUR)),
+        Vec::<String>::new(),
+        "the engine is 2 h behind: both are young on its clock"
+    );
+}
+
 // ---- a removal never takes an image tagged since the listing ----
 
 #[test]
