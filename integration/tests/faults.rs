@@ -11,7 +11,7 @@ use cascade_engine::Engine;
 use integration::engine::all_image_ids;
 use integration::fixtures::{self, ImageSpec};
 use integration::proxy::{Fault, FaultProxy};
-use integration::{NestedEngine, Reports, capture_sentry, source};
+use integration::{NestedEngine, Reports, capture_sentry, source, wait_until};
 use tokio_util::sync::CancellationToken;
 
 fn quick_config(call_timeout: Duration) -> SweepConfig {
@@ -51,7 +51,17 @@ async fn engine_goes_away_and_comes_back() -> Result<()> {
             .expect("first pass");
         engine.stop_engine().await.expect("stop engine");
         let down_from = reports.len();
-        tokio::time::sleep(Duration::from_secs(4)).await;
+        // Two failed passes while the engine is down: observed, not slept for.
+        wait_until(Duration::from_secs(20), "two failed passes", || async {
+            reports
+                .all()
+                .iter()
+                .filter(|r| r.scan_error.is_some())
+                .count()
+                >= 2
+        })
+        .await
+        .expect("passes while the engine is down");
         let down_until = reports.len();
         engine.start_engine().await.expect("start engine");
         let loaded = fixtures::load(&engine.docker, &[ImageSpec::new("after-recovery").ours()])

@@ -134,8 +134,9 @@ async fn a_commit_over_a_snapshot_triggers_an_early_sweep() -> Result<()> {
         assert!(reports.len() >= 2, "the start pass and an early one");
 
         // The stream breaks with the engine; it is followed again after.
+        // `stop_engine` returns once the engine's process has exited, so the
+        // stream has already ended when it comes back.
         engine.stop_engine().await?;
-        tokio::time::sleep(Duration::from_secs(2)).await;
         engine.start_engine().await?;
         // Each commit orphans the previous snapshot and emits events; keep
         // committing until the re-subscribed follower triggers a sweep.

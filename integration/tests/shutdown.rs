@@ -86,7 +86,8 @@ async fn sigterm_mid_sweep_lets_sent_removals_finish_and_starts_no_more() -> Res
         log.contains("shutting down")
     })
     .await?;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // No wait here: a removal started after the signal would reach the
+    // proxy before the process exits, and the count below would see it.
     proxy.release();
     let (code, _) = exit(child, Duration::from_secs(20)).await?;
     let stderr = log.finish().await.join("\n");
@@ -124,7 +125,12 @@ async fn a_hung_pass_is_abandoned_at_the_deadline_and_a_second_signal_exits_at_o
         &proxy.host(),
         &["--stop-deadline", "2s", "--timeout", "60s"],
     )?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    wait_until(
+        Duration::from_secs(20),
+        "the pass to reach the hung engine",
+        || async { proxy.requests() >= 1 },
+    )
+    .await?;
     let signalled = tokio::time::Instant::now();
     signal(&child, "TERM")?;
     let (code, stderr) = exit(child, Duration::from_secs(15)).await?;
@@ -136,15 +142,26 @@ async fn a_hung_pass_is_abandoned_at_the_deadline_and_a_second_signal_exits_at_o
     assert!(stderr.contains("did not stop in time"), "{stderr}");
 
     // A second signal does not wait for the (long) deadline.
-    let child = daemon(
+    let seen = proxy.requests();
+    let mut child = daemon(
         &proxy.host(),
         &["--stop-deadline", "5m", "--timeout", "60s"],
     )?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let log = StderrLog::collect(&mut child);
+    wait_until(
+        Duration::from_secs(20),
+        "the pass to reach the hung engine",
+        || async { proxy.requests() > seen },
+    )
+    .await?;
     signal(&child, "TERM")?;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_until(Duration::from_secs(10), "the shutdown to begin", || async {
+        log.contains("shutting down")
+    })
+    .await?;
     signal(&child, "INT")?;
-    let (code, stderr) = exit(child, Duration::from_secs(10)).await?;
+    let (code, _) = exit(child, Duration::from_secs(10)).await?;
+    let stderr = log.finish().await.join("\n");
     assert_eq!(code, 1, "a cut-short shutdown is not a clean one: {stderr}");
     assert!(stderr.contains("second signal"), "{stderr}");
 
