@@ -10,7 +10,8 @@
 //!    a safety boundary `[ref:scope_invariant]`;
 //! 3. **age check**: younger than the minimum age may be a running build step
 //!    (age on the engine's clock, read once per pass);
-//! 4. **remove** with `force=false, noprune=true`, a few at a time, so exactly
+//! 4. **remove** with `force=false, noprune=true`, a few at a time (a fixed
+//!    number, or a window that follows the engine's latency: [`pace`]), so exactly
 //!    the verified image goes and never an untagged parent; never one tagged
 //!    since the listing: by its dangling name on the containerd store, after
 //!    a fresh inspect and `Scope::check` on the classic store;
@@ -33,6 +34,7 @@ pub mod disk;
 mod docker;
 pub mod events;
 mod lifecycle;
+pub mod pace;
 pub mod sentry_report;
 mod sweep;
 
@@ -46,6 +48,7 @@ pub use lifecycle::{
     LoopHandle, LoopOptions, PanicObserver, PanicSite, ReportObserver, StopOutcome,
     panic_is_guarded, panic_message, run_loop,
 };
+pub use pace::{Concurrency, PaceLimits, RemovalPace};
 pub use sweep::{
     DEFAULT_CALL_TIMEOUT, DEFAULT_CONCURRENCY, DEFAULT_MIN_AGE, DanglingImageSweep, Failed,
     ImageRef, NoProgress, ReclaimedSource, SkipReason, Skipped, SweepConfig, SweepProgress,

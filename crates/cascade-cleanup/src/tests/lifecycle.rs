@@ -149,7 +149,7 @@ fn stop_during_a_pass_waits_for_a_safe_point() {
     fake.edit(|s| s.remove_delay = Duration::from_secs(2));
     with_sentry(|| async {
         let cfg = SweepConfig {
-            concurrency: NonZeroUsize::new(1).expect("nz"),
+            concurrency: Concurrency::Fixed(NonZeroUsize::new(1).expect("nz")),
             ..config(Duration::ZERO)
         };
         let svc = DanglingImageCleanup::new(sweep(&fake, cfg), 30 * MIN, Duration::from_secs(30));

@@ -250,7 +250,7 @@ fn removal_concurrency_is_bounded_and_used() {
         ));
         fake.edit(|s| s.remove_delay = Duration::from_millis(10));
         let cfg = SweepConfig {
-            concurrency: NonZeroUsize::new(limit).expect("nz"),
+            concurrency: Concurrency::Fixed(NonZeroUsize::new(limit).expect("nz")),
             ..config(Duration::ZERO)
         };
         let (report, _) = pass(&fake, cfg);
@@ -317,7 +317,7 @@ fn cancelling_stops_new_removals_but_finishes_sent_ones() {
     ));
     fake.edit(|s| s.remove_delay = Duration::from_secs(1));
     let cfg = SweepConfig {
-        concurrency: NonZeroUsize::new(2).expect("nz"),
+        concurrency: Concurrency::Fixed(NonZeroUsize::new(2).expect("nz")),
         ..config(Duration::ZERO)
     };
     let (report, _) = with_sentry(|| async {
@@ -461,7 +461,7 @@ fn progress_sees_every_removal_as_it_ends() {
             .insert("sha256:b".into(), DockerError::status(409, "in use"))
     });
     let cfg = SweepConfig {
-        concurrency: NonZeroUsize::new(1).expect("nz"),
+        concurrency: Concurrency::Fixed(NonZeroUsize::new(1).expect("nz")),
         ..config(Duration::ZERO)
     };
     let recorder = Recorder::default();
