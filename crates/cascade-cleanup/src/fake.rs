@@ -37,6 +37,16 @@ pub struct FakeState {
     pub list_error: Option<DockerError>,
     pub list_delay: Duration,
     pub remove_delay: Duration,
+    /// Added to a removal's latency for every other removal in flight when
+    /// it arrives: an engine that serialises deletes, whose latency (ours
+    /// and its other clients') grows with our load.
+    pub remove_load_delay: Duration,
+    /// From the removal call with this index (0-based) on, every removal
+    /// takes this long instead of `remove_delay`: the engine got slower in
+    /// the middle of a pass (another client's load).
+    pub slow_from: Option<(usize, Duration)>,
+    /// When each removal call arrived (tokio's clock).
+    pub removes_started: Vec<Instant>,
     /// Removals never answer.
     pub remove_hangs: bool,
     /// The engine uses the containerd image store (else classic, `vfs`).
@@ -199,10 +209,16 @@ impl DockerImages for FakeDocker {
     async fn remove_image(&self, name: &str) -> Result<(), DockerError> {
         let (delay, hangs) = self.edit(|s| {
             s.removal_names.push(name.to_string());
+            s.removes_started.push(Instant::now());
+            let delay = match s.slow_from {
+                Some((from, slow)) if s.remove_calls >= from => slow,
+                _ => s.remove_delay,
+            };
+            let others = u32::try_from(s.removes_in_flight).unwrap_or(u32::MAX);
             s.remove_calls += 1;
             s.removes_in_flight += 1;
             s.max_removes_in_flight = s.max_removes_in_flight.max(s.removes_in_flight);
-            (s.remove_delay, s.remove_hangs)
+            (delay + s.remove_load_delay * others, s.remove_hangs)
         });
         if hangs {
             std::future::pending::<()>().await;

@@ -306,6 +306,11 @@ impl RemovalPacer {
         self.baseline
     }
 
+    /// The recent (moving average) latency, once there is one.
+    pub fn recent(&self) -> Option<Duration> {
+        self.recent
+    }
+
     /// A removal starts.
     pub fn started(&mut self) {
         self.in_flight += 1;
@@ -319,12 +324,15 @@ impl RemovalPacer {
         if !self.adaptive {
             return;
         }
+        // This removal was counted in the cooldown if it was sent before the
+        // last decrease: it may not trigger another one.
+        let cooling = self.cooldown > 0;
         self.cooldown = self.cooldown.saturating_sub(1);
         if outcome == RemovalOutcome::Overloaded {
             // Its latency says nothing about the engine's speed (a timeout is
             // the deadline, a quick 503 is not a fast engine): only back off.
             self.good = 0;
-            self.shrink();
+            self.shrink(cooling);
             if self.window == 1 {
                 self.pause(now, MAX_PAUSE);
             }
@@ -347,7 +355,7 @@ impl RemovalPacer {
         let ratio = recent.as_secs_f64() / baseline.as_secs_f64();
         if ratio >= SHRINK_AT {
             self.good = 0;
-            self.shrink();
+            self.shrink(cooling);
             if self.window == 1 {
                 let excess = recent.saturating_sub(baseline);
                 self.pause(now, excess.mul_f64(PAUSE_PER_EXCESS).min(MAX_PAUSE));
@@ -368,8 +376,8 @@ impl RemovalPacer {
         self.pace
     }
 
-    fn shrink(&mut self) {
-        if self.window > 1 && self.cooldown == 0 {
+    fn shrink(&mut self, cooling: bool) {
+        if self.window > 1 && !cooling {
             self.window = ((self.window as f64 * SHRINK_FACTOR) as usize).max(1);
             // Removals sent under the larger window still answer slowly;
             // wait for them before judging the smaller one.

@@ -14,6 +14,7 @@ use crate::*;
 
 mod events;
 mod lifecycle;
+mod pace;
 mod panics;
 mod sentry_report;
 mod sweep;

@@ -679,3 +679,178 @@ fn without_the_image_store_nothing_is_removed() {
     assert_eq!(report.scan_error.as_deref(), Some("info failed"));
     assert_eq!(fake.edit(|s| s.remove_calls), 0);
 }
+
+/// `n` labelled dangling images on an engine answering each removal after
+/// `delay`, plus `load` for every other removal in flight.
+fn paced_engine(n: usize, delay: Duration, load: Duration) -> Arc<FakeDocker> {
+    let fake = Arc::new(FakeDocker::with_images(
+        (0..n).map(|i| ours(&format!("sha256:{i:03}"))).collect(),
+    ));
+    fake.edit(|s| {
+        s.remove_delay = delay;
+        s.remove_load_delay = load;
+    });
+    fake
+}
+
+fn with_concurrency(concurrency: Concurrency) -> SweepConfig {
+    SweepConfig {
+        concurrency,
+        ..config(Duration::ZERO)
+    }
+}
+
+fn adaptive_up_to(max: usize) -> Concurrency {
+    Concurrency::Adaptive {
+        max: Some(NonZeroUsize::new(max).expect("nz")),
+    }
+}
+
+#[test]
+fn adaptive_keeps_few_in_flight_when_the_engine_slows_with_our_load() {
+    // Each removal in flight makes every other one 10 ms slower: two at
+    // once already doubles the latency the router's calls would see too.
+    let fake = paced_engine(200, Duration::from_millis(10), Duration::from_millis(10));
+    let (report, _) = pass(&fake, with_concurrency(adaptive_up_to(8)));
+    assert_eq!(report.removed.len(), 200, "every image still removed");
+    assert!(report.failed.is_empty() && report.skipped.is_empty());
+    let pace = report.removal_pace.expect("removals ran");
+    // At 2 in flight latency is twice the baseline, the shrink threshold:
+    // the window probes one step past it, backs off, and averages no more.
+    let in_flight = fake.edit(|s| s.max_removes_in_flight);
+    assert!(in_flight <= 3, "{in_flight} in flight: {pace:?}");
+    assert_eq!(pace.window_max, in_flight);
+    assert!(pace.window_mean.get() <= 2.0, "{pace:?}");
+    assert_eq!(pace.mode, crate::pace::PaceMode::Adaptive);
+
+    // The same engine takes 8 at once if told to: the limit above is the
+    // controller's doing.
+    let fake = paced_engine(200, Duration::from_millis(10), Duration::from_millis(10));
+    let fixed = Concurrency::Fixed(NonZeroUsize::new(8).expect("nz"));
+    let (report, _) = pass(&fake, with_concurrency(fixed));
+    assert_eq!(report.removed.len(), 200);
+    assert_eq!(fake.edit(|s| s.max_removes_in_flight), 8);
+    let pace = report.removal_pace.expect("removals ran");
+    assert_eq!((pace.window_max, pace.pauses), (8, 0));
+    assert_eq!(pace.mode, crate::pace::PaceMode::Fixed);
+}
+
+#[test]
+fn adaptive_reaches_its_maximum_when_latency_stays_flat() {
+    let fake = paced_engine(100, Duration::from_millis(10), Duration::ZERO);
+    let (report, _) = pass(&fake, with_concurrency(adaptive_up_to(8)));
+    assert_eq!(report.removed.len(), 100);
+    assert_eq!(fake.edit(|s| s.max_removes_in_flight), 8);
+    let pace = report.removal_pace.expect("removals ran");
+    assert_eq!((pace.window_max, pace.pauses), (8, 0));
+    assert_eq!(pace.paused, Duration::ZERO);
+}
+
+#[test]
+fn auto_takes_its_maximum_from_the_image_store() {
+    for (containerd, max) in [
+        (false, crate::pace::CLASSIC_MAX_WINDOW),
+        (true, crate::pace::CONTAINERD_MAX_WINDOW),
+    ] {
+        let fake = paced_engine(100, Duration::from_millis(10), Duration::ZERO);
+        fake.edit(|s| s.containerd = containerd);
+        let (report, _) = pass(&fake, with_concurrency(Concurrency::AUTO));
+        assert_eq!(report.removed.len(), 100);
+        assert_eq!(
+            fake.edit(|s| s.max_removes_in_flight),
+            max.get(),
+            "containerd: {containerd}"
+        );
+    }
+}
+
+#[test]
+fn fixed_never_exceeds_its_number_nor_pauses_whatever_the_latency() {
+    for n in [1usize, 3] {
+        let fake = paced_engine(30, Duration::from_millis(10), Duration::from_millis(50));
+        fake.edit(|s| s.slow_from = Some((10, Duration::from_millis(500))));
+        let fixed = Concurrency::Fixed(NonZeroUsize::new(n).expect("nz"));
+        let (report, _) = pass(&fake, with_concurrency(fixed));
+        assert_eq!(report.removed.len(), 30);
+        assert_eq!(fake.edit(|s| s.max_removes_in_flight), n);
+        assert_eq!(report.removal_pace.expect("ran").pauses, 0);
+    }
+}
+
+#[test]
+fn an_engine_that_slows_mid_pass_gets_pauses_between_our_removals() {
+    // Fast at first, then ten times slower for good (another client).
+    let fake = paced_engine(60, Duration::from_millis(10), Duration::ZERO);
+    fake.edit(|s| s.slow_from = Some((30, Duration::from_millis(100))));
+    let (report, _) = pass(&fake, with_concurrency(adaptive_up_to(4)));
+    assert_eq!(report.removed.len(), 60);
+    let pace = report.removal_pace.expect("removals ran");
+    assert!(pace.pauses > 0, "{pace:?}");
+    // A pause is idle time: after it, one removal at a time, and the gap
+    // between an answer and the next request is the pause itself.
+    let starts = fake.edit(|s| s.removes_started.clone());
+    let gaps: Vec<Duration> = starts.windows(2).map(|w| w[1] - w[0]).collect();
+    let longest = gaps.iter().max().copied().unwrap_or_default();
+    assert!(
+        longest > Duration::from_millis(100),
+        "some start waited beyond the previous removal's latency: {gaps:?}"
+    );
+    assert!(pace.paused <= crate::pace::MAX_PAUSE * pace.pauses as u32);
+}
+
+#[test]
+fn cancelling_during_a_pause_reports_the_rest_at_once() {
+    let fake = paced_engine(20, Duration::from_millis(10), Duration::ZERO);
+    // Every removal after the first takes a second: paced at window 1.
+    fake.edit(|s| s.slow_from = Some((1, Duration::from_secs(1))));
+    let (report, _) = with_sentry(|| async {
+        let sweep = Arc::new(sweep(&fake, with_concurrency(adaptive_up_to(4))));
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn({
+            let (sweep, cancel) = (Arc::clone(&sweep), cancel.clone());
+            async move { sweep.run(&cancel).await }
+        });
+        // Wait until a pause is under way: three removals answered and no
+        // fourth asked for yet.
+        while fake.edit(|s| s.removed.len()) < 3 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert_eq!(fake.edit(|s| s.remove_calls), 3, "pausing, not removing");
+        cancel.cancel();
+        let cancelled_at = tokio::time::Instant::now();
+        let report = task.await.expect("task");
+        assert_eq!(
+            cancelled_at.elapsed(),
+            Duration::ZERO,
+            "did not sit out the pause"
+        );
+        report
+    });
+    assert_eq!(report.removed.len(), 3, "{report:?}");
+    assert_eq!(report.skipped_by_reason().get("cancelled"), Some(&17));
+    assert_eq!(fake.edit(|s| s.remove_calls), 3);
+}
+
+#[test]
+fn transient_failures_slow_the_pass_but_every_image_is_removed_or_reported() {
+    let fake = paced_engine(40, Duration::from_millis(10), Duration::ZERO);
+    fake.edit(|s| {
+        for i in [5, 6, 7, 20] {
+            s.remove_errors.insert(
+                format!("sha256:{i:03}"),
+                DockerError::status(503, "engine busy"),
+            );
+        }
+    });
+    let (report, _) = pass(&fake, with_concurrency(adaptive_up_to(4)));
+    assert_eq!(report.removed.len(), 36);
+    assert_eq!(report.failed.len(), 4);
+    assert!(
+        report
+            .failed
+            .iter()
+            .all(|f| f.kind == cascade_classify::Disposition::Transient)
+    );
+    let pace = report.removal_pace.expect("removals ran");
+    assert!(pace.pauses > 0, "failures at window 1 pause: {pace:?}");
+}

@@ -1,0 +1,240 @@
+//! `pace.rs`: the removal window controller, fed by hand (no runtime, no
+//! engine): each test plays removals' latencies and outcomes at given times.
+
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::docker::ImageStore;
+use crate::pace::*;
+
+fn nz(n: usize) -> NonZeroUsize {
+    NonZeroUsize::new(n).expect("nz")
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn adaptive(max: usize) -> RemovalPacer {
+    RemovalPacer::adaptive(PaceLimits {
+        initial: INITIAL_WINDOW,
+        max: nz(max),
+    })
+}
+
+/// A small engine clock: starts as many removals as the window allows, all
+/// answering after `latency` with `outcome`; returns the window after them.
+struct Play {
+    pacer: RemovalPacer,
+    now: Instant,
+}
+
+impl Play {
+    fn new(pacer: RemovalPacer) -> Play {
+        Play {
+            pacer,
+            now: Instant::now(),
+        }
+    }
+
+    fn round(&mut self, latency: Duration, outcome: RemovalOutcome) -> usize {
+        if let Some(at) = self.pacer.resume_at(self.now) {
+            self.now = at;
+        }
+        let n = self.pacer.window();
+        for _ in 0..n {
+            self.pacer.started();
+        }
+        self.now += latency;
+        for _ in 0..n {
+            self.pacer.finished(self.now, latency, outcome);
+        }
+        self.pacer.window()
+    }
+
+    /// Windows after each of `rounds` rounds of `latency`.
+    fn rounds(&mut self, rounds: usize, latency: Duration) -> Vec<usize> {
+        (0..rounds)
+            .map(|_| self.round(latency, RemovalOutcome::Answered))
+            .collect()
+    }
+}
+
+#[test]
+fn grows_one_per_round_under_flat_latency_up_to_max_and_never_pauses() {
+    let mut play = Play::new(adaptive(8));
+    assert_eq!(play.pacer.window(), 1, "starts at the initial window");
+    let windows = play.rounds(12, ms(10));
+    assert_eq!(windows, vec![2, 3, 4, 5, 6, 7, 8, 8, 8, 8, 8, 8]);
+    let pace = play.pacer.summary();
+    assert_eq!(pace.window_max, 8);
+    assert_eq!(pace.pauses, 0);
+    assert_eq!(pace.paused, Duration::ZERO);
+    assert_eq!(pace.mode, PaceMode::Adaptive);
+    assert_eq!(play.pacer.resume_at(play.now), None);
+}
+
+#[test]
+fn shrinks_by_half_when_latency_inflates_past_twice_the_baseline() {
+    let mut play = Play::new(adaptive(8));
+    play.rounds(8, ms(10));
+    assert_eq!(play.pacer.window(), 8);
+    // Four times the baseline: each round halves once (the removals sent
+    // under the larger window are waited for), down to the floor.
+    assert_eq!(play.rounds(2, ms(40)), vec![4, 2]);
+    assert_eq!(
+        play.pacer.baseline(),
+        Some(ms(10)),
+        "samples above 1 in flight never raise the baseline"
+    );
+    assert_eq!(play.rounds(3, ms(40)), vec![1, 1, 1]);
+}
+
+#[test]
+fn holds_between_the_thresholds() {
+    let mut play = Play::new(adaptive(8));
+    play.rounds(3, ms(10));
+    assert_eq!(play.pacer.window(), 4);
+    // 1.8x: neither near the baseline nor inflated.
+    assert_eq!(play.rounds(6, ms(18)), vec![4; 6]);
+}
+
+#[test]
+fn at_window_one_an_inflated_engine_gets_a_pause_as_long_as_the_excess() {
+    let mut play = Play::new(adaptive(1));
+    play.round(ms(10), RemovalOutcome::Answered);
+    assert_eq!(play.pacer.resume_at(play.now), None);
+    let mut paused = Vec::new();
+    for _ in 0..4 {
+        play.round(ms(50), RemovalOutcome::Answered);
+        paused.push(play.pacer.resume_at(play.now).map(|at| at - play.now));
+    }
+    assert_eq!(play.pacer.window(), 1, "never below 1");
+    // The first slow sample moves the average only to 20 ms (< 2x the drifted baseline): no
+    // pause yet; then each pause is exactly recent - baseline.
+    assert_eq!(paused[0], None);
+    let (recent, baseline) = (
+        play.pacer.recent().expect("recent"),
+        play.pacer.baseline().expect("baseline"),
+    );
+    assert_eq!(
+        paused[3],
+        Some((recent - baseline).mul_f64(PAUSE_PER_EXCESS))
+    );
+    assert!(paused[1] < paused[2] && paused[2] < paused[3], "{paused:?}");
+    let pace = play.pacer.summary();
+    assert_eq!(pace.pauses, 3);
+    assert_eq!(
+        pace.paused,
+        paused.iter().flatten().sum::<Duration>(),
+        "each pause counted once, in full"
+    );
+}
+
+#[test]
+fn a_pause_is_at_most_max_pause() {
+    let mut play = Play::new(adaptive(1));
+    play.round(ms(10), RemovalOutcome::Answered);
+    play.round(Duration::from_secs(30), RemovalOutcome::Answered);
+    assert_eq!(play.pacer.resume_at(play.now), Some(play.now + MAX_PAUSE));
+}
+
+#[test]
+fn recovers_when_latency_falls() {
+    let mut play = Play::new(adaptive(8));
+    play.rounds(8, ms(10));
+    play.rounds(6, ms(80));
+    assert_eq!(play.pacer.window(), 1);
+    assert!(play.pacer.resume_at(play.now).is_some(), "pausing");
+    // The average takes a few fast samples to come back under 2x the
+    // baseline; from then on no pause is added and the window grows back.
+    play.rounds(10, ms(10));
+    let pauses = play.pacer.summary().pauses;
+    let windows = play.rounds(10, ms(10));
+    assert_eq!(windows.last(), Some(&8), "{windows:?}");
+    assert_eq!(play.pacer.summary().pauses, pauses);
+    assert_eq!(play.pacer.resume_at(play.now), None);
+}
+
+#[test]
+fn transient_failures_halve_the_window_once_per_round_and_pause_at_one() {
+    let mut play = Play::new(adaptive(8));
+    play.rounds(8, ms(10));
+    assert_eq!(play.pacer.window(), 8);
+    // Eight timeouts in one round: one halving, not eight.
+    assert_eq!(play.round(ms(10), RemovalOutcome::Overloaded), 4);
+    assert_eq!(play.round(ms(10), RemovalOutcome::Overloaded), 2);
+    assert_eq!(play.round(ms(10), RemovalOutcome::Overloaded), 1);
+    assert_eq!(play.pacer.resume_at(play.now), Some(play.now + MAX_PAUSE));
+    // A failure is no latency sample: the baseline is untouched.
+    assert_eq!(play.pacer.baseline(), Some(ms(10)));
+}
+
+#[test]
+fn an_idle_baseline_does_not_pin_a_busier_engine_to_pauses_forever() {
+    let mut play = Play::new(adaptive(4));
+    play.round(ms(10), RemovalOutcome::Answered);
+    // Someone else keeps the engine three times slower for good.
+    let windows = play.rounds(400, ms(30));
+    let before = play.pacer.summary().pauses;
+    assert!(before > 0, "the slowdown was paced at first");
+    play.rounds(50, ms(30));
+    assert_eq!(
+        play.pacer.summary().pauses,
+        before,
+        "the baseline followed; no more pauses"
+    );
+    assert_eq!(windows.last(), Some(&4), "and the window grew back");
+}
+
+#[test]
+fn fixed_never_moves_and_never_pauses() {
+    let mut play = Play::new(RemovalPacer::fixed(nz(3)));
+    play.rounds(3, ms(10));
+    assert_eq!(play.rounds(5, ms(500)), vec![3; 5]);
+    assert_eq!(play.round(ms(10), RemovalOutcome::Overloaded), 3);
+    assert_eq!(play.pacer.resume_at(play.now), None);
+    let pace = play.pacer.summary();
+    assert_eq!(pace.mode, PaceMode::Fixed);
+    assert_eq!((pace.window_max, pace.pauses), (3, 0));
+    assert_eq!(pace.window_mean.get(), 3.0);
+}
+
+#[test]
+fn the_maximum_depends_on_the_store_unless_given() {
+    let classic = ImageStore::Classic {
+        driver: "vfs".into(),
+    };
+    let containerd = ImageStore::Containerd {
+        snapshotter: "overlayfs".into(),
+    };
+    assert_eq!(Concurrency::default(), Concurrency::AUTO);
+    assert_eq!(Concurrency::AUTO.limits(&classic).max, CLASSIC_MAX_WINDOW);
+    assert_eq!(
+        Concurrency::AUTO.limits(&containerd).max,
+        CONTAINERD_MAX_WINDOW
+    );
+    assert_eq!(
+        Concurrency::AUTO.limits(&containerd).initial,
+        INITIAL_WINDOW
+    );
+    assert_eq!(
+        Concurrency::Adaptive { max: Some(nz(2)) }.limits(&containerd),
+        PaceLimits {
+            initial: nz(1),
+            max: nz(2)
+        }
+    );
+    assert_eq!(
+        Concurrency::Fixed(nz(6)).limits(&classic),
+        PaceLimits {
+            initial: nz(6),
+            max: nz(6)
+        }
+    );
+    assert_eq!(Concurrency::Fixed(nz(6)).pacer(&classic).window(), 6);
+    assert_eq!(Concurrency::AUTO.to_string(), "auto");
+    assert_eq!(Concurrency::Fixed(nz(6)).to_string(), "6");
+}
