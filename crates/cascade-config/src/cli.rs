@@ -8,6 +8,8 @@
 
 use std::net::SocketAddr;
 use std::num::{NonZeroU32, NonZeroUsize};
+
+use cascade_cleanup::Concurrency;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -67,9 +69,11 @@ pub struct Common {
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration, allow_hyphen_values = true)]
     pub min_age: Duration,
 
-    /// Removals in flight at once
-    #[arg(long, value_name = "N", default_value = "4", value_parser = parse_concurrency, allow_hyphen_values = true)]
-    pub concurrency: NonZeroUsize,
+    /// Removals in flight at once: auto (a window that follows the engine's
+    /// latency, up to a per-store maximum, pausing when the engine is slow so
+    /// its other clients are served) or a fixed number N (at least 1)
+    #[arg(long, value_name = "auto|N", default_value = "auto", value_parser = parse_concurrency, allow_hyphen_values = true)]
+    pub concurrency: Concurrency,
 
     /// Deadline of each Docker call
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_positive_duration, allow_hyphen_values = true)]
@@ -274,10 +278,16 @@ pub(crate) fn parse_min_sweep_gap(s: &str) -> Result<Duration, String> {
     )
 }
 
-pub(crate) fn parse_concurrency(s: &str) -> Result<NonZeroUsize, String> {
-    match s.trim().parse::<usize>() {
-        Ok(n) => NonZeroUsize::new(n).ok_or_else(|| "must be at least 1".to_string()),
-        Err(_) => Err("expected a whole number of at least 1".to_string()),
+pub(crate) fn parse_concurrency(s: &str) -> Result<Concurrency, String> {
+    let s = s.trim();
+    if s == "auto" {
+        return Ok(Concurrency::AUTO);
+    }
+    match s.parse::<usize>() {
+        Ok(n) => NonZeroUsize::new(n)
+            .map(Concurrency::Fixed)
+            .ok_or_else(|| "must be at least 1; use auto or a number of at least 1".to_string()),
+        Err(_) => Err("expected auto or a whole number of at least 1, e.g. 4".to_string()),
     }
 }
 
@@ -316,12 +326,19 @@ mod tests {
         assert!(parse_duration("-5m").unwrap_err().contains("negative"));
         assert!(parse_duration("soon").unwrap_err().contains("e.g. 0s"));
         assert!(parse_positive_duration("0s").is_err());
-        assert!(parse_concurrency("0").is_err());
-        assert!(parse_concurrency("x").is_err());
+        assert!(parse_concurrency("0").unwrap_err().contains("at least 1"));
+        assert!(
+            parse_concurrency("x")
+                .unwrap_err()
+                .contains("expected auto")
+        );
+        assert!(parse_concurrency("-2").is_err());
+        assert!(parse_concurrency("Auto").is_err());
         assert_eq!(
             parse_concurrency("8"),
-            Ok(NonZeroUsize::new(8).expect("nz"))
+            Ok(Concurrency::Fixed(NonZeroUsize::new(8).expect("nz")))
         );
+        assert_eq!(parse_concurrency(" auto "), Ok(Concurrency::AUTO));
     }
 
     #[test]

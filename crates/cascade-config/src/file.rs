@@ -27,7 +27,7 @@ pub struct FileConfig {
     pub docker_host: Option<Spanned<Strings>>,
     pub label: Option<Spanned<Strings>>,
     pub min_age: Option<Spanned<String>>,
-    pub concurrency: Option<Spanned<i64>>,
+    pub concurrency: Option<Spanned<IntOrStr>>,
     pub timeout: Option<Spanned<String>>,
     pub log_format: Option<Spanned<String>>,
     pub tls_ca: Option<Spanned<String>>,
@@ -61,6 +61,23 @@ impl Strings {
         match self {
             Strings::One(s) => vec![s.clone()],
             Strings::Many(items) => items.clone(),
+        }
+    }
+}
+
+/// A value that is a number or a word (`concurrency = 4` or `"auto"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum IntOrStr {
+    Int(i64),
+    Str(String),
+}
+
+impl FileText for IntOrStr {
+    fn text(&self) -> String {
+        match self {
+            IntOrStr::Int(n) => n.to_string(),
+            IntOrStr::Str(s) => s.clone(),
         }
     }
 }
@@ -308,6 +325,8 @@ pub fn example(key: Opt) -> String {
         (Kind::Str, Some(d)) => show(&d),
         (Kind::Str, None) => show("..."),
         (Kind::Int, d) => d.unwrap_or_else(|| "1".into()),
+        (Kind::IntOrStr, Some(d)) if d.parse::<i64>().is_err() => show(&d),
+        (Kind::IntOrStr, d) => d.unwrap_or_else(|| "1".into()),
         (Kind::Bool, _) => "true".into(),
         (Kind::List, d) => format!(
             "[{}]",
@@ -334,7 +353,7 @@ mod tests {
             .filter(|k| k.in_file())
             .map(|k| match k.kind() {
                 Kind::Str => format!("{k} = \"x\"\n"),
-                Kind::Int => format!("{k} = 1\n"),
+                Kind::Int | Kind::IntOrStr => format!("{k} = 1\n"),
                 Kind::Bool => format!("{k} = false\n"),
                 Kind::List => format!("{k} = [\"x\"]\n"),
             })
@@ -384,8 +403,8 @@ mod tests {
                 "line 1: `min_age`: expected a string, found integer; e.g. min_age = \"10m\"",
             ),
             (
-                "concurrency = \"4\"\n",
-                "`concurrency`: expected a whole number, found string; e.g. concurrency = 4",
+                "concurrency = true\n",
+                "`concurrency`: expected a whole number or a string, found boolean; e.g. concurrency = \"auto\"",
             ),
             (
                 "label = \"a=1\"\nmin_age = [\"a\"]\n",

@@ -116,7 +116,8 @@ pub struct CommonSettings {
     pub engines: Vec<Engine>,
     pub scope: Scope,
     pub min_age: Duration,
-    pub concurrency: NonZeroUsize,
+    /// `--concurrency auto|N`.
+    pub concurrency: cascade_cleanup::Concurrency,
     pub timeout: Duration,
     pub log_format: LogFormat,
 }

@@ -18,7 +18,7 @@ use crate::cli::{self, Common};
 use crate::env::{self, Environment};
 use crate::file::{ConfigFile, FileConfig, FileText, Strings};
 use crate::opt::{CommandName, Opt};
-use crate::print::{Origin, show_duration, show_enum, show_list, show_str};
+use crate::print::{Origin, show_concurrency, show_duration, show_enum, show_list, show_str};
 use crate::tls::{self, Engine, Given};
 use crate::{
     CommandSettings, CommonSettings, ConfigError, PruneSettings, RunSettings, Settings, Source,
@@ -232,7 +232,7 @@ impl Merger<'_> {
             |f| f.concurrency.as_ref(),
             cli::parse_concurrency,
         )?;
-        self.record(Opt::Concurrency, Some(concurrency.to_string()), s);
+        self.record(Opt::Concurrency, Some(show_concurrency(&concurrency)), s);
         let (timeout, s) = self.value(
             Opt::Timeout,
             args.timeout,

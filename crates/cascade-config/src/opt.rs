@@ -60,6 +60,8 @@ impl fmt::Display for CommandName {
 pub enum Kind {
     Str,
     Int,
+    /// A whole number, or a string such as `"auto"`.
+    IntOrStr,
     Bool,
     List,
 }
@@ -69,6 +71,7 @@ impl Kind {
         match self {
             Kind::Str => "a string",
             Kind::Int => "a whole number",
+            Kind::IntOrStr => "a whole number or a string",
             Kind::Bool => "true or false",
             Kind::List => "an array of strings",
         }
@@ -179,7 +182,8 @@ impl Opt {
     pub fn kind(self) -> Kind {
         match self {
             Opt::DockerHost | Opt::Label => Kind::List,
-            Opt::Concurrency | Opt::StaleIntervals => Kind::Int,
+            Opt::Concurrency => Kind::IntOrStr,
+            Opt::StaleIntervals => Kind::Int,
             Opt::AllowPlainTcp | Opt::NoEvents | Opt::DryRun | Opt::PrintConfig => Kind::Bool,
             _ => Kind::Str,
         }

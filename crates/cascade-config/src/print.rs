@@ -67,6 +67,14 @@ pub fn show_str(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| format!("\"{s}\""))
 }
 
+/// `4`, or `"auto"` (a TOML string).
+pub fn show_concurrency(c: &cascade_cleanup::Concurrency) -> String {
+    match c {
+        cascade_cleanup::Concurrency::Fixed(n) => n.to_string(),
+        adaptive => show_str(&adaptive.to_string()),
+    }
+}
+
 pub fn show_duration(d: &Duration) -> String {
     show_str(&humantime::format_duration(*d).to_string())
 }

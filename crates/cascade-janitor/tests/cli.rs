@@ -425,10 +425,11 @@ fn bad_config_is_one_line_exit_2_and_never_reaches_the_engine() {
         ("min_age = 5\n", "`min_age`", "e.g. min_age = \"10m\""),
         ("min_age = \"soon\"\n", "`min_age`", "e.g. 0s"),
         (
-            "concurrency = \"4\"\n",
+            "concurrency = true\n",
             "`concurrency`",
-            "e.g. concurrency = 4",
+            "e.g. concurrency = \"auto\"",
         ),
+        ("concurrency = \"fast\"\n", "`concurrency`", "expected auto"),
         ("concurrency = 0\n", "`concurrency`", "at least 1"),
         (
             "min_age = \"5m\n",

@@ -27,16 +27,15 @@
 //! `examples/embed.rs` is the whole embedding in about 30 lines.
 
 use std::future::Future;
-use std::num::NonZeroUsize;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use cascade_cleanup::{
-    DEFAULT_CALL_TIMEOUT, DEFAULT_CONCURRENCY, DEFAULT_INTERVAL, DEFAULT_MIN_AGE, DEFAULT_MIN_GAP,
-    DEFAULT_STOP_DEADLINE, DanglingImageSweep, DockerImages, EngineEvents, EventOptions,
-    EventTrigger, LoopOptions, SweepConfig, panic_message, run_loop,
+    Concurrency, DEFAULT_CALL_TIMEOUT, DEFAULT_CONCURRENCY, DEFAULT_INTERVAL, DEFAULT_MIN_AGE,
+    DEFAULT_MIN_GAP, DEFAULT_STOP_DEADLINE, DanglingImageSweep, DockerImages, EngineEvents,
+    EventOptions, EventTrigger, LoopOptions, SweepConfig, panic_message, run_loop,
 };
 use cascade_engine::{EngineClient, EngineError};
 use cascade_metrics::Telemetry;
@@ -78,8 +77,12 @@ pub struct JanitorConfig {
     pub scope: Scope,
     /// Images younger than this are kept.
     pub min_age: Duration,
-    /// Removals in flight at once, per engine.
-    pub concurrency: NonZeroUsize,
+    /// Removals in flight at once, per engine: `Concurrency::AUTO` (the
+    /// default) keeps a window that follows the engine's latency, up to the
+    /// maximum of its image store, and pauses when the engine is slow, so
+    /// the router's own engine calls keep their latency during a sweep;
+    /// `Concurrency::Fixed(n)` keeps exactly `n` in flight.
+    pub concurrency: Concurrency,
     /// Deadline of each Docker call.
     pub call_timeout: Duration,
     /// Time between the starts of two scheduled passes.

@@ -539,3 +539,73 @@ fn a_bad_engine_address_names_its_source() {
         "{err}"
     );
 }
+
+#[test]
+fn concurrency_is_auto_or_a_number_from_every_source() {
+    use cascade_cleanup::Concurrency;
+    let fixed = |n| Concurrency::Fixed(std::num::NonZeroUsize::new(n).expect("nz"));
+
+    let s = settings(&["prune"], &[]);
+    assert_eq!(s.common.concurrency, Concurrency::AUTO);
+    let shown = line(&s, "concurrency");
+    assert!(shown.starts_with("concurrency = \"auto\" "), "{shown}");
+    assert!(shown.ends_with("# default"), "{shown}");
+
+    let s = settings(&["prune", "--concurrency", "6"], &[]);
+    assert_eq!(s.common.concurrency, fixed(6));
+    assert!(line(&s, "concurrency").starts_with("concurrency = 6 "));
+
+    let s = settings(&["run"], &[("CASCADE_JANITOR_CONCURRENCY", "3")]);
+    assert_eq!(s.common.concurrency, fixed(3));
+    let s = settings(
+        &["run", "--concurrency", "auto"],
+        &[("CASCADE_JANITOR_CONCURRENCY", "3")],
+    );
+    assert_eq!(s.common.concurrency, Concurrency::AUTO);
+
+    for (text, expected) in [
+        ("concurrency = \"auto\"\n", Concurrency::AUTO),
+        ("concurrency = 2\n", fixed(2)),
+        ("concurrency = \"5\"\n", fixed(5)),
+    ] {
+        let f = file(text);
+        let s = settings(&["prune", "--config", &f.path], &[]);
+        assert_eq!(s.common.concurrency, expected, "{text}");
+        assert!(line(&s, "concurrency").ends_with(&format!("# {}", file_source(&f, 1))));
+    }
+
+    for (text, why) in [
+        (
+            "concurrency = 0\n",
+            "invalid value `0`: must be at least 1; use auto",
+        ),
+        (
+            "concurrency = \"fast\"\n",
+            "invalid value `fast`: expected auto or a whole number",
+        ),
+        (
+            "concurrency = -1\n",
+            "invalid value `-1`: expected auto or a whole number",
+        ),
+    ] {
+        let f = file(text);
+        let err = refusal(&["prune", "--config", &f.path], &[]);
+        assert!(
+            err.starts_with(&format!(
+                "config file {}, line 1: `concurrency`: {why}",
+                f.path
+            )),
+            "{err}"
+        );
+    }
+    let err = refusal(&["run"], &[("CASCADE_JANITOR_CONCURRENCY", "max")]);
+    assert!(
+        err.starts_with("CASCADE_JANITOR_CONCURRENCY: invalid value `max`: expected auto"),
+        "{err}"
+    );
+    let err = refusal(&["prune", "--concurrency", "0"], &[]);
+    assert!(
+        err.contains("--concurrency") && err.contains("at least 1"),
+        "{err}"
+    );
+}
