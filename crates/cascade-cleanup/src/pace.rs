@@ -196,7 +196,7 @@ pub struct RemovalPace {
     /// Pauses made at window 1 so the engine could serve other clients.
     pub pauses: usize,
     /// The pauses' total length, in seconds.
-    #[serde(serialize_with = "crate::sweep::as_seconds")]
+    #[serde(rename = "paused_seconds", serialize_with = "crate::sweep::as_seconds")]
     #[schemars(with = "f64")]
     pub paused: Duration,
 }

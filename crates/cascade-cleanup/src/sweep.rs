@@ -169,7 +169,7 @@ pub struct SweepReport {
     /// other images are counted in each, so this is an upper bound.
     pub removed_image_bytes: u64,
     /// How many removals were kept in flight, and the pauses made for the
-    /// engine's other clients; absent when no removal was started.
+    /// engine's other clients; null when no removal was started.
     pub removal_pace: Option<RemovalPace>,
     /// Seconds the pass took.
     #[serde(serialize_with = "as_seconds")]

@@ -12,6 +12,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use bytesize::ByteSize;
+use cascade_cleanup::pace::PaceMode;
 use cascade_cleanup::{ReclaimedSource, SweepConfig, SweepReport};
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -204,6 +205,27 @@ pub fn text(
         },
         report.duration.as_secs_f64(),
     )?;
+    if let Some(pace) = report.removal_pace.filter(|_| !report.dry_run) {
+        let mode = match pace.mode {
+            PaceMode::Fixed => "fixed",
+            PaceMode::Adaptive => "adaptive",
+        };
+        let pauses = if pace.pauses == 0 {
+            String::new()
+        } else {
+            format!(
+                "; {} pauses ({:.2}s) for the engine's other clients",
+                pace.pauses,
+                pace.paused.as_secs_f64()
+            )
+        };
+        writeln!(
+            out,
+            "removals in flight: {mode}, at most {}, mean {:.1}{pauses}",
+            pace.window_max,
+            pace.window_mean.get()
+        )?;
+    }
     if !report.dry_run && !report.removed.is_empty() {
         let prefix = match report.reclaimed_source {
             ReclaimedSource::Filesystem => "",
@@ -222,6 +244,56 @@ pub fn text(
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use cascade_cleanup::pace::{PaceMode, RemovalPace, WindowMean};
+    use cascade_cleanup::{SweepConfig, SweepReport};
+
+    fn paced_report() -> SweepReport {
+        let mut window_mean = WindowMean::default();
+        for w in [1, 2, 2, 3] {
+            window_mean.add(w);
+        }
+        SweepReport {
+            removal_pace: Some(RemovalPace {
+                mode: PaceMode::Adaptive,
+                window_max: 3,
+                window_mean,
+                pauses: 2,
+                paused: Duration::from_millis(1500),
+            }),
+            ..SweepReport::default()
+        }
+    }
+
+    #[test]
+    fn the_removal_pace_is_in_the_json_and_the_text() {
+        let config = SweepConfig::default();
+        let json: serde_json::Value =
+            serde_json::from_str(&super::json(&paced_report(), &config)).expect("json");
+        assert_eq!(
+            json["removal_pace"],
+            serde_json::json!({
+                "mode": "adaptive",
+                "window_max": 3,
+                "window_mean": 2.0,
+                "pauses": 2,
+                "paused_seconds": 1.5
+            })
+        );
+        let mut text = Vec::new();
+        super::text(&mut text, &paced_report(), &config).expect("text");
+        let text = String::from_utf8(text).expect("utf8");
+        assert!(
+            text.contains("removals in flight: adaptive, at most 3, mean 2.0; 2 pauses (1.50s) for the engine's other clients"),
+            "{text}"
+        );
+        let none = SweepReport::default();
+        let json: serde_json::Value =
+            serde_json::from_str(&super::json(&none, &config)).expect("json");
+        assert!(json["removal_pace"].is_null());
+    }
+
     /// `docs/report.schema.json` is generated from the types; this fails when
     /// it is stale. `UPDATE_SCHEMA=1 cargo test -p cascade-report` rewrites it.
     #[test]
