@@ -19,7 +19,8 @@
 //! `cascade_janitor_`): `sweeps_total{result}`, `images_removed_total`,
 //! `reclaimed_bytes_total`, `images_skipped_total{reason}`,
 //! `errors_total{kind}`, `sweep_duration_seconds` (histogram),
-//! `last_success_timestamp_seconds`, `images_in_scope`, `panics_total{where}`.
+//! `last_success_timestamp_seconds`, `images_in_scope`, `removal_window`,
+//! `panics_total{where}`.
 //!
 //! This crate only observes: it never talks to Docker and never decides what
 //! is removed.

@@ -109,6 +109,7 @@ pub(crate) struct SweepMetrics {
     duration: Family<EngineLabels, Histogram, fn() -> Histogram>,
     last_success: Family<EngineLabels, Gauge<f64, AtomicU64>>,
     in_scope: Family<EngineLabels, Gauge>,
+    removal_window: Family<EngineLabels, Gauge<f64, AtomicU64>>,
     panics: Family<PanicLabels, Counter>,
 }
 
@@ -124,6 +125,7 @@ impl SweepMetrics {
             Family::new_with_constructor(duration_histogram);
         let last_success = Family::<EngineLabels, Gauge<f64, AtomicU64>>::default();
         let in_scope = Family::<EngineLabels, Gauge>::default();
+        let removal_window = Family::<EngineLabels, Gauge<f64, AtomicU64>>::default();
         let panics = Family::<PanicLabels, Counter>::default();
         // prometheus-client appends the unit and `_total` itself:
         // "sweeps" → cascade_janitor_sweeps_total.
@@ -167,6 +169,11 @@ impl SweepMetrics {
             in_scope.clone(),
         );
         registry.register(
+            "removal_window",
+            "Removals kept in flight at once, averaged over the last pass that removed anything: the adaptive window (--concurrency auto) falls when the engine's latency rises, so the engine's other clients keep theirs; a fixed --concurrency N reads N",
+            removal_window.clone(),
+        );
+        registry.register(
             "panics",
             "Panics a loop caught and survived, by where: sweep (a pass), observer (the report observer), events (the event follower); each is also a Sentry event",
             panics.clone(),
@@ -181,6 +188,7 @@ impl SweepMetrics {
             duration,
             last_success,
             in_scope,
+            removal_window,
             panics,
         }
     }
@@ -256,6 +264,11 @@ impl SweepMetrics {
         self.reclaimed
             .get_or_create(&labels)
             .inc_by(report.reclaimed_bytes);
+        if let Some(pace) = &report.removal_pace {
+            self.removal_window
+                .get_or_create(&labels)
+                .set(pace.window_mean.get());
+        }
         for (reason, count) in report.skipped_by_reason() {
             self.skipped
                 .get_or_create(&ReasonLabels {

@@ -65,6 +65,7 @@ fn a_successful_pass_sets_every_family() {
         None
     );
     assert_eq!(v(&text, "cascade_janitor_images_in_scope", &e), 7.0);
+    assert_eq!(v(&text, "cascade_janitor_removal_window", &e), 4.0);
     assert_eq!(
         v(&text, "cascade_janitor_last_success_timestamp_seconds", &e),
         (WALL_BASE + 30) as f64
@@ -229,6 +230,7 @@ fn every_family_has_help_and_type() {
         ("sweep_duration_seconds", "histogram"),
         ("last_success_timestamp_seconds", "gauge"),
         ("images_in_scope", "gauge"),
+        ("removal_window", "gauge"),
     ];
     for (family, kind) in families {
         let name = format!("cascade_janitor_{family}");
@@ -249,4 +251,39 @@ fn every_family_has_help_and_type() {
         assert_eq!(s.labels.get("engine").map(String::as_str), Some(E1));
     }
     assert_eq!(text.lines().last(), Some("# EOF"));
+}
+
+#[test]
+fn the_removal_window_is_the_last_removing_pass_mean() {
+    use cascade_cleanup::pace::{PaceMode, RemovalPace, WindowMean};
+    let (t, _) = telemetry(HOUR);
+    let observe = t.engine(E1, always_alive());
+    let e = [("engine", E1)];
+    observe(&SweepReport {
+        removal_pace: None,
+        ..success_report()
+    });
+    assert_eq!(
+        value(&t.render(), "cascade_janitor_removal_window", &e),
+        None,
+        "absent until a pass started a removal"
+    );
+    let mut window_mean = WindowMean::default();
+    for w in [1, 2, 3, 3] {
+        window_mean.add(w);
+    }
+    observe(&SweepReport {
+        removal_pace: Some(RemovalPace {
+            mode: PaceMode::Adaptive,
+            window_max: 3,
+            window_mean,
+            pauses: 0,
+            paused: Duration::ZERO,
+        }),
+        ..success_report()
+    });
+    assert_eq!(v(&t.render(), "cascade_janitor_removal_window", &e), 2.25);
+    // A pass that removed nothing says nothing about the window: kept.
+    observe(&SweepReport::default());
+    assert_eq!(v(&t.render(), "cascade_janitor_removal_window", &e), 2.25);
 }

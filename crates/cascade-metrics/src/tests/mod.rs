@@ -87,6 +87,19 @@ fn failed(n: u64, kind: Disposition) -> Failed {
 }
 
 /// Listed 7: removed 2 (100 + 250 bytes), skipped 5.
+/// What a pass at `--concurrency n` reports of its window.
+fn fixed_pace(n: usize) -> cascade_cleanup::RemovalPace {
+    let mut window_mean = cascade_cleanup::pace::WindowMean::default();
+    window_mean.add(n);
+    cascade_cleanup::RemovalPace {
+        mode: cascade_cleanup::pace::PaceMode::Fixed,
+        window_max: n,
+        window_mean,
+        pauses: 0,
+        paused: Duration::ZERO,
+    }
+}
+
 fn success_report() -> SweepReport {
     SweepReport {
         listed: 7,
@@ -105,6 +118,7 @@ fn success_report() -> SweepReport {
         ],
         reclaimed_bytes: 350,
         duration: Duration::from_millis(1500),
+        removal_pace: Some(fixed_pace(4)),
         ..SweepReport::default()
     }
 }
