@@ -544,14 +544,15 @@ impl DanglingImageSweep {
     ) {
         progress.started(images.len(), images.iter().map(|i| i.size_bytes).sum());
         let mut pacer = self.config.concurrency.pacer(store);
-        let mut pending = images.into_iter();
+        let mut pending = images.into_iter().peekable();
         let mut running = FuturesUnordered::new();
         let mut started_any = false;
         loop {
             // Start what the window and any pause allow. Once cancelled, the
             // rest is reported as such at once, pause or not.
             let mut resume_at = None;
-            while running.len() < pacer.window() {
+            // Nothing left to start: no pause to sit out either.
+            while running.len() < pacer.window() && pending.peek().is_some() {
                 if !cancel.is_cancelled() {
                     resume_at = pacer.resume_at(Instant::now());
                     if resume_at.is_some() {

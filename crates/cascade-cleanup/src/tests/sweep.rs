@@ -782,10 +782,20 @@ fn an_engine_that_slows_mid_pass_gets_pauses_between_our_removals() {
     // Fast at first, then ten times slower for good (another client).
     let fake = paced_engine(60, Duration::from_millis(10), Duration::ZERO);
     fake.edit(|s| s.slow_from = Some((30, Duration::from_millis(100))));
-    let (report, _) = pass(&fake, with_concurrency(adaptive_up_to(4)));
+    let ((report, ended), _) = with_sentry(|| async {
+        let report = sweep(&fake, with_concurrency(adaptive_up_to(4)))
+            .run(&CancellationToken::new())
+            .await;
+        (report, tokio::time::Instant::now())
+    });
     assert_eq!(report.removed.len(), 60);
     let pace = report.removal_pace.expect("removals ran");
     assert!(pace.pauses > 0, "{pace:?}");
+    let last_answer = fake
+        .edit(|s| s.removes_started.last().copied())
+        .expect("removals")
+        + Duration::from_millis(100);
+    assert_eq!(ended, last_answer, "no pause after the last removal");
     // A pause is idle time: after it, one removal at a time, and the gap
     // between an answer and the next request is the pause itself.
     let starts = fake.edit(|s| s.removes_started.clone());
