@@ -16,12 +16,6 @@ use cascade_router::{EngineConfig, Janitor, JanitorConfig, LoopOutcome};
 use plumbing::CancelOnSignal;
 use tokio_util::sync::CancellationToken;
 
-/// mimalloc gives the pages a pass freed back to the OS; glibc's malloc
-/// keeps a heap that one long-lived allocation near its top pins, so the
-/// idle daemon held what its last pass used (docs/BENCHMARKS.md, "Memory").
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use cascade_config::{
     CommandSettings, CommonSettings, Environment, LoadError, LogFormat, Output, PruneSettings,
     RunSettings, Settings,
