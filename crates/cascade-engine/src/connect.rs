@@ -158,7 +158,7 @@ pub(crate) async fn negotiate(
 ) -> Result<Engine, String> {
     let secs = timeout.as_secs().max(1);
     let version = ApiVersion::default();
-    let transport = match address {
+    let mut transport = match address {
         Address::Unix(path) => {
             // bollard hides why a socket refuses us ("client error
             // (Connect)"); a plain connect tells the operator what to fix.
@@ -297,6 +297,9 @@ pub(crate) struct Transport {
     send: SendFn,
     /// `scheme://authority` that request URIs are rendered against.
     base: String,
+    /// How long [`Transport::get`] waits for the answer's head, as bollard
+    /// waits for each of its calls (its client timeout).
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for Transport {
@@ -315,11 +318,14 @@ impl Transport {
         Transport {
             send: Arc::new(send),
             base: base.into(),
+            timeout: Duration::from_secs(120),
         }
     }
 
     /// A bollard client over this transport: it shares the connection pool.
-    pub(crate) fn docker(&self, timeout_secs: u64) -> Result<Docker, bollard::errors::Error> {
+    /// `timeout_secs` also bounds [`Transport::get`].
+    pub(crate) fn docker(&mut self, timeout_secs: u64) -> Result<Docker, bollard::errors::Error> {
+        self.timeout = Duration::from_secs(timeout_secs);
         let send = Arc::clone(&self.send);
         Docker::connect_with_custom_transport(
             move |request: BollardRequest| send(request),
@@ -340,7 +346,9 @@ impl Transport {
             .uri(format!("{}{path_and_query}", self.base))
             .header(hyper::header::CONTENT_TYPE, "application/json")
             .body(bollard::body_full(hyper::body::Bytes::new()))?;
-        (self.send)(request).await
+        tokio::time::timeout(self.timeout, (self.send)(request))
+            .await
+            .map_err(|_| bollard::errors::Error::RequestTimeoutError)?
     }
 }
 
