@@ -26,11 +26,17 @@ fn config(min_age: Duration) -> SweepConfig {
     }
 }
 
+/// One pass through the janitor's own connection (`cascade_engine::connect`),
+/// so the listing is the one the binary decodes (cascade-engine's `list.rs`),
+/// on every engine of the matrix.
 async fn sweep(
-    docker: &Docker,
+    engine: &NestedEngine,
     config: SweepConfig,
 ) -> (SweepReport, Vec<sentry::protocol::Event<'static>>) {
-    let sweep = DanglingImageSweep::new(Arc::new(Engine::new(docker.clone())), config);
+    let connected = cascade_engine::connect(&engine.host(), Duration::from_secs(30))
+        .await
+        .expect("the nested engine answers");
+    let sweep = DanglingImageSweep::new(Arc::new(connected), config);
     capture_sentry(async { sweep.run(&CancellationToken::new()).await }).await
 }
 
@@ -82,7 +88,7 @@ async fn only_labelled_dangling_images_are_removed() -> Result<()> {
         "every fixture is a distinct image"
     );
 
-    let (report, events) = sweep(&engine.docker, config(Duration::from_secs(60))).await;
+    let (report, events) = sweep(&engine, config(Duration::from_secs(60))).await;
 
     let expected = ids(&loaded, ["ours-1", "ours-2"]);
     assert_eq!(removed(&report), expected, "{report:#?}");
@@ -128,7 +134,7 @@ async fn ours_but_not_garbage_is_kept() -> Result<()> {
     let before = all_image_ids(d).await?;
     assert!(before.contains(&loaded["parent"]) && before.contains(&child));
 
-    let (report, events) = sweep(d, config(Duration::from_secs(600))).await;
+    let (report, events) = sweep(&engine, config(Duration::from_secs(600))).await;
 
     assert_eq!(removed(&report), ids(&loaded, ["garbage"]), "{report:#?}");
     let after = all_image_ids(d).await?;
@@ -199,7 +205,7 @@ async fn the_implied_deletion_trap_removes_only_the_labelled_image() -> Result<(
     let (parent, child) = implied_deletion_trap(d, 1).await?;
     let before = all_image_ids(d).await?;
 
-    let (report, events) = sweep(d, config(Duration::ZERO)).await;
+    let (report, events) = sweep(&engine, config(Duration::ZERO)).await;
 
     assert_eq!(
         removed(&report),
@@ -244,7 +250,7 @@ async fn the_production_leak_is_swept() -> Result<()> {
     assert_ne!(first, second);
     let before = all_image_ids(d).await?;
 
-    let (report, events) = sweep(d, config(Duration::ZERO)).await;
+    let (report, events) = sweep(&engine, config(Duration::ZERO)).await;
 
     assert_eq!(
         removed(&report),
@@ -329,7 +335,7 @@ async fn with_two_labels_an_image_with_one_is_kept() -> Result<()> {
         ["cascade.managed=true", "project=alpha"].map(|l| l.parse::<Label>().expect("label")),
     )?;
     let (report, _) = sweep(
-        &engine.docker,
+        &engine,
         SweepConfig {
             scope,
             min_age: Duration::ZERO,

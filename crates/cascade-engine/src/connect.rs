@@ -1,10 +1,13 @@
 //! Connecting to an engine: the transport, and API version negotiation.
 
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bollard::{API_DEFAULT_VERSION, BollardRequest, Docker};
+use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -155,7 +158,7 @@ pub(crate) async fn negotiate(
 ) -> Result<Engine, String> {
     let secs = timeout.as_secs().max(1);
     let version = ApiVersion::default();
-    let docker = match address {
+    let mut transport = match address {
         Address::Unix(path) => {
             // bollard hides why a socket refuses us ("client error
             // (Connect)"); a plain connect tells the operator what to fix.
@@ -172,19 +175,14 @@ pub(crate) async fn negotiate(
                     _ => format!("{path}: {e}"),
                 });
             }
-            pooled_unix(path, secs, version.clone())
+            pooled_unix(path, version.clone())
         }
         Address::Http(url) => match tls {
-            Some(config) => pooled_tls(
-                url.trim_start_matches("http://"),
-                config,
-                secs,
-                version.clone(),
-            ),
-            None => pooled_http(url, secs, version.clone()),
+            Some(config) => pooled_tls(url.trim_start_matches("http://"), config, version.clone()),
+            None => pooled_http(url, version.clone()),
         },
-    }
-    .map_err(|e| e.to_string())?;
+    };
+    let docker = transport.docker(secs).map_err(|e| e.to_string())?;
     renegotiate(&docker, &version, timeout)
         .await
         .map_err(|why| match tls {
@@ -193,7 +191,7 @@ pub(crate) async fn negotiate(
             ),
             _ => why,
         })?;
-    Ok(Engine::negotiated(docker, version))
+    Ok(Engine::negotiated(docker, version, transport))
 }
 
 /// rustls's words for a refused handshake, either side's.
@@ -231,60 +229,41 @@ pub(crate) const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 ///
 /// The transport also puts the negotiated API version in front of every
 /// path ([`ApiVersion::prefix`]).
-pub(crate) fn pooled_unix(
-    path: &str,
-    timeout_secs: u64,
-    version: ApiVersion,
-) -> Result<Docker, bollard::errors::Error> {
+pub(crate) fn pooled_unix(path: &str, version: ApiVersion) -> Transport {
     let client = Arc::new(pool_builder().build(hyperlocal::UnixConnector));
     let socket = PathBuf::from(path);
-    Docker::connect_with_custom_transport(
-        move |request: BollardRequest| {
-            let client = Arc::clone(&client);
-            let (mut parts, body) = request.into_parts();
-            let path_and_query =
-                version.prefix(parts.uri.path_and_query().map_or("/", |p| p.as_str()));
-            parts.uri = hyperlocal::Uri::new(&socket, &path_and_query).into();
-            let request = BollardRequest::from_parts(parts, body);
-            async move {
-                client
-                    .request(request)
-                    .await
-                    .map_err(|err| bollard::errors::Error::HyperLegacyError { err })
-            }
-        },
-        // bollard renders request URIs against this; the transport swaps in
-        // the socket, so only the path and query are used.
-        Some("http://docker"),
-        timeout_secs,
-        API_DEFAULT_VERSION,
-    )
+    // bollard renders request URIs against this; the transport swaps in
+    // the socket, so only the path and query are used.
+    Transport::new("http://docker", move |request: BollardRequest| {
+        let client = Arc::clone(&client);
+        let (mut parts, body) = request.into_parts();
+        let path_and_query = version.prefix(parts.uri.path_and_query().map_or("/", |p| p.as_str()));
+        parts.uri = hyperlocal::Uri::new(&socket, &path_and_query).into();
+        let request = BollardRequest::from_parts(parts, body);
+        Box::pin(async move {
+            client
+                .request(request)
+                .await
+                .map_err(|err| bollard::errors::Error::HyperLegacyError { err })
+        })
+    })
 }
 
 /// The same pooled, versioned transport for a plain-HTTP engine
 /// (`tcp://HOST:PORT`): bollard's own HTTP client sends unversioned paths.
-pub(crate) fn pooled_http(
-    url: &str,
-    timeout_secs: u64,
-    version: ApiVersion,
-) -> Result<Docker, bollard::errors::Error> {
+pub(crate) fn pooled_http(url: &str, version: ApiVersion) -> Transport {
     let client = Arc::new(pool_builder().build(HttpConnector::new()));
-    Docker::connect_with_custom_transport(
-        move |request: BollardRequest| {
-            let client = Arc::clone(&client);
-            let request = versioned(request, &version);
-            async move {
-                let request = request?;
-                client
-                    .request(request)
-                    .await
-                    .map_err(|err| bollard::errors::Error::HyperLegacyError { err })
-            }
-        },
-        Some(url),
-        timeout_secs,
-        API_DEFAULT_VERSION,
-    )
+    Transport::new(url, move |request: BollardRequest| {
+        let client = Arc::clone(&client);
+        let request = versioned(request, &version);
+        Box::pin(async move {
+            let request = request?;
+            client
+                .request(request)
+                .await
+                .map_err(|err| bollard::errors::Error::HyperLegacyError { err })
+        })
+    })
 }
 
 /// `request` with the negotiated version in front of its path, for the
@@ -302,6 +281,75 @@ pub(crate) fn versioned(
     })?;
     parts.uri = uri;
     Ok(BollardRequest::from_parts(parts, body))
+}
+
+/// What one request through a [`Transport`] returns.
+pub(crate) type Sent =
+    Pin<Box<dyn Future<Output = Result<hyper::Response<Incoming>, bollard::errors::Error>> + Send>>;
+
+type SendFn = Arc<dyn Fn(BollardRequest) -> Sent + Send + Sync>;
+
+/// One engine's pooled, versioned transport: handed to bollard as its
+/// custom transport, and kept by the [`Engine`] for the one call whose body
+/// it reads itself, as it arrives (`GET /images/json`, see `list.rs`).
+#[derive(Clone)]
+pub(crate) struct Transport {
+    send: SendFn,
+    /// `scheme://authority` that request URIs are rendered against.
+    base: String,
+    /// How long [`Transport::get`] waits for the answer's head, as bollard
+    /// waits for each of its calls (its client timeout).
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Transport {
+    pub(crate) fn new(
+        base: impl Into<String>,
+        send: impl Fn(BollardRequest) -> Sent + Send + Sync + 'static,
+    ) -> Transport {
+        Transport {
+            send: Arc::new(send),
+            base: base.into(),
+            timeout: Duration::from_secs(120),
+        }
+    }
+
+    /// A bollard client over this transport: it shares the connection pool.
+    /// `timeout_secs` also bounds [`Transport::get`].
+    pub(crate) fn docker(&mut self, timeout_secs: u64) -> Result<Docker, bollard::errors::Error> {
+        self.timeout = Duration::from_secs(timeout_secs);
+        let send = Arc::clone(&self.send);
+        Docker::connect_with_custom_transport(
+            move |request: BollardRequest| send(request),
+            Some(self.base.clone()),
+            timeout_secs,
+            API_DEFAULT_VERSION,
+        )
+    }
+
+    /// `GET path_and_query` (unversioned; the transport adds the version),
+    /// with the response's body unread.
+    pub(crate) async fn get(
+        &self,
+        path_and_query: &str,
+    ) -> Result<hyper::Response<Incoming>, bollard::errors::Error> {
+        let request = hyper::Request::builder()
+            .method(hyper::Method::GET)
+            .uri(format!("{}{path_and_query}", self.base))
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(bollard::body_full(hyper::body::Bytes::new()))?;
+        tokio::time::timeout(self.timeout, (self.send)(request))
+            .await
+            .map_err(|_| bollard::errors::Error::RequestTimeoutError)?
+    }
 }
 
 pub(crate) fn pool_builder() -> hyper_util::client::legacy::Builder {

@@ -16,9 +16,11 @@ use cascade_cleanup::{
     DockerError, DockerImages, EngineEvent, EngineEvents, ImageStore, ListedImage,
 };
 
-use crate::connect::ApiVersion;
+use crate::connect::{ApiVersion, Transport};
+use crate::list::{ListDecoder, list_query};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
+use http_body_util::BodyExt;
 
 /// A connected engine: what [`crate::connect`] returns, and what a sweep of
 /// a real engine is given.
@@ -29,6 +31,9 @@ pub struct Engine {
     /// client built elsewhere ([`Engine::new`]), whose paths stay as bollard
     /// builds them.
     version: ApiVersion,
+    /// The transport under `docker`, for the listing read as it arrives
+    /// (`list.rs`); a client built elsewhere lists through bollard.
+    transport: Option<Transport>,
 }
 
 impl Engine {
@@ -37,11 +42,16 @@ impl Engine {
         Engine {
             docker,
             version: ApiVersion::default(),
+            transport: None,
         }
     }
 
-    pub(crate) fn negotiated(docker: Docker, version: ApiVersion) -> Engine {
-        Engine { docker, version }
+    pub(crate) fn negotiated(docker: Docker, version: ApiVersion, transport: Transport) -> Engine {
+        Engine {
+            docker,
+            version,
+            transport: Some(transport),
+        }
     }
 
     /// The API version every request carries (`1.41`), when this engine was
@@ -192,6 +202,55 @@ pub fn listed_image(summary: bollard::models::ImageSummary) -> ListedImage {
     }
 }
 
+/// `GET /images/json?all=false&filters=...`, decoded as the body arrives
+/// (`list.rs`); errors as bollard would report them.
+async fn list_streamed(
+    transport: &Transport,
+    filters: &HashMap<String, Vec<String>>,
+) -> Result<Vec<ListedImage>, DockerError> {
+    let path = format!("/images/json?{}", list_query(filters));
+    let response = transport.get(&path).await.map_err(docker_error)?;
+    let status = response.status();
+    let mut body = response.into_body();
+    if !status.is_success() {
+        // An error answer is one short JSON message.
+        let bytes = body
+            .collect()
+            .await
+            .map_err(|err| docker_error(bollard::errors::Error::HyperResponseError { err }))?
+            .to_bytes();
+        let message = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v.get("message")?.as_str().map(str::to_owned))
+            .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
+        return Err(docker_error(
+            bollard::errors::Error::DockerResponseServerError {
+                status_code: status.as_u16(),
+                message,
+            },
+        ));
+    }
+    let mut decoder = ListDecoder::default();
+    while let Some(frame) = body.frame().await {
+        let frame = frame
+            .map_err(|err| docker_error(bollard::errors::Error::HyperResponseError { err }))?;
+        if let Some(chunk) = frame.data_ref() {
+            decoder.feed(chunk).map_err(unreadable)?;
+        }
+    }
+    decoder.finish().map_err(unreadable)
+}
+
+/// A body that is not an image list: unexpected, so the scan fails, it is
+/// reported, and nothing is removed.
+fn unreadable(error: crate::list::ListError) -> DockerError {
+    DockerError {
+        disposition: Disposition::Unexpected,
+        status: None,
+        message: format!("{error}; is --docker-host a Docker engine?"),
+    }
+}
+
 /// Passes the sweep's filters to the engine and filters nothing itself: the
 /// sweep re-checks every image it is given `[ref:scope_invariant]`.
 #[async_trait]
@@ -200,6 +259,9 @@ impl DockerImages for Engine {
         &self,
         filters: &HashMap<String, Vec<String>>,
     ) -> Result<Vec<ListedImage>, DockerError> {
+        if let Some(transport) = &self.transport {
+            return list_streamed(transport, filters).await;
+        }
         let options = ListImagesOptionsBuilder::new()
             .all(false)
             .filters(filters)

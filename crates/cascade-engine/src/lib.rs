@@ -27,6 +27,7 @@ mod client;
 mod connect;
 pub mod disk;
 mod images;
+pub mod list;
 #[cfg(test)]
 mod tests;
 mod tls;

@@ -10,12 +10,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bollard::{API_DEFAULT_VERSION, BollardRequest, Docker};
+use bollard::BollardRequest;
 use rustls::ClientConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::connect::{ApiVersion, pool_builder, versioned};
+use crate::connect::{ApiVersion, Transport, pool_builder, versioned};
 
 /// PEM files for a TLS engine. Paths only; the contents are read when the
 /// client is built ([`client_config`]) and never printed.
@@ -99,9 +99,8 @@ fn certificates(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>,
 pub(crate) fn pooled_tls(
     authority: &str,
     config: &Arc<ClientConfig>,
-    timeout_secs: u64,
     version: ApiVersion,
-) -> Result<Docker, bollard::errors::Error> {
+) -> Transport {
     // The URI's host is the name verified (DNS name or IP address), as the
     // docker CLI verifies the host of DOCKER_HOST.
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
@@ -110,11 +109,12 @@ pub(crate) fn pooled_tls(
         .enable_http1()
         .build();
     let client = Arc::new(pool_builder().build(connector));
-    Docker::connect_with_custom_transport(
+    Transport::new(
+        format!("https://{authority}"),
         move |request: BollardRequest| {
             let client = Arc::clone(&client);
             let request = versioned(request, &version);
-            async move {
+            Box::pin(async move {
                 let request = request?;
                 client
                     .request(request)
@@ -122,11 +122,8 @@ pub(crate) fn pooled_tls(
                     .map_err(|err| bollard::errors::Error::IOError {
                         err: std::io::Error::new(io_kind(&err), chain(&err)),
                     })
-            }
+            })
         },
-        Some(format!("https://{authority}")),
-        timeout_secs,
-        API_DEFAULT_VERSION,
     )
 }
 
