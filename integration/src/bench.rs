@@ -117,14 +117,22 @@ pub fn scope_filters() -> HashMap<String, Vec<String>> {
 
 /// Counts the labelled dangling images on the engine (engine filter only:
 /// this checks the seed, it decides nothing).
+/// On the containerd store a listing that overlaps a removal can answer 404
+/// ("content digest ...: not found"); it is asked again, as in
+/// `engine::all_image_ids`.
 pub async fn count_ours(docker: &Docker) -> Result<usize> {
     let filters = scope_filters();
-    let options = ListImagesOptionsBuilder::new().filters(&filters).build();
-    Ok(docker
-        .list_images(Some(options))
-        .await
-        .context("listing seeded images")?
-        .len())
+    let mut attempts = 0;
+    loop {
+        let options = ListImagesOptionsBuilder::new().filters(&filters).build();
+        match docker.list_images(Some(options)).await {
+            Ok(images) => return Ok(images.len()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) if attempts < 5 => attempts += 1,
+            Err(e) => return Err(e).context("listing seeded images"),
+        }
+    }
 }
 
 /// One keep-alive HTTP/1.1 connection to an engine's unix socket, without
