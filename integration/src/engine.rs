@@ -265,6 +265,15 @@ impl NestedEngine {
             .with_context(|| format!("on engine {}", engine.name()))
     }
 
+    /// Starts a given engine of the matrix, whatever `CASCADE_TEST_ENGINE`
+    /// says (the benchmarks take it from `--engine`).
+    pub async fn start_named(name: &str) -> Result<NestedEngine> {
+        let engine = Engine::named(name)?;
+        NestedEngine::start_on(engine)
+            .await
+            .with_context(|| format!("on engine {}", engine.name()))
+    }
+
     async fn start_on(engine: Engine) -> Result<NestedEngine> {
         let guard = HostGuard::record().await?;
         let dir = tempfile::Builder::new().prefix("dind").tempdir_in("/tmp")?;

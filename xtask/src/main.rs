@@ -10,8 +10,11 @@
 //! - `demo`: shows a newcomer what the janitor removes and keeps, on a
 //!   small zoo of images in a nested engine.
 //! - `seed`: loads thousands of fixture images into a nested engine.
-//! - `bench-compare`: times the janitor against `docker image prune`, the
-//!   one-at-a-time loop and a raw list request (see `docs/BENCHMARKS.md`).
+//! - `bench-compare --engine E`: times the janitor against `docker image
+//!   prune`, the one-at-a-time loop and a raw list request on one engine of
+//!   the matrix (see `docs/BENCHMARKS.md`).
+//! - `bench-gentle --engine E`: commit latency on that engine while each
+//!   of them sweeps.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -74,6 +77,9 @@ enum Task {
     Demo,
     /// Time the janitor against docker image prune, the one-at-a-time loop and a raw list, on one nested engine
     BenchCompare {
+        /// 20.10, 26.1-classic, 26.1-containerd, 28.5-classic or 28.5-containerd; default: CASCADE_TEST_ENGINE, else 20.10
+        #[arg(long)]
+        engine: Option<String>,
         /// The size the ratios and targets are read at
         #[arg(long, default_value_t = 10_000)]
         images: usize,
@@ -89,7 +95,7 @@ enum Task {
         /// Rounds at the other sizes
         #[arg(long, default_value_t = 1)]
         other_runs: usize,
-        /// Also time `prune --concurrency N` for these N, comma-separated
+        /// Also time `prune --concurrency V` for these V, comma-separated, passed verbatim (e.g. 1,4,8,auto)
         #[arg(long)]
         concurrency: Option<String>,
         /// Skip the idle-daemon measurement
@@ -98,6 +104,27 @@ enum Task {
         /// Another cascade-janitor binary (e.g. built before a change), timed beside the others
         #[arg(long)]
         baseline: Option<PathBuf>,
+    },
+    /// Commit latency on one nested engine while docker image prune and the janitor sweep (a POST /commit every 50 ms)
+    BenchGentle {
+        /// 20.10, 26.1-classic, 26.1-containerd, 28.5-classic or 28.5-containerd; default: CASCADE_TEST_ENGINE, else 20.10
+        #[arg(long)]
+        engine: Option<String>,
+        /// Labelled dangling images each removing phase sweeps
+        #[arg(long, default_value_t = 2_000)]
+        images: usize,
+        /// Unlabelled dangling images loaded beside them
+        #[arg(long, default_value_t = 1_000)]
+        decoys: usize,
+        /// One janitor phase per value, comma-separated, passed verbatim to --concurrency (e.g. 1,4,8,auto)
+        #[arg(long, default_value = "4")]
+        concurrency: String,
+        /// Rounds; commits are pooled over them
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Commits the idle phase waits for in each round
+        #[arg(long, default_value_t = 200)]
+        idle_samples: usize,
     },
 }
 
@@ -143,6 +170,7 @@ fn main() -> Result<()> {
             bench_tool(&args)
         }
         Task::BenchCompare {
+            engine,
             images,
             decoys,
             sizes,
@@ -159,14 +187,17 @@ fn main() -> Result<()> {
                         .with_context(|| format!("--baseline {}: no such file", b.display()))
                 })
                 .transpose()?;
-            dind::dind_image("20.10", false)?;
-            step(
-                "build cascade-janitor (release)",
-                cargo(&["build", "--locked", "--release", "-p", "cascade-janitor"]),
+            let engine = bench_engine(
+                engine.as_deref(),
+                std::env::var("CASCADE_TEST_ENGINE").ok().as_deref(),
             )?;
+            dind::dind_image(dind::version_of(engine)?, false)?;
+            release_janitor()?;
             let root = workspace_root();
+            let out = root.join("target/bench");
             let mut args = vec![
                 "compare".to_string(),
+                format!("--engine={engine}"),
                 format!("--images={images}"),
                 format!("--decoys={decoys}"),
                 format!("--runs={runs}"),
@@ -177,9 +208,16 @@ fn main() -> Result<()> {
                 ),
                 format!(
                     "--json={}",
-                    root.join("target/bench/compare.json").display()
+                    out.join(format!("compare-{engine}.json")).display()
                 ),
-                format!("--svg={}", root.join("docs/benchmarks.svg").display()),
+                format!(
+                    "--svg={}",
+                    out.join(format!("compare-{engine}.svg")).display()
+                ),
+                format!(
+                    "--markdown={}",
+                    out.join(format!("compare-{engine}.md")).display()
+                ),
             ];
             if let Some(sizes) = sizes {
                 args.push(format!("--sizes={sizes}"));
@@ -195,7 +233,79 @@ fn main() -> Result<()> {
             }
             bench_tool(&args)
         }
+        Task::BenchGentle {
+            engine,
+            images,
+            decoys,
+            concurrency,
+            rounds,
+            idle_samples,
+        } => {
+            let engine = bench_engine(
+                engine.as_deref(),
+                std::env::var("CASCADE_TEST_ENGINE").ok().as_deref(),
+            )?;
+            dind::dind_image(dind::version_of(engine)?, false)?;
+            release_janitor()?;
+            let root = workspace_root();
+            let out = root.join("target/bench");
+            bench_tool(&[
+                "gentle".to_string(),
+                format!("--engine={engine}"),
+                format!("--images={images}"),
+                format!("--decoys={decoys}"),
+                format!("--concurrency={concurrency}"),
+                format!("--rounds={rounds}"),
+                format!("--idle-samples={idle_samples}"),
+                format!(
+                    "--janitor={}",
+                    root.join("target/release/cascade-janitor").display()
+                ),
+                format!(
+                    "--json={}",
+                    out.join(format!("gentle-{engine}.json")).display()
+                ),
+                format!(
+                    "--markdown={}",
+                    out.join(format!("gentle-{engine}.md")).display()
+                ),
+            ])
+        }
     }
+}
+
+/// The engine a benchmark runs on: `--engine`, else `CASCADE_TEST_ENGINE`,
+/// else 20.10, as its name in the matrix (`20.10-classic` is `20.10`).
+fn bench_engine(flag: Option<&str>, env: Option<&str>) -> Result<&'static str> {
+    let wanted = flag.or(env).unwrap_or("20.10");
+    let wanted = if wanted == "20.10-classic" {
+        "20.10"
+    } else {
+        wanted
+    };
+    dind::ENGINES
+        .iter()
+        .find(|e| **e == wanted)
+        .copied()
+        .with_context(|| {
+            format!(
+                "unknown engine `{wanted}` (from {}); use one of {}",
+                if flag.is_some() {
+                    "--engine"
+                } else {
+                    "CASCADE_TEST_ENGINE"
+                },
+                dind::ENGINES.join(", ")
+            )
+        })
+}
+
+/// The janitor the benchmarks time: a release build, as operators run it.
+fn release_janitor() -> Result<()> {
+    step(
+        "build cascade-janitor (release)",
+        cargo(&["build", "--locked", "--release", "-p", "cascade-janitor"]),
+    )
 }
 
 /// `cascade-demo` (integration/src/bin) with the debug janitor: a newcomer
@@ -546,6 +656,31 @@ mod tests {
         let clean = "     Summary [  38.346s] 26 tests run: 26 passed, 0 skipped";
         assert_eq!(summary_count(clean, "passed"), 26);
         assert_eq!(summary_count(clean, "failed"), 0);
+    }
+
+    #[test]
+    fn the_bench_engine_comes_from_the_flag_then_the_environment() {
+        assert_eq!(
+            bench_engine(Some("28.5-containerd"), Some("26.1-classic")).expect("known"),
+            "28.5-containerd"
+        );
+        assert_eq!(
+            bench_engine(None, Some("26.1-classic")).expect("known"),
+            "26.1-classic"
+        );
+        assert_eq!(bench_engine(None, None).expect("default"), "20.10");
+        assert_eq!(
+            bench_engine(Some("20.10-classic"), None).expect("alias"),
+            "20.10"
+        );
+        let error = bench_engine(None, Some("28.5")).expect_err("a version is not an engine");
+        let error = error.to_string();
+        assert!(error.contains("CASCADE_TEST_ENGINE"), "{error}");
+        assert!(error.contains("28.5-containerd"), "{error}");
+        let error = bench_engine(Some("27-x"), None)
+            .expect_err("unknown")
+            .to_string();
+        assert!(error.contains("--engine"), "{error}");
     }
 
     #[test]

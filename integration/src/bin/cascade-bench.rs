@@ -1,5 +1,6 @@
-//! `cascade-bench`: seeding and the side-by-side comparison behind
-//! `cargo xtask seed` and `cargo xtask bench-compare`.
+//! `cascade-bench`: seeding, the side-by-side comparison and the
+//! gentleness benchmark behind `cargo xtask seed`, `cargo xtask
+//! bench-compare` and `cargo xtask bench-gentle`.
 //!
 //! Everything runs against a nested engine: `seed` starts one unless it is
 //! given `--docker-host`, and refuses the host engine's own socket.
@@ -13,7 +14,7 @@ use anyhow::{Context, Result, bail};
 use bollard::Docker;
 use clap::{Parser, Subcommand};
 use integration::NestedEngine;
-use integration::bench::{self, SeedSet, Summary};
+use integration::bench::{self, CommitProbe, EngineCpu, Latency, SeedSet, Summary};
 use serde::Serialize;
 
 #[derive(Parser)]
@@ -48,10 +49,52 @@ enum Task {
     },
     /// Time the contenders side by side on one nested engine
     Compare(CompareArgs),
+    /// Commit latency on the engine while each contender sweeps
+    Gentle(GentleArgs),
+}
+
+#[derive(clap::Args)]
+struct GentleArgs {
+    /// The engine of the matrix: 20.10, 26.1-classic, 26.1-containerd,
+    /// 28.5-classic, 28.5-containerd
+    #[arg(long, env = "CASCADE_TEST_ENGINE", default_value = "20.10")]
+    engine: String,
+    /// Labelled dangling images each removing phase sweeps
+    #[arg(long, default_value_t = 2_000)]
+    images: usize,
+    /// Unlabelled dangling images loaded beside them
+    #[arg(long, default_value_t = 1_000)]
+    decoys: usize,
+    /// One janitor phase per value, passed verbatim to `--concurrency`
+    #[arg(long, value_delimiter = ',', default_value = "4")]
+    concurrency: Vec<String>,
+    /// Rounds; each runs every phase once, in a rotated order
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Commits the idle phase waits for in each round
+    #[arg(long, default_value_t = 200)]
+    idle_samples: usize,
+    /// Time between the starts of two commits (closed loop: a slower
+    /// commit delays the next)
+    #[arg(long, default_value_t = 50)]
+    period_ms: u64,
+    /// The release `cascade-janitor` binary
+    #[arg(long)]
+    janitor: PathBuf,
+    /// Where the JSON results go
+    #[arg(long)]
+    json: PathBuf,
+    /// Where the Markdown table goes (it is also printed)
+    #[arg(long)]
+    markdown: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
 struct CompareArgs {
+    /// The engine of the matrix: 20.10, 26.1-classic, 26.1-containerd,
+    /// 28.5-classic, 28.5-containerd
+    #[arg(long, env = "CASCADE_TEST_ENGINE", default_value = "20.10")]
+    engine: String,
     /// The size the ratios and targets are read at
     #[arg(long, default_value_t = 10_000)]
     images: usize,
@@ -68,9 +111,10 @@ struct CompareArgs {
     /// trend; fewer keeps the whole run short)
     #[arg(long, default_value_t = 1)]
     other_runs: usize,
-    /// Also time `cascade-janitor prune --concurrency N` for these N
+    /// Also time `cascade-janitor prune --concurrency V` for these V,
+    /// passed verbatim (`1,4,8,auto`)
     #[arg(long, value_delimiter = ',')]
-    concurrency: Vec<usize>,
+    concurrency: Vec<String>,
     /// The release `cascade-janitor` binary
     #[arg(long)]
     janitor: PathBuf,
@@ -84,6 +128,9 @@ struct CompareArgs {
     /// Where the chart goes
     #[arg(long)]
     svg: PathBuf,
+    /// Where the Markdown tables go (they are also printed)
+    #[arg(long)]
+    markdown: Option<PathBuf>,
     /// Skip the idle-daemon measurement
     #[arg(long)]
     no_idle: bool,
@@ -107,6 +154,7 @@ fn main() -> Result<()> {
             docker_host,
         } => runtime.block_on(seed(images, decoys, docker_host)),
         Task::Compare(args) => runtime.block_on(compare(args)),
+        Task::Gentle(args) => runtime.block_on(gentle(args)),
     }
 }
 
@@ -176,8 +224,12 @@ async fn seed(images: usize, decoys: usize, docker_host: Option<String>) -> Resu
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 struct Sample {
     seconds: f64,
-    /// CPU the nested dockerd used meanwhile (user + system).
+    /// CPU the nested engine used meanwhile (user + system): dockerd, its
+    /// containerd and every other process under it.
     engine_cpu_seconds: f64,
+    /// The same, split by process (clock ticks).
+    #[serde(default)]
+    engine_cpu: Option<EngineCpu>,
     /// CPU the contender's process used, when it is a process we time.
     client_cpu_seconds: Option<f64>,
     /// Peak resident memory of the process, when it is a process.
@@ -190,6 +242,9 @@ struct ContenderResult {
     command: String,
     #[serde(flatten)]
     summary: Summary,
+    /// The median wall time divided by the labelled images.
+    #[serde(default)]
+    wall_per_image_us: f64,
     peak_rss_kib_max: Option<u64>,
     samples: Vec<Sample>,
 }
@@ -213,7 +268,17 @@ struct IdleResult {
 
 #[derive(Debug, Serialize, serde::Deserialize)]
 struct Results {
+    /// The engine's version, as it reports it.
     engine: String,
+    /// Its name in the matrix (`28.5-containerd`).
+    #[serde(default)]
+    engine_name: String,
+    /// `classic` or `containerd`.
+    #[serde(default)]
+    store: String,
+    /// When the run ended (UTC, RFC 3339).
+    #[serde(default)]
+    date: String,
     storage_driver: String,
     cpus: usize,
     runs: usize,
@@ -223,19 +288,20 @@ struct Results {
     idle: Option<IdleResult>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Contender {
     RawList,
     DockerPrune,
     OneAtATime,
     JanitorDryRun,
     JanitorPrune,
-    JanitorPruneAt(usize),
+    /// `--concurrency` with this value, verbatim.
+    JanitorPruneAt(String),
     BaselinePrune,
 }
 
 impl Contender {
-    fn name(self) -> String {
+    fn name(&self) -> String {
         match self {
             Contender::RawList => "raw GET /images/json".into(),
             Contender::DockerPrune => "docker image prune".into(),
@@ -247,7 +313,7 @@ impl Contender {
         }
     }
 
-    fn command(self) -> String {
+    fn command(&self) -> String {
         let janitor = "cascade-janitor prune --output json --docker-host $HOST";
         match self {
             Contender::RawList => "GET /images/json?filters={\"dangling\":[\"true\"],\"label\":[\"cascade.managed=true\"]} (fresh connection, body read, not decoded; in-process)".into(),
@@ -260,7 +326,7 @@ impl Contender {
         }
     }
 
-    fn removes(self) -> bool {
+    fn removes(&self) -> bool {
         !matches!(self, Contender::RawList | Contender::JanitorDryRun)
     }
 }
@@ -286,17 +352,21 @@ async fn compare(args: CompareArgs) -> Result<()> {
     contenders.extend(
         args.concurrency
             .iter()
-            .map(|&n| Contender::JanitorPruneAt(n)),
+            .cloned()
+            .map(Contender::JanitorPruneAt),
     );
     if args.baseline.is_some() {
         contenders.push(Contender::BaselinePrune);
     }
 
-    eprintln!("cascade-bench: starting a nested engine");
-    let engine = NestedEngine::start().await?;
+    eprintln!("cascade-bench: starting nested engine {}", args.engine);
+    let engine = NestedEngine::start_named(&args.engine).await?;
     let info = engine.docker.info().await?;
     let mut results = Results {
         engine: info.server_version.unwrap_or_default(),
+        engine_name: engine.engine.name().to_string(),
+        store: store_name(&engine).to_string(),
+        date: String::new(),
         storage_driver: info.driver.unwrap_or_default(),
         cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
         runs: args.runs,
@@ -305,25 +375,27 @@ async fn compare(args: CompareArgs) -> Result<()> {
         sizes: Vec::new(),
         idle: None,
     };
-    let outcome = async {
+    let outcome = interruptible(async {
+        let root = dockerd_pid(&engine).await?;
         // Sizes grow, and each set contains the smaller ones (same names,
         // same epoch): after a sweep, loading the set restores exactly it.
         for &size in &sizes {
             let set = SeedSet::new(size, args.decoys)?;
             results
                 .sizes
-                .push(measure_size(&engine, &set, &contenders, &args).await?);
+                .push(measure_size(&engine, root, &set, &contenders, &args).await?);
         }
         if !args.no_idle {
             let set = SeedSet::new(args.images, args.decoys)?;
             results.idle = Some(measure_idle(&engine, &set, &args.janitor).await?);
         }
         anyhow::Ok(())
-    }
+    })
     .await;
     let finished = engine.finish().await;
     outcome?;
     finished?;
+    results.date = utc_now();
 
     if let Some(dir) = args.json.parent() {
         std::fs::create_dir_all(dir)?;
@@ -333,13 +405,19 @@ async fn compare(args: CompareArgs) -> Result<()> {
         std::fs::create_dir_all(dir)?;
     }
     std::fs::write(&args.svg, chart(&results))?;
-    println!("{}", table(&results, args.images));
+    let tables = table(&results, args.images);
+    println!("{tables}");
+    if let Some(markdown) = &args.markdown {
+        std::fs::write(markdown, &tables)?;
+        println!("wrote {}", markdown.display());
+    }
     println!("wrote {} and {}", args.json.display(), args.svg.display());
     Ok(())
 }
 
 async fn measure_size(
     engine: &NestedEngine,
+    root: u32,
     set: &SeedSet,
     contenders: &[Contender],
     args: &CompareArgs,
@@ -356,16 +434,20 @@ async fn measure_size(
         // same neighbour (page cache, engine GC).
         for k in 0..contenders.len() {
             let i = (k + round) % contenders.len();
-            let contender = contenders[i];
+            let contender = &contenders[i];
             let (count, took) = set.restore(&engine.docker).await?;
             if count > 0 {
+                eprintln!(
+                    "cascade-bench: restored {count} images in {:.2} s",
+                    took.as_secs_f64()
+                );
                 seeds.push(took);
             }
             let janitor = match (contender, &args.baseline) {
                 (Contender::BaselinePrune, Some(baseline)) => baseline,
                 _ => &args.janitor,
             };
-            let sample = run_contender(engine, set, contender, janitor).await?;
+            let sample = run_contender(engine, root, set, contender, janitor).await?;
             eprintln!(
                 "cascade-bench: {:>6} images, round {}: {:<44} {:>8.3} s{}",
                 set.images,
@@ -389,10 +471,12 @@ async fn measure_size(
                 .iter()
                 .map(|s| Duration::from_secs_f64(s.seconds))
                 .collect();
+            let summary = Summary::of(&durations).expect("at least one run");
             ContenderResult {
                 name: c.name(),
                 command: c.command(),
-                summary: Summary::of(&durations).expect("at least one run"),
+                wall_per_image_us: summary.median / set.images.max(1) as f64 * 1e6,
+                summary,
                 peak_rss_kib_max: samples.iter().filter_map(|s| s.peak_rss_kib).max(),
                 samples,
             }
@@ -408,14 +492,14 @@ async fn measure_size(
 
 async fn run_contender(
     engine: &NestedEngine,
+    root: u32,
     set: &SeedSet,
-    contender: Contender,
+    contender: &Contender,
     janitor: &Path,
 ) -> Result<Sample> {
     let host = engine.host();
     let expect = set.images;
-    let dockerd = dockerd_pid(engine).await?;
-    let engine_before = cpu_ticks(dockerd)?;
+    let engine_before = EngineCpu::read(root)?;
     let mut client_cpu_seconds = None;
     let started = Instant::now();
     let (seconds, peak_rss_kib) = match contender {
@@ -434,30 +518,8 @@ async fn run_contender(
             (seconds, None)
         }
         Contender::DockerPrune => {
-            let out = tokio::process::Command::new("docker")
-                .args([
-                    "image",
-                    "prune",
-                    "-f",
-                    "--filter",
-                    &format!("label={}={}", bench::LABEL.0, bench::LABEL.1),
-                ])
-                .env("DOCKER_HOST", &host)
-                .stdin(Stdio::null())
-                .output()
-                .await
-                .context("running `docker image prune`")?;
+            let deleted = docker_prune(&host).await?;
             let seconds = started.elapsed().as_secs_f64();
-            if !out.status.success() {
-                bail!(
-                    "docker image prune failed: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-            let deleted = String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .filter(|l| l.starts_with("deleted: sha256:"))
-                .count();
             check_count("docker image prune", deleted, expect)?;
             (seconds, None)
         }
@@ -478,12 +540,13 @@ async fn run_contender(
                 Contender::JanitorDryRun => {
                     command.arg("--dry-run");
                 }
-                Contender::JanitorPruneAt(n) => {
-                    command.args(["--concurrency", &n.to_string()]);
+                Contender::JanitorPruneAt(value) => {
+                    command.args(["--concurrency", value]);
                 }
                 _ => {}
             }
             let out = command
+                .kill_on_drop(true)
                 .env_remove("SENTRY_DSN")
                 .env("RUST_LOG", "warn")
                 .stdin(Stdio::null())
@@ -501,7 +564,7 @@ async fn run_contender(
             }
             let report: serde_json::Value =
                 serde_json::from_slice(&out.stdout).context("the janitor's JSON report")?;
-            let field = if contender == Contender::JanitorDryRun {
+            let field = if *contender == Contender::JanitorDryRun {
                 "would_remove"
             } else {
                 "removed"
@@ -525,8 +588,7 @@ async fn run_contender(
             (seconds, rss)
         }
     };
-    let engine_cpu_seconds =
-        cpu_ticks(dockerd)?.saturating_sub(engine_before) as f64 / CLOCK_TICKS_PER_SECOND;
+    let engine_cpu = EngineCpu::read(root)?.since(engine_before);
     if contender.removes() {
         let left = bench::count_ours(&engine.docker).await?;
         if left != 0 {
@@ -535,10 +597,40 @@ async fn run_contender(
     }
     Ok(Sample {
         seconds,
-        engine_cpu_seconds,
+        engine_cpu_seconds: engine_cpu.total_seconds(),
+        engine_cpu: Some(engine_cpu),
         client_cpu_seconds,
         peak_rss_kib,
     })
+}
+
+/// `docker image prune -f --filter label=cascade.managed=true` against
+/// `host`; returns how many images it says it deleted.
+async fn docker_prune(host: &str) -> Result<usize> {
+    let out = tokio::process::Command::new("docker")
+        .args([
+            "image",
+            "prune",
+            "-f",
+            "--filter",
+            &format!("label={}={}", bench::LABEL.0, bench::LABEL.1),
+        ])
+        .env("DOCKER_HOST", host)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .context("running `docker image prune`")?;
+    if !out.status.success() {
+        bail!(
+            "docker image prune failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with("deleted: sha256:"))
+        .count())
 }
 
 fn check_count(who: &str, got: usize, expect: usize) -> Result<()> {
@@ -586,8 +678,322 @@ async fn measure_idle(engine: &NestedEngine, set: &SeedSet, janitor: &Path) -> R
     })
 }
 
-/// `sysconf(_SC_CLK_TCK)`, 100 on every Linux this runs on.
-const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
+/// What runs during one phase of the gentleness benchmark.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Phase {
+    Idle,
+    DockerPrune,
+    /// `cascade-janitor prune --concurrency <value>`.
+    Janitor(String),
+}
+
+impl Phase {
+    fn name(&self) -> String {
+        match self {
+            Phase::Idle => "idle".into(),
+            Phase::DockerPrune => "docker image prune".into(),
+            Phase::Janitor(c) => format!("cascade-janitor prune --concurrency {c}"),
+        }
+    }
+}
+
+/// One phase of one round.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+struct PhaseRun {
+    round: usize,
+    /// From the sweep's start (or the idle window's) to its exit.
+    seconds: f64,
+    engine_cpu: EngineCpu,
+    /// Time to restore the seed before the phase (not part of it).
+    restore_seconds: f64,
+}
+
+#[derive(Debug, Serialize, serde::Deserialize)]
+struct PhaseResult {
+    name: String,
+    /// Commit latency over every round, pooled.
+    latency: Option<Latency>,
+    /// Wall time of the sweep (of the window, for idle).
+    wall: Summary,
+    /// Engine CPU over the phase divided by its wall time, pooled.
+    engine_cpu_per_second: f64,
+    runs: Vec<PhaseRun>,
+    /// Every commit latency, milliseconds.
+    latencies_ms: Vec<f64>,
+}
+
+#[derive(Debug, Serialize, serde::Deserialize)]
+struct GentleResults {
+    engine: String,
+    engine_name: String,
+    store: String,
+    storage_driver: String,
+    date: String,
+    images: usize,
+    decoys: usize,
+    rounds: usize,
+    period_ms: u64,
+    cpus: usize,
+    phases: Vec<PhaseResult>,
+}
+
+/// How long a phase may wait for the probe's commits before the run is
+/// called broken.
+const PROBE_LIMIT: Duration = Duration::from_secs(300);
+
+async fn gentle(args: GentleArgs) -> Result<()> {
+    if !args.janitor.is_file() {
+        bail!(
+            "{} is missing; build it with `cargo build --release -p cascade-janitor`",
+            args.janitor.display()
+        );
+    }
+    if args.rounds == 0 || args.images == 0 {
+        bail!("--rounds and --images must be at least 1");
+    }
+    let mut phases = vec![Phase::Idle, Phase::DockerPrune];
+    phases.extend(args.concurrency.iter().cloned().map(Phase::Janitor));
+
+    eprintln!("cascade-bench: starting nested engine {}", args.engine);
+    let engine = NestedEngine::start_named(&args.engine).await?;
+    let info = engine.docker.info().await?;
+    let engine_name = engine.engine.name().to_string();
+    let store = store_name(&engine).to_string();
+    let outcome = interruptible(measure_gentle(&engine, &phases, &args)).await;
+    let finished = engine.finish().await;
+    let phases = outcome?;
+    finished?;
+    let results = GentleResults {
+        engine: info.server_version.unwrap_or_default(),
+        engine_name,
+        store,
+        storage_driver: info.driver.unwrap_or_default(),
+        date: utc_now(),
+        images: args.images,
+        decoys: args.decoys,
+        rounds: args.rounds,
+        period_ms: args.period_ms,
+        cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+        phases,
+    };
+    if let Some(dir) = args.json.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&args.json, serde_json::to_vec_pretty(&results)?)?;
+    let table = gentle_table(&results);
+    println!("{table}");
+    if let Some(markdown) = &args.markdown {
+        std::fs::write(markdown, &table)?;
+        println!("wrote {}", markdown.display());
+    }
+    println!("wrote {}", args.json.display());
+    Ok(())
+}
+
+async fn measure_gentle(
+    engine: &NestedEngine,
+    phases: &[Phase],
+    args: &GentleArgs,
+) -> Result<Vec<PhaseResult>> {
+    let root = dockerd_pid(engine).await?;
+    let host = engine.host();
+    let set = SeedSet::new(args.images, args.decoys)?;
+    // The probe's container: from a tagged image of its own, unlabelled,
+    // so nothing it makes is ever in the janitor's scope.
+    integration::fixtures::load(
+        &engine.docker,
+        &[integration::fixtures::ImageSpec::new("probe-base").tagged("probe-base:latest")],
+    )
+    .await?;
+    let container =
+        integration::fixtures::create_container(&engine.docker, "probe-base:latest").await?;
+    let (loaded, took) = set.restore(&engine.docker).await?;
+    eprintln!(
+        "cascade-bench: seeded {loaded} images in {:.2} s",
+        took.as_secs_f64()
+    );
+    let mut probe = CommitProbe::start(
+        &engine.socket,
+        &container,
+        Duration::from_millis(args.period_ms),
+    )
+    .await?;
+    let mut windows: Vec<Vec<(Instant, Instant)>> = vec![Vec::new(); phases.len()];
+    let mut runs: Vec<Vec<PhaseRun>> = vec![Vec::new(); phases.len()];
+    for round in 0..args.rounds {
+        for k in 0..phases.len() {
+            let i = (k + round) % phases.len();
+            let phase = &phases[i];
+            let (count, restore) = if *phase == Phase::Idle {
+                (0, Duration::ZERO)
+            } else {
+                set.restore(&engine.docker).await?
+            };
+            if count > 0 {
+                eprintln!(
+                    "cascade-bench: restored {count} images in {:.2} s",
+                    restore.as_secs_f64()
+                );
+            }
+            // One commit that started after the restore finished: the
+            // probe is running and no commit slowed by the restore is
+            // counted in the phase.
+            probe.wait_for(Instant::now(), 1, PROBE_LIMIT).await?;
+            let cpu_before = EngineCpu::read(root)?;
+            let from = Instant::now();
+            match phase {
+                Phase::Idle => probe.wait_for(from, args.idle_samples, PROBE_LIMIT).await?,
+                Phase::DockerPrune => {
+                    let deleted = docker_prune(&host).await?;
+                    check_count("docker image prune", deleted, set.images)?;
+                }
+                Phase::Janitor(concurrency) => {
+                    let removed = janitor_prune(&args.janitor, &host, concurrency).await?;
+                    check_count(&phase.name(), removed, set.images)?;
+                }
+            }
+            let until = Instant::now();
+            let engine_cpu = EngineCpu::read(root)?.since(cpu_before);
+            let run = PhaseRun {
+                round: round + 1,
+                seconds: (until - from).as_secs_f64(),
+                engine_cpu,
+                restore_seconds: restore.as_secs_f64(),
+            };
+            let commits = bench::started_within(&probe.samples(), from, until).len();
+            eprintln!(
+                "cascade-bench: round {}: {:<44} {:>8.3} s, {commits} commits, engine CPU {:.2} s",
+                round + 1,
+                phase.name(),
+                run.seconds,
+                engine_cpu.total_seconds()
+            );
+            windows[i].push((from, until));
+            runs[i].push(run);
+        }
+    }
+    let samples = probe.stop().await?;
+    Ok(phases
+        .iter()
+        .zip(windows)
+        .zip(runs)
+        .map(|((phase, windows), runs)| {
+            let latencies: Vec<Duration> = windows
+                .iter()
+                .flat_map(|(from, until)| bench::started_within(&samples, *from, *until))
+                .collect();
+            let walls: Vec<Duration> = runs
+                .iter()
+                .map(|r| Duration::from_secs_f64(r.seconds))
+                .collect();
+            let cpu: f64 = runs.iter().map(|r| r.engine_cpu.total_seconds()).sum();
+            let wall: f64 = runs.iter().map(|r| r.seconds).sum();
+            PhaseResult {
+                name: phase.name(),
+                latency: Latency::of(&latencies),
+                wall: Summary::of(&walls).expect("at least one round"),
+                engine_cpu_per_second: if wall > 0.0 { cpu / wall } else { 0.0 },
+                runs,
+                latencies_ms: latencies.iter().map(|d| d.as_secs_f64() * 1e3).collect(),
+            }
+        })
+        .collect())
+}
+
+/// `cascade-janitor prune --concurrency <value>`; returns how many images
+/// its report says it removed.
+async fn janitor_prune(janitor: &Path, host: &str, concurrency: &str) -> Result<usize> {
+    let out = tokio::process::Command::new(janitor)
+        .args(["prune", "--output", "json", "--docker-host", host])
+        .args(["--concurrency", concurrency])
+        .env_remove("SENTRY_DSN")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .context("running cascade-janitor prune")?;
+    if !out.status.success() {
+        bail!(
+            "cascade-janitor prune --concurrency {concurrency} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("the janitor's JSON report")?;
+    Ok(report["removed"].as_array().map_or(0, Vec::len))
+}
+
+/// The Markdown table of a gentleness run.
+fn gentle_table(results: &GentleResults) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "#### Engine {}: Docker {}, {} store ({}), N = {} labelled dangling images + {} decoys, measured {}\n",
+        results.engine_name,
+        results.engine,
+        results.store,
+        results.storage_driver,
+        results.images,
+        results.decoys,
+        results.date.get(..10).unwrap_or("?"),
+    );
+    let _ = writeln!(
+        out,
+        "A `POST /commit` every {} ms on its own connection; {} round(s), commits pooled over the rounds; {} CPUs.\n",
+        results.period_ms, results.rounds, results.cpus
+    );
+    let _ = writeln!(
+        out,
+        "| phase | commits | commit p50 | commit p99 | commit max | phase wall, median (min-max) | engine CPU per second |\n| --- | --- | --- | --- | --- | --- | --- |"
+    );
+    for p in &results.phases {
+        let latency = match &p.latency {
+            Some(l) => format!(
+                "{} | {:.1} ms | {:.1} ms{} | {:.1} ms",
+                l.samples,
+                l.p50_ms,
+                l.p99_ms,
+                if l.samples < 200 {
+                    " (< 200 commits)"
+                } else {
+                    ""
+                },
+                l.max_ms
+            ),
+            None => "0 | | |".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {latency} | {:.2} s ({:.2}-{:.2}) | {:.2} s |",
+            p.name, p.wall.median, p.wall.min, p.wall.max, p.engine_cpu_per_second
+        );
+    }
+    out
+}
+
+/// Runs `work`, or stops at Ctrl-C: the caller then still removes its
+/// nested engine, and dropping `work` kills the processes it started.
+async fn interruptible<T>(work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    tokio::select! {
+        outcome = work => outcome,
+        _ = tokio::signal::ctrl_c() => bail!("interrupted (Ctrl-C); the nested engine is removed"),
+    }
+}
+
+fn store_name(engine: &NestedEngine) -> &'static str {
+    match engine.engine.store {
+        integration::engine::Store::Classic => "classic",
+        integration::engine::Store::Containerd => "containerd",
+    }
+}
+
+/// Now, UTC, RFC 3339 to the second.
+fn utc_now() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
 
 /// The nested dockerd's PID on the host: the container's init process.
 async fn dockerd_pid(engine: &NestedEngine) -> Result<u32> {
@@ -619,12 +1025,7 @@ fn rss_kib(pid: u32) -> Result<u64> {
 /// utime + stime of a process, in clock ticks.
 fn cpu_ticks(pid: u32) -> Result<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the command name, which is in parentheses.
-    let rest = stat.rsplit_once(')').context("/proc/<pid>/stat")?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = fields.get(11).context("utime")?.parse()?;
-    let stime: u64 = fields.get(12).context("stime")?.parse()?;
-    Ok(utime + stime)
+    Ok(bench::ProcStat::parse(&stat)?.ticks)
 }
 
 fn median(values: &mut [f64]) -> f64 {
@@ -649,13 +1050,26 @@ fn table(results: &Results, main: usize) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "Docker {} ({}), {} CPUs, {} decoys, {} runs per contender at {main} images ({} at the other sizes), medians (min-max), seconds\n",
+        "#### Engine {}: Docker {}, {} store ({}), N = {main} labelled dangling images + {} decoys, measured {}\n",
+        if results.engine_name.is_empty() {
+            "?"
+        } else {
+            &results.engine_name
+        },
         results.engine,
+        if results.store.is_empty() {
+            "?"
+        } else {
+            &results.store
+        },
         results.storage_driver,
-        results.cpus,
         results.decoys,
-        results.runs,
-        results.other_runs
+        results.date.get(..10).unwrap_or("?"),
+    );
+    let _ = writeln!(
+        out,
+        "{} CPUs, {} runs per contender at {main} images ({} at the other sizes), medians (min-max), seconds\n",
+        results.cpus, results.runs, results.other_runs
     );
     let _ = write!(out, "| contender |");
     for s in &results.sizes {
@@ -705,11 +1119,17 @@ fn table(results: &Results, main: usize) -> String {
         );
         let _ = writeln!(
             out,
-            "| contender | wall | engine (dockerd) CPU | client process CPU |\n| --- | --- | --- | --- |"
+            "| contender | wall | engine CPU (dockerd + containerd) | of which containerd | client process CPU |\n| --- | --- | --- | --- | --- |"
         );
-        let per = |secs: f64| format!("{:.0} µs", secs / size.images as f64 * 1e6);
+        let per = |secs: f64| format!("{:.0} µs", secs / size.images.max(1) as f64 * 1e6);
         for c in &size.contenders {
             let mut engine: Vec<f64> = c.samples.iter().map(|s| s.engine_cpu_seconds).collect();
+            let mut containerd: Vec<f64> = c
+                .samples
+                .iter()
+                .filter_map(|s| s.engine_cpu)
+                .map(|cpu| cpu.containerd as f64 / bench::CLOCK_TICKS_PER_SECOND)
+                .collect();
             let mut client: Vec<f64> = c
                 .samples
                 .iter()
@@ -717,10 +1137,15 @@ fn table(results: &Results, main: usize) -> String {
                 .collect();
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} |",
                 c.name,
                 per(c.summary.median),
                 per(median(&mut engine)),
+                if containerd.is_empty() {
+                    "?".to_string()
+                } else {
+                    per(median(&mut containerd))
+                },
                 if client.is_empty() {
                     "in-process".to_string()
                 } else {
@@ -937,4 +1362,126 @@ fn xml_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(secs: &[f64]) -> Summary {
+        let d: Vec<Duration> = secs.iter().map(|s| Duration::from_secs_f64(*s)).collect();
+        Summary::of(&d).expect("samples")
+    }
+
+    fn contender(name: &str, secs: f64, engine_cpu: EngineCpu) -> ContenderResult {
+        ContenderResult {
+            name: name.into(),
+            command: String::new(),
+            summary: summary(&[secs]),
+            wall_per_image_us: 0.0,
+            peak_rss_kib_max: None,
+            samples: vec![Sample {
+                seconds: secs,
+                engine_cpu_seconds: engine_cpu.total_seconds(),
+                engine_cpu: Some(engine_cpu),
+                client_cpu_seconds: None,
+                peak_rss_kib: None,
+            }],
+        }
+    }
+
+    #[test]
+    fn the_compare_table_names_the_engine_and_splits_engine_cpu() {
+        let cpu = EngineCpu {
+            dockerd: 150,
+            containerd: 50,
+            other: 0,
+        };
+        let results = Results {
+            engine: "28.5.2".into(),
+            engine_name: "28.5-containerd".into(),
+            store: "containerd".into(),
+            date: "2026-11-29T11:20:00Z".into(),
+            storage_driver: "overlayfs".into(),
+            cpus: 2,
+            runs: 1,
+            other_runs: 1,
+            decoys: 100,
+            sizes: vec![SizeResult {
+                images: 2000,
+                decoys: 100,
+                seed_seconds: Some(summary(&[30.0])),
+                contenders: vec![contender("docker image prune", 4.0, cpu)],
+            }],
+            idle: None,
+        };
+        let table = table(&results, 2000);
+        assert!(
+            table.starts_with("#### Engine 28.5-containerd: Docker 28.5.2, containerd store (overlayfs), N = 2000 labelled dangling images + 100 decoys, measured 2026-11-29\n"),
+            "{table}"
+        );
+        // 4 s / 2000 images = 2000 µs wall; 2 s engine CPU = 1000 µs, of
+        // which containerd 0.5 s = 250 µs.
+        assert!(
+            table.contains("| docker image prune | 2000 µs | 1000 µs | 250 µs | in-process |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| seed (docker load), for reference | 30.000 |"),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn the_gentle_table_flags_a_p99_from_few_commits() {
+        let phase = |name: &str, latencies: &[u64], wall: f64, cpu: u64| PhaseResult {
+            name: name.into(),
+            latency: Latency::of(
+                &latencies
+                    .iter()
+                    .map(|ms| Duration::from_millis(*ms))
+                    .collect::<Vec<_>>(),
+            ),
+            wall: summary(&[wall]),
+            engine_cpu_per_second: cpu as f64 / wall,
+            runs: Vec::new(),
+            latencies_ms: Vec::new(),
+        };
+        let idle: Vec<u64> = (1..=200).collect();
+        let results = GentleResults {
+            engine: "20.10.24".into(),
+            engine_name: "20.10".into(),
+            store: "classic".into(),
+            storage_driver: "vfs".into(),
+            date: "2026-11-29T11:20:00Z".into(),
+            images: 500,
+            decoys: 1000,
+            rounds: 1,
+            period_ms: 50,
+            cpus: 2,
+            phases: vec![
+                phase("idle", &idle, 10.0, 1),
+                phase("docker image prune", &[40, 10, 30, 20], 0.5, 1),
+                phase("cascade-janitor prune --concurrency 4", &[], 0.25, 1),
+            ],
+        };
+        let table = gentle_table(&results);
+        assert!(table.starts_with("#### Engine 20.10: Docker 20.10.24, classic store (vfs), N = 500 labelled dangling images + 1000 decoys, measured 2026-11-29\n"), "{table}");
+        assert!(
+            table.contains(
+                "| idle | 200 | 100.0 ms | 198.0 ms | 200.0 ms | 10.00 s (10.00-10.00) | 0.10 s |"
+            ),
+            "{table}"
+        );
+        assert!(
+            table.contains("| docker image prune | 4 | 20.0 ms | 40.0 ms (< 200 commits) | 40.0 ms | 0.50 s (0.50-0.50) | 2.00 s |"),
+            "{table}"
+        );
+        assert!(
+            table.contains(
+                "| cascade-janitor prune --concurrency 4 | 0 | | | | 0.25 s (0.25-0.25) | 4.00 s |"
+            ),
+            "{table}"
+        );
+    }
 }
