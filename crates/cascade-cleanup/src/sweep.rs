@@ -577,13 +577,13 @@ impl DanglingImageSweep {
             }
             tokio::select! {
                 Some((image, outcome, latency)) = running.next(), if !running.is_empty() => {
-                    if let Removal::Done(result) = &outcome {
-                        let sample = match result {
-                            Err(e) if e.disposition == Disposition::Transient => RemovalOutcome::Overloaded,
-                            _ => RemovalOutcome::Answered,
-                        };
-                        pacer.finished(Instant::now(), latency, sample);
-                    }
+                    // Every start is matched by one end, whatever the
+                    // outcome: burst mode waits for a whole burst's answers.
+                    let sample = match &outcome {
+                        Removal::Done(Err(e)) if e.disposition == Disposition::Transient => RemovalOutcome::Overloaded,
+                        _ => RemovalOutcome::Answered,
+                    };
+                    pacer.finished(Instant::now(), latency, sample);
                     self.record(image, outcome, progress, report);
                 }
                 () = tokio::time::sleep_until(resume_at.unwrap_or_else(Instant::now)), if resume_at.is_some() => {}

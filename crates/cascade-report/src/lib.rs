@@ -209,6 +209,7 @@ pub fn text(
         let mode = match pace.mode {
             PaceMode::Fixed => "fixed",
             PaceMode::Adaptive => "adaptive",
+            PaceMode::Bursts => "bursts",
         };
         let pauses = if pace.pauses == 0 {
             String::new()

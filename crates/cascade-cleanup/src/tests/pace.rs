@@ -212,13 +212,18 @@ fn the_maximum_depends_on_the_store_unless_given() {
     };
     assert_eq!(Concurrency::default(), Concurrency::AUTO);
     assert_eq!(Concurrency::AUTO.limits(&classic).max, CLASSIC_MAX_WINDOW);
-    assert_eq!(
-        Concurrency::AUTO.limits(&containerd).max,
-        CONTAINERD_MAX_WINDOW
-    );
+    assert_eq!(Concurrency::AUTO.limits(&containerd).max, CONTAINERD_BURST);
     assert_eq!(
         Concurrency::AUTO.limits(&containerd).initial,
-        INITIAL_WINDOW
+        CONTAINERD_BURST
+    );
+    assert_eq!(
+        Concurrency::AUTO.pacer(&containerd).summary().mode,
+        PaceMode::Bursts
+    );
+    assert_eq!(
+        Concurrency::AUTO.pacer(&classic).summary().mode,
+        PaceMode::Adaptive
     );
     assert_eq!(
         Concurrency::Adaptive { max: Some(nz(2)) }.limits(&containerd),
@@ -237,4 +242,67 @@ fn the_maximum_depends_on_the_store_unless_given() {
     assert_eq!(Concurrency::Fixed(nz(6)).pacer(&classic).window(), 6);
     assert_eq!(Concurrency::AUTO.to_string(), "auto");
     assert_eq!(Concurrency::Fixed(nz(6)).to_string(), "6");
+}
+
+/// Starts as many removals as the burst pacer allows at `now`; returns how
+/// many started.
+fn start_burst(pacer: &mut RemovalPacer, now: Instant) -> usize {
+    let mut started = 0;
+    while started < pacer.window() && pacer.resume_at(now).is_none() {
+        pacer.started();
+        started += 1;
+    }
+    started
+}
+
+#[test]
+fn a_burst_is_sent_at_once_and_the_next_waits_for_all_of_it_and_a_rest() {
+    let mut pacer = RemovalPacer::bursts(nz(4), 1.0);
+    let t0 = Instant::now();
+    assert_eq!(start_burst(&mut pacer, t0), 4);
+    // Three answered: no room until the fourth does.
+    for latency in [100, 200, 300] {
+        pacer.finished(t0 + ms(latency), ms(latency), RemovalOutcome::Answered);
+        assert_eq!(pacer.window(), 0, "nothing starts while the burst is out");
+    }
+    pacer.finished(t0 + ms(400), ms(400), RemovalOutcome::Answered);
+    // The rest is the burst's length (its longest latency) times 1.0.
+    assert_eq!(pacer.resume_at(t0 + ms(400)), Some(t0 + ms(800)));
+    assert_eq!(start_burst(&mut pacer, t0 + ms(799)), 0);
+    assert_eq!(start_burst(&mut pacer, t0 + ms(800)), 4);
+    let pace = pacer.summary();
+    assert_eq!(pace.mode, PaceMode::Bursts);
+    assert_eq!((pace.pauses, pace.paused, pace.window_max), (1, ms(400), 4));
+}
+
+#[test]
+fn a_burst_with_a_transient_failure_halves_the_next_and_clean_ones_double_back() {
+    let mut pacer = RemovalPacer::bursts(nz(8), 0.5);
+    let mut now = Instant::now();
+    let mut sizes = Vec::new();
+    for overloaded in [true, true, false, false, false] {
+        now = pacer.resume_at(now).unwrap_or(now);
+        let n = start_burst(&mut pacer, now);
+        sizes.push(n);
+        for i in 0..n {
+            let outcome = if overloaded && i == 0 {
+                RemovalOutcome::Overloaded
+            } else {
+                RemovalOutcome::Answered
+            };
+            pacer.finished(now + ms(100), ms(100), outcome);
+        }
+        now += ms(100);
+    }
+    assert_eq!(sizes, vec![8, 4, 2, 4, 8]);
+}
+
+#[test]
+fn a_burst_rest_is_at_most_max_burst_rest() {
+    let mut pacer = RemovalPacer::bursts(nz(2), 5.0);
+    let t0 = Instant::now();
+    start_burst(&mut pacer, t0);
+    pacer.finished(t0, Duration::from_secs(30), RemovalOutcome::Answered);
+    pacer.finished(t0, Duration::from_secs(30), RemovalOutcome::Answered);
+    assert_eq!(pacer.resume_at(t0), Some(t0 + MAX_BURST_REST));
 }

@@ -750,7 +750,7 @@ fn adaptive_reaches_its_maximum_when_latency_stays_flat() {
 fn auto_takes_its_maximum_from_the_image_store() {
     for (containerd, max) in [
         (false, crate::pace::CLASSIC_MAX_WINDOW),
-        (true, crate::pace::CONTAINERD_MAX_WINDOW),
+        (true, crate::pace::CONTAINERD_BURST),
     ] {
         let fake = paced_engine(100, Duration::from_millis(10), Duration::ZERO);
         fake.edit(|s| s.containerd = containerd);
@@ -863,4 +863,38 @@ fn transient_failures_slow_the_pass_but_every_image_is_removed_or_reported() {
     );
     let pace = report.removal_pace.expect("removals ran");
     assert!(pace.pauses > 0, "failures at window 1 pause: {pace:?}");
+}
+
+#[test]
+fn auto_on_the_containerd_store_sends_bursts_with_a_rest_between_them() {
+    let burst = crate::pace::CONTAINERD_BURST.get();
+    let n = 2 * burst + 6;
+    let fake = paced_engine(n, Duration::from_millis(10), Duration::ZERO);
+    fake.edit(|s| s.containerd = true);
+    let ((report, ended), _) = with_sentry(|| async {
+        let report = sweep(&fake, with_concurrency(Concurrency::AUTO))
+            .run(&CancellationToken::new())
+            .await;
+        (report, tokio::time::Instant::now())
+    });
+    assert_eq!(report.removed.len(), n);
+    let starts = fake.edit(|s| s.removes_started.clone());
+    let t0 = starts[0];
+    let offsets: Vec<Duration> = starts.iter().map(|s| *s - t0).collect();
+    // Each burst answers after 10 ms and rests 10 ms (BURST_REST = 1.0).
+    let rest = Duration::from_millis(10).mul_f64(crate::pace::BURST_REST);
+    let second = Duration::from_millis(10) + rest;
+    let mut expected = vec![Duration::ZERO; burst];
+    expected.extend(vec![second; burst]);
+    expected.extend(vec![second * 2; 6]);
+    assert_eq!(offsets, expected);
+    assert_eq!(fake.edit(|s| s.max_removes_in_flight), burst);
+    let pace = report.removal_pace.expect("removals ran");
+    assert_eq!(pace.mode, crate::pace::PaceMode::Bursts);
+    assert_eq!((pace.pauses, pace.paused), (2, rest * 2));
+    assert_eq!(
+        ended,
+        t0 + second * 2 + Duration::from_millis(10),
+        "no rest after the last burst"
+    );
 }
