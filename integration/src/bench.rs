@@ -84,13 +84,29 @@ impl SeedSet {
     pub async fn restore(&self, docker: &Docker) -> Result<(usize, Duration)> {
         let started = Instant::now();
         let present = crate::engine::all_image_ids(docker).await?;
-        let missing: Vec<ImageSpec> = self
-            .specs
-            .iter()
-            .zip(&self.ids)
-            .filter(|(_, id)| !present.contains(*id))
-            .map(|(spec, _)| spec.clone())
-            .collect();
+        let by_config = present.is_empty() || self.ids.iter().any(|id| present.contains(id));
+        let missing: Vec<ImageSpec> = if by_config {
+            self.specs
+                .iter()
+                .zip(&self.ids)
+                .filter(|(_, id)| !present.contains(*id))
+                .map(|(spec, _)| spec.clone())
+                .collect()
+        } else {
+            // The containerd store lists manifest digests, not the config
+            // digests the seed knows (`fixtures::listed_ids`); inspecting
+            // every image to match them costs as much as a load. Every
+            // contender removes all of the labelled images and none of the
+            // decoys (each is checked), so count instead.
+            let ours = count_ours(docker).await?;
+            if ours == self.images && present.len() >= self.images + self.decoys {
+                Vec::new()
+            } else if ours == 0 && present.len() >= self.decoys {
+                self.specs[..self.images].to_vec()
+            } else {
+                self.specs.clone()
+            }
+        };
         if missing.is_empty() {
             return Ok((0, started.elapsed()));
         }
