@@ -16,6 +16,12 @@ use cascade_router::{EngineConfig, Janitor, JanitorConfig, LoopOutcome};
 use plumbing::CancelOnSignal;
 use tokio_util::sync::CancellationToken;
 
+/// jemalloc returns the pages a pass freed to the OS within seconds (its
+/// options: `.cargo/config.toml`); glibc's malloc kept them, so the idle
+/// daemon held what its last pass used (docs/BENCHMARKS.md, "Memory").
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use cascade_config::{
     CommandSettings, CommonSettings, Environment, LoadError, LogFormat, Output, PruneSettings,
     RunSettings, Settings,
