@@ -202,22 +202,10 @@ fn main() -> Result<()> {
                 format!("--decoys={decoys}"),
                 format!("--runs={runs}"),
                 format!("--other-runs={other_runs}"),
-                format!(
-                    "--janitor={}",
-                    root.join("target/release/cascade-janitor").display()
-                ),
-                format!(
-                    "--json={}",
-                    out.join(format!("compare-{engine}.json")).display()
-                ),
-                format!(
-                    "--svg={}",
-                    out.join(format!("compare-{engine}.svg")).display()
-                ),
-                format!(
-                    "--markdown={}",
-                    out.join(format!("compare-{engine}.md")).display()
-                ),
+                janitor_flag(&root),
+                output(&out, "json", "compare", engine, "json"),
+                output(&out, "svg", "compare", engine, "svg"),
+                output(&out, "markdown", "compare", engine, "md"),
             ];
             if let Some(sizes) = sizes {
                 args.push(format!("--sizes={sizes}"));
@@ -257,18 +245,9 @@ fn main() -> Result<()> {
                 format!("--concurrency={concurrency}"),
                 format!("--rounds={rounds}"),
                 format!("--idle-samples={idle_samples}"),
-                format!(
-                    "--janitor={}",
-                    root.join("target/release/cascade-janitor").display()
-                ),
-                format!(
-                    "--json={}",
-                    out.join(format!("gentle-{engine}.json")).display()
-                ),
-                format!(
-                    "--markdown={}",
-                    out.join(format!("gentle-{engine}.md")).display()
-                ),
+                janitor_flag(&root),
+                output(&out, "json", "gentle", engine, "json"),
+                output(&out, "markdown", "gentle", engine, "md"),
             ])
         }
     }
@@ -333,6 +312,22 @@ fn demo() -> Result<()> {
 
 /// Runs `cascade-bench` (integration/src/bin), built with `--release` so
 /// the in-process contenders are measured optimised.
+/// `--<flag>=target/bench/<kind>-<engine>.<ext>`: where a benchmark writes.
+fn output(out: &Path, flag: &str, kind: &str, engine: &str, ext: &str) -> String {
+    format!(
+        "--{flag}={}",
+        out.join(format!("{kind}-{engine}.{ext}")).display()
+    )
+}
+
+/// `--janitor=` the release binary `release_janitor` built.
+fn janitor_flag(root: &Path) -> String {
+    format!(
+        "--janitor={}",
+        root.join("target/release/cascade-janitor").display()
+    )
+}
+
 fn bench_tool(args: &[String]) -> Result<()> {
     let mut command = cargo(&[
         "run",
