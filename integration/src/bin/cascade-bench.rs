@@ -392,9 +392,11 @@ async fn compare(args: CompareArgs) -> Result<()> {
         anyhow::Ok(())
     })
     .await;
+    // The results are written before the host guard's verdict: a guard
+    // that fails because something else added images to the host (a build
+    // running beside the benchmark) must not lose a measured run.
     let finished = engine.finish().await;
     outcome?;
-    finished?;
     results.date = utc_now();
 
     if let Some(dir) = args.json.parent() {
@@ -412,7 +414,7 @@ async fn compare(args: CompareArgs) -> Result<()> {
         println!("wrote {}", markdown.display());
     }
     println!("wrote {} and {}", args.json.display(), args.svg.display());
-    Ok(())
+    finished
 }
 
 async fn measure_size(
@@ -762,7 +764,6 @@ async fn gentle(args: GentleArgs) -> Result<()> {
     let outcome = interruptible(measure_gentle(&engine, &phases, &args)).await;
     let finished = engine.finish().await;
     let phases = outcome?;
-    finished?;
     let results = GentleResults {
         engine: info.server_version.unwrap_or_default(),
         engine_name,
@@ -787,7 +788,8 @@ async fn gentle(args: GentleArgs) -> Result<()> {
         println!("wrote {}", markdown.display());
     }
     println!("wrote {}", args.json.display());
-    Ok(())
+    // After the results (see `compare`).
+    finished
 }
 
 async fn measure_gentle(
