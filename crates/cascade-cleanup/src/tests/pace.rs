@@ -306,3 +306,27 @@ fn a_burst_rest_is_at_most_max_burst_rest() {
     pacer.finished(t0, Duration::from_secs(30), RemovalOutcome::Answered);
     assert_eq!(pacer.resume_at(t0), Some(t0 + MAX_BURST_REST));
 }
+
+#[test]
+fn jitter_under_the_latency_floor_is_not_load() {
+    // 1 ms and 4 ms answers alternate: 4x apart, yet both under the floor.
+    let mut pacer = adaptive(4);
+    let t0 = Instant::now();
+    for i in 0..64u64 {
+        let latency = if i % 2 == 0 { ms(1) } else { ms(4) };
+        pacer.started();
+        pacer.finished(t0 + ms(i), latency, RemovalOutcome::Answered);
+    }
+    assert_eq!(pacer.window(), 4);
+    assert_eq!(pacer.summary().pauses, 0);
+    // Past the floor, the same 4x is load: the window backs off.
+    for i in 0..16u64 {
+        pacer.started();
+        pacer.finished(
+            t0 + ms(100 + i),
+            ms(4 * LATENCY_FLOOR.as_millis() as u64),
+            RemovalOutcome::Answered,
+        );
+    }
+    assert!(pacer.window() < 4, "window {}", pacer.window());
+}
