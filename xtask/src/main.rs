@@ -187,14 +187,7 @@ fn main() -> Result<()> {
                         .with_context(|| format!("--baseline {}: no such file", b.display()))
                 })
                 .transpose()?;
-            let engine = bench_engine(
-                engine.as_deref(),
-                std::env::var("CASCADE_TEST_ENGINE").ok().as_deref(),
-            )?;
-            dind::dind_image(dind::version_of(engine)?, false)?;
-            release_janitor()?;
-            let root = workspace_root();
-            let out = root.join("target/bench");
+            let (engine, root, out) = prepare_bench(engine.as_deref())?;
             let mut args = vec![
                 "compare".to_string(),
                 format!("--engine={engine}"),
@@ -229,14 +222,7 @@ fn main() -> Result<()> {
             rounds,
             idle_samples,
         } => {
-            let engine = bench_engine(
-                engine.as_deref(),
-                std::env::var("CASCADE_TEST_ENGINE").ok().as_deref(),
-            )?;
-            dind::dind_image(dind::version_of(engine)?, false)?;
-            release_janitor()?;
-            let root = workspace_root();
-            let out = root.join("target/bench");
+            let (engine, root, out) = prepare_bench(engine.as_deref())?;
             bench_tool(&[
                 "gentle".to_string(),
                 format!("--engine={engine}"),
@@ -312,6 +298,18 @@ fn demo() -> Result<()> {
 
 /// Runs `cascade-bench` (integration/src/bin), built with `--release` so
 /// the in-process contenders are measured optimised.
+/// What both benchmarks need first: the engine (`--engine`, else
+/// `CASCADE_TEST_ENGINE`), its nested-engine image, and the release janitor;
+/// returns the engine, the workspace root and `target/bench`.
+fn prepare_bench(engine: Option<&str>) -> Result<(&'static str, PathBuf, PathBuf)> {
+    let engine = bench_engine(engine, std::env::var("CASCADE_TEST_ENGINE").ok().as_deref())?;
+    dind::dind_image(dind::version_of(engine)?, false)?;
+    release_janitor()?;
+    let root = workspace_root();
+    let out = root.join("target/bench");
+    Ok((engine, root, out))
+}
+
 /// `--<flag>=target/bench/<kind>-<engine>.<ext>`: where a benchmark writes.
 fn output(out: &Path, flag: &str, kind: &str, engine: &str, ext: &str) -> String {
     format!(
