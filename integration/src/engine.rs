@@ -3,8 +3,11 @@
 //! `CASCADE_TEST_ENGINE` picks the engine every [`NestedEngine`] of a test
 //! process runs (`cargo xtask safety` sets it): `20.10` (the default;
 //! classic store), `26.1-classic`, `26.1-containerd`, `28.5-classic`,
-//! `28.5-containerd`. The version picks the image `cargo xtask dind-image
-//! --engine <version>` built; the store is chosen by a mounted
+//! `28.5-containerd`, and outside the matrix `28.5-overlay2` (the classic
+//! store on the graph driver production hosts run; its commits take
+//! milliseconds where `vfs` takes a second, so the gentleness probe can see
+//! a classic-store sweep). The version picks the image `cargo xtask
+//! dind-image --engine <version>` built; the store is chosen by a mounted
 //! `/etc/docker/daemon.json`.
 
 use std::collections::BTreeSet;
@@ -31,7 +34,7 @@ pub const KNOWN_GAPS_VAR: &str = "CASCADE_KNOWN_GAPS_FILE";
 /// An image store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Store {
-    /// The graphdriver store (`vfs` here).
+    /// The graphdriver store (`vfs` here, `overlay2` for `28.5-overlay2`).
     Classic,
     /// The containerd image store (overlayfs snapshotter).
     Containerd,
@@ -43,6 +46,9 @@ pub struct Engine {
     /// "20.10", "26.1" or "28.5": the tag of its dind image.
     pub version: &'static str,
     pub store: Store,
+    /// The classic store's graph driver; `overlay2` needs a host folder
+    /// under it, as the containerd store's snapshotter does.
+    pub overlay2: bool,
 }
 
 /// Every engine the harness knows, by name.
@@ -52,6 +58,7 @@ pub const ENGINES: &[(&str, Engine)] = &[
         Engine {
             version: "20.10",
             store: Store::Classic,
+            overlay2: false,
         },
     ),
     (
@@ -59,6 +66,7 @@ pub const ENGINES: &[(&str, Engine)] = &[
         Engine {
             version: "26.1",
             store: Store::Classic,
+            overlay2: false,
         },
     ),
     (
@@ -66,6 +74,7 @@ pub const ENGINES: &[(&str, Engine)] = &[
         Engine {
             version: "26.1",
             store: Store::Containerd,
+            overlay2: false,
         },
     ),
     (
@@ -73,6 +82,7 @@ pub const ENGINES: &[(&str, Engine)] = &[
         Engine {
             version: "28.5",
             store: Store::Classic,
+            overlay2: false,
         },
     ),
     (
@@ -80,6 +90,16 @@ pub const ENGINES: &[(&str, Engine)] = &[
         Engine {
             version: "28.5",
             store: Store::Containerd,
+            overlay2: false,
+        },
+    ),
+    // Not in `cargo xtask safety`'s default matrix; run it by name.
+    (
+        "28.5-overlay2",
+        Engine {
+            version: "28.5",
+            store: Store::Classic,
+            overlay2: true,
         },
     ),
 ];
@@ -128,6 +148,9 @@ impl Engine {
     fn daemon_json(&self) -> Option<&'static str> {
         match (self.version, self.store) {
             ("20.10", _) => None,
+            (_, Store::Classic) if self.overlay2 => {
+                Some(r#"{"features":{"containerd-snapshotter":false},"storage-driver":"overlay2"}"#)
+            }
             (_, Store::Classic) => {
                 Some(r#"{"features":{"containerd-snapshotter":false},"storage-driver":"vfs"}"#)
             }
@@ -317,9 +340,9 @@ impl NestedEngine {
                 "/etc/docker",
             ));
         }
-        if engine.store == Store::Containerd {
+        if engine.store == Store::Containerd || engine.overlay2 {
             // overlayfs cannot stack on the container's own overlay root:
-            // the snapshotter needs a host folder.
+            // the snapshotter (and overlay2) needs a host folder.
             let data = state.path().join("data");
             std::fs::create_dir(&data)?;
             image = image.with_mount(Mount::bind_mount(
@@ -436,6 +459,14 @@ mod tests {
                 .expect("known")
                 .daemon_json()
                 .is_some_and(|j| j.contains(r#""containerd-snapshotter":true"#))
+        );
+        let overlay2 = Engine::named("28.5-overlay2").expect("known");
+        assert_eq!(overlay2.store, Store::Classic);
+        assert!(
+            overlay2
+                .daemon_json()
+                .is_some_and(|j| j.contains(r#""storage-driver":"overlay2""#)
+                    && j.contains(r#""containerd-snapshotter":false"#))
         );
     }
 

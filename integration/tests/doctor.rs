@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use integration::NestedEngine;
-use integration::engine::{Store, all_image_ids};
+use integration::engine::{Store, all_image_ids, known_gap};
 use integration::fixtures::{self, ImageSpec};
 
 fn doctor(hosts: &[&str]) -> Result<(i32, String)> {
@@ -59,11 +59,15 @@ async fn doctor_counts_what_is_in_scope_and_removes_nothing() -> Result<()> {
         line(&stdout, "engine:").contains(&engine.host()),
         "{stdout}"
     );
-    // The classic store here runs `vfs`; on the containerd store (26.1 and
-    // 28.5 with containerd-snapshotter) `Driver` names the snapshotter.
-    let store = match engine.engine.store {
-        Store::Classic => "storage: classic image store, driver vfs, root dir ",
-        Store::Containerd => "storage: containerd image store, snapshotter overlayfs, root dir ",
+    // The classic store here runs `vfs` (`overlay2` on `28.5-overlay2`);
+    // on the containerd store (26.1 and 28.5 with containerd-snapshotter)
+    // `Driver` names the snapshotter.
+    let store = match (engine.engine.store, engine.engine.overlay2) {
+        (Store::Classic, false) => "storage: classic image store, driver vfs, root dir ",
+        (Store::Classic, true) => "storage: classic image store, driver overlay2, root dir ",
+        (Store::Containerd, _) => {
+            "storage: containerd image store, snapshotter overlayfs, root dir "
+        }
     };
     assert!(line(&stdout, "storage:").starts_with(store), "{stdout}");
     // The API version the engine states, and the one every request uses.
@@ -75,10 +79,18 @@ async fn doctor_counts_what_is_in_scope_and_removes_nothing() -> Result<()> {
     assert!(line(&stdout, "engine:").ends_with(api), "{stdout}");
     // The nested engine's /var/lib/docker is not this machine's: the folder
     // of that name here belongs to the host engine.
-    assert!(
-        line(&stdout, "root dir free space:").contains("not visible from here"),
-        "{stdout}"
-    );
+    if !known_gap(
+        "doctor_counts_what_is_in_scope_and_removes_nothing (root dir free space)",
+        &["28.5-overlay2"],
+        "a host engine on the same driver and path without an engine-id file \
+         (Docker 20.10 here; the file exists since 23.0) passes the visibility \
+         check, so the host's free space is shown",
+    ) {
+        assert!(
+            line(&stdout, "root dir free space:").contains("not visible from here"),
+            "{stdout}"
+        );
+    }
     // Labelled: two old, one young (all dangling) and one tagged.
     assert_eq!(
         line(&stdout, "images carrying the labels:"),

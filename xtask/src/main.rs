@@ -43,7 +43,7 @@ enum Task {
     DindImage {
         /// Engine version: 20.10, 26.1 or 28.5 (an engine name such as 28.5-containerd also works)
         #[arg(long, default_value = "20.10", value_parser = [
-            "20.10", "26.1", "28.5", "20.10-classic", "26.1-classic", "26.1-containerd", "28.5-classic", "28.5-containerd",
+            "20.10", "26.1", "28.5", "20.10-classic", "26.1-classic", "26.1-containerd", "28.5-classic", "28.5-containerd", "28.5-overlay2",
         ])]
         engine: String,
         /// Rebuild even when the image already exists
@@ -52,9 +52,9 @@ enum Task {
     },
     /// Run the real-engine suite on one engine, or on all five (builds missing nested-engine images first)
     Safety {
-        /// 20.10, 26.1-classic, 26.1-containerd, 28.5-classic or 28.5-containerd; default: all five
+        /// 20.10, 26.1-classic, 26.1-containerd, 28.5-classic or 28.5-containerd; default: all five. Also 28.5-overlay2 (the classic store on overlay2), outside the default five
         #[arg(long, value_parser = [
-            "20.10", "20.10-classic", "26.1-classic", "26.1-containerd", "28.5-classic", "28.5-containerd",
+            "20.10", "20.10-classic", "26.1-classic", "26.1-containerd", "28.5-classic", "28.5-containerd", "28.5-overlay2",
         ])]
         engine: Option<String>,
     },
@@ -77,7 +77,7 @@ enum Task {
     Demo,
     /// Time the janitor against docker image prune, the one-at-a-time loop and a raw list, on one nested engine
     BenchCompare {
-        /// 20.10, 26.1-classic, 26.1-containerd, 28.5-classic or 28.5-containerd; default: CASCADE_TEST_ENGINE, else 20.10
+        /// 20.10, 26.1-classic, 26.1-containerd, 28.5-classic, 28.5-containerd or 28.5-overlay2; default: CASCADE_TEST_ENGINE, else 20.10
         #[arg(long)]
         engine: Option<String>,
         /// The size the ratios and targets are read at
@@ -107,7 +107,7 @@ enum Task {
     },
     /// Commit latency on one nested engine while docker image prune and the janitor sweep (a POST /commit every 50 ms)
     BenchGentle {
-        /// 20.10, 26.1-classic, 26.1-containerd, 28.5-classic or 28.5-containerd; default: CASCADE_TEST_ENGINE, else 20.10
+        /// 20.10, 26.1-classic, 26.1-containerd, 28.5-classic, 28.5-containerd or 28.5-overlay2; default: CASCADE_TEST_ENGINE, else 20.10
         #[arg(long)]
         engine: Option<String>,
         /// Labelled dangling images each removing phase sweeps
@@ -134,16 +134,13 @@ fn main() -> Result<()> {
         Task::Safety { engine } => {
             let engines = match engine {
                 Some(engine) => {
-                    let name = dind::ENGINES
-                        .iter()
-                        .find(|e| **e == engine || (engine == "20.10-classic" && **e == "20.10"))
-                        .with_context(|| {
-                            format!(
-                                "unknown engine `{engine}`; use one of {}",
-                                dind::ENGINES.join(", ")
-                            )
-                        })?;
-                    vec![*name]
+                    let name = dind::engine_named(&engine).with_context(|| {
+                        format!(
+                            "unknown engine `{engine}`; use one of {}",
+                            dind::engine_names()
+                        )
+                    })?;
+                    vec![name]
                 }
                 None => dind::ENGINES.to_vec(),
             };
@@ -243,26 +240,17 @@ fn main() -> Result<()> {
 /// else 20.10, as its name in the matrix (`20.10-classic` is `20.10`).
 fn bench_engine(flag: Option<&str>, env: Option<&str>) -> Result<&'static str> {
     let wanted = flag.or(env).unwrap_or("20.10");
-    let wanted = if wanted == "20.10-classic" {
-        "20.10"
-    } else {
-        wanted
-    };
-    dind::ENGINES
-        .iter()
-        .find(|e| **e == wanted)
-        .copied()
-        .with_context(|| {
-            format!(
-                "unknown engine `{wanted}` (from {}); use one of {}",
-                if flag.is_some() {
-                    "--engine"
-                } else {
-                    "CASCADE_TEST_ENGINE"
-                },
-                dind::ENGINES.join(", ")
-            )
-        })
+    dind::engine_named(wanted).with_context(|| {
+        format!(
+            "unknown engine `{wanted}` (from {}); use one of {}",
+            if flag.is_some() {
+                "--engine"
+            } else {
+                "CASCADE_TEST_ENGINE"
+            },
+            dind::engine_names()
+        )
+    })
 }
 
 /// The janitor the benchmarks time: a release build, as operators run it.
@@ -685,8 +673,15 @@ mod tests {
             .expect_err("unknown")
             .to_string();
         assert!(error.contains("28.5-containerd"), "{error}");
-        for engine in dind::ENGINES {
-            dind::version_of(engine).expect("every matrix engine has an image");
+        for engine in dind::ENGINES.iter().chain(dind::EXTRA_ENGINES) {
+            dind::version_of(engine).expect("every engine has an image");
+            assert_eq!(dind::engine_named(engine), Some(*engine));
         }
+        assert_eq!(dind::engine_named("20.10-classic"), Some("20.10"));
+        assert!(
+            !dind::ENGINES.contains(&"28.5-overlay2"),
+            "not in the CI matrix"
+        );
+        assert_eq!(dind::engine_named("28.5-overlay"), None);
     }
 }
