@@ -123,9 +123,12 @@ pub trait DockerImages: Send + Sync + 'static {
     async fn images_used_by_containers(&self) -> Result<HashSet<String>, DockerError>;
 
     /// The engine's data root, when this process sees the same folder
-    /// (`cascade_engine::disk::visible_data_root`); `None` when it does not or
-    /// cannot tell. Used only to measure reclaimed space.
-    async fn local_data_root(&self) -> Option<std::path::PathBuf> {
+    /// (`cascade_engine::disk::visible_data_root`; `image`, one the engine
+    /// holds, is the evidence on engines without an `engine-id` file);
+    /// `None` when it does not or cannot tell. Used only to measure
+    /// reclaimed space.
+    async fn local_data_root(&self, image: &str) -> Option<std::path::PathBuf> {
+        let _ = image;
         None
     }
 

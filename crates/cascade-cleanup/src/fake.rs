@@ -202,7 +202,7 @@ impl DockerImages for FakeDocker {
         Ok(self.edit(|s| s.engine_time))
     }
 
-    async fn local_data_root(&self) -> Option<std::path::PathBuf> {
+    async fn local_data_root(&self, _image: &str) -> Option<std::path::PathBuf> {
         self.edit(|s| s.data_root.clone())
     }
 

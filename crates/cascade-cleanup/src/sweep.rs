@@ -368,16 +368,17 @@ impl DanglingImageSweep {
         if self.config.dry_run {
             report.would_remove = to_remove;
         } else {
-            let root = if self.config.measure_reclaimed && !to_remove.is_empty() {
-                self.call("finding the data root", async {
-                    Ok(self.docker.local_data_root().await)
-                })
-                .await
-                .ok()
-                .flatten()
-            } else {
-                None
-            };
+            let root =
+                if let (true, Some(first)) = (self.config.measure_reclaimed, to_remove.first()) {
+                    self.call("finding the data root", async {
+                        Ok(self.docker.local_data_root(&first.id).await)
+                    })
+                    .await
+                    .ok()
+                    .flatten()
+                } else {
+                    None
+                };
             let free_before = root.as_deref().and_then(free_space_at);
             let store = if to_remove.is_empty() {
                 None

@@ -196,8 +196,8 @@ impl DockerImages for EngineClient {
             .await
     }
 
-    async fn local_data_root(&self) -> Option<std::path::PathBuf> {
-        self.engine().await.ok()?.local_data_root().await
+    async fn local_data_root(&self, image: &str) -> Option<std::path::PathBuf> {
+        self.engine().await.ok()?.local_data_root(image).await
     }
 
     async fn remove_image(&self, name: &str) -> Result<(), DockerError> {

@@ -10,12 +10,15 @@ use std::path::Path;
 /// to another engine (a nested or remote engine's `/var/lib/docker` is not
 /// this host's), or one this process cannot read, is never measured by
 /// mistake: `image/<driver>` must exist for the engine's storage driver, and
-/// where an `engine-id` file is readable it must hold the engine's ID. `Err`
-/// says why it is not visible.
+/// where an `engine-id` file is readable it must hold the engine's ID.
+/// Engines before 23.0 write no `engine-id`; then `image`, the ID of an
+/// image the engine holds (`sha256:<hex>`), must be in the folder's image
+/// database. `Err` says why it is not visible.
 pub fn visible_data_root(
     root: &Path,
     driver: Option<&str>,
     engine_id: Option<&str>,
+    image: Option<&str>,
 ) -> Result<(), String> {
     if !root.is_dir() {
         return Err(format!("no folder {} here", root.display()));
@@ -29,15 +32,40 @@ pub fn visible_data_root(
             root.display()
         ));
     }
-    if let (Ok(here), Some(id)) = (std::fs::read_to_string(root.join("engine-id")), engine_id)
-        && here.trim() != id
-    {
-        return Err(format!(
-            "{}/engine-id here is another engine's",
-            root.display()
-        ));
+    match std::fs::read_to_string(root.join("engine-id")) {
+        Ok(here) => match engine_id {
+            Some(id) if here.trim() != id => Err(format!(
+                "{}/engine-id here is another engine's",
+                root.display()
+            )),
+            _ => Ok(()),
+        },
+        Err(_) => {
+            let Some(hex) = image
+                .and_then(|id| id.strip_prefix("sha256:"))
+                .filter(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+            else {
+                return Err(format!(
+                    "{} here has no engine-id (engines before 23.0 write none) and no image of the engine's to look for",
+                    root.display()
+                ));
+            };
+            let entry = root
+                .join("image")
+                .join(driver)
+                .join("imagedb/content/sha256")
+                .join(hex);
+            if entry.is_file() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} here has no engine-id and not the engine's image {}: another engine's",
+                    root.display(),
+                    &hex[..12]
+                ))
+            }
+        }
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -48,23 +76,48 @@ mod tests {
     fn only_positive_evidence_makes_a_root_visible() {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path();
-        assert!(visible_data_root(&root.join("absent"), Some("overlay2"), None).is_err());
+        let image = format!("sha256:{}", "ab".repeat(32));
+        let seen = Some(image.as_str());
+        assert!(visible_data_root(&root.join("absent"), Some("overlay2"), None, seen).is_err());
         assert!(
-            visible_data_root(root, Some("overlay2"), None).is_err(),
+            visible_data_root(root, Some("overlay2"), None, seen).is_err(),
             "no image/ folder"
         );
-        assert!(visible_data_root(root, None, None).is_err(), "no driver");
-        std::fs::create_dir_all(root.join("image/overlay2")).expect("layout");
         assert!(
-            visible_data_root(root, Some("vfs"), None).is_err(),
+            visible_data_root(root, None, None, seen).is_err(),
+            "no driver"
+        );
+        let db = root.join("image/overlay2/imagedb/content/sha256");
+        std::fs::create_dir_all(&db).expect("layout");
+        assert!(
+            visible_data_root(root, Some("vfs"), None, seen).is_err(),
             "another driver"
         );
-        assert_eq!(visible_data_root(root, Some("overlay2"), None), Ok(()));
-        std::fs::write(root.join("engine-id"), "abc\n").expect("id");
+        // No engine-id (Docker before 23.0): the engine's image must be here.
+        let why = visible_data_root(root, Some("overlay2"), None, seen).expect_err("no image");
+        assert!(why.contains("another engine's"), "{why}");
+        assert!(
+            visible_data_root(root, Some("overlay2"), None, None).is_err(),
+            "nothing to look for"
+        );
+        std::fs::write(db.join("ab".repeat(32)), "{}").expect("image");
         assert_eq!(
-            visible_data_root(root, Some("overlay2"), Some("abc")),
+            visible_data_root(root, Some("overlay2"), None, seen),
             Ok(())
         );
-        assert!(visible_data_root(root, Some("overlay2"), Some("xyz")).is_err());
+        let bare = "ab".repeat(32);
+        for odd in ["sha256:../../../etc/passwd", bare.as_str(), "sha256:abc"] {
+            assert!(
+                visible_data_root(root, Some("overlay2"), None, Some(odd)).is_err(),
+                "{odd}"
+            );
+        }
+        // With an engine-id it decides, image or not.
+        std::fs::write(root.join("engine-id"), "abc\n").expect("id");
+        assert_eq!(
+            visible_data_root(root, Some("overlay2"), Some("abc"), None),
+            Ok(())
+        );
+        assert!(visible_data_root(root, Some("overlay2"), Some("xyz"), seen).is_err());
     }
 }

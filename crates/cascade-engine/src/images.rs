@@ -341,7 +341,7 @@ impl DockerImages for Engine {
         Ok(self.storage().await?.store)
     }
 
-    async fn local_data_root(&self) -> Option<PathBuf> {
+    async fn local_data_root(&self, image: &str) -> Option<PathBuf> {
         let storage = self.storage().await.ok()?;
         if let ImageStore::Containerd { .. } = storage.store {
             // Its content and snapshots live under containerd's root, not
@@ -354,6 +354,7 @@ impl DockerImages for Engine {
             &root,
             storage.driver.as_deref(),
             storage.engine_id.as_deref(),
+            Some(image),
         ) {
             Ok(()) => Some(root),
             Err(why) => {

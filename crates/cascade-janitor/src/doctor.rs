@@ -8,12 +8,13 @@
 //! host before the first snapshot, and a deployment check must not fail
 //! there. Low free space is a warning too: it is what the janitor is for.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use bytesize::ByteSize;
-use cascade_cleanup::ImageStore;
 use cascade_cleanup::disk::{self, DiskSpace};
+use cascade_cleanup::{DockerImages, ImageStore};
 use cascade_engine::Engine;
 
 use crate::{EXIT_FAILURE, EXIT_OK, Failure, engine, sweep_config};
@@ -104,7 +105,15 @@ async fn check(docker: &Engine, host: &str, common: &CommonSettings) -> usize {
                         "the containerd image store keeps images outside the root dir",
                     )
                 } else {
-                    root_dir_space(root, driver, storage.engine_id.as_deref())
+                    // The evidence for engines without an engine-id file:
+                    // any image the engine holds.
+                    let image = docker
+                        .list_images(&HashMap::new())
+                        .await
+                        .ok()
+                        .and_then(|images| images.into_iter().next())
+                        .map(|image| image.id);
+                    root_dir_space(root, driver, storage.engine_id.as_deref(), image.as_deref())
                 };
                 println!("root dir free space: {}", space.line);
                 if space.low {
@@ -171,9 +180,14 @@ impl RootDirSpace {
     }
 }
 
-fn root_dir_space(root: &Path, driver: Option<&str>, engine_id: Option<&str>) -> RootDirSpace {
+fn root_dir_space(
+    root: &Path,
+    driver: Option<&str>,
+    engine_id: Option<&str>,
+    image: Option<&str>,
+) -> RootDirSpace {
     let not_visible = RootDirSpace::not_visible;
-    if let Err(why) = cascade_engine::disk::visible_data_root(root, driver, engine_id) {
+    if let Err(why) = cascade_engine::disk::visible_data_root(root, driver, engine_id, image) {
         return not_visible(&why);
     }
     match disk::disk_space(root) {
@@ -201,14 +215,20 @@ mod tests {
     fn a_visible_root_dir_is_measured() {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir_all(dir.path().join("image/overlay2")).expect("layout");
-        let space = root_dir_space(dir.path(), Some("overlay2"), None);
+        std::fs::write(dir.path().join("engine-id"), "e1\n").expect("engine-id");
+        let space = root_dir_space(dir.path(), Some("overlay2"), Some("e1"), None);
         assert!(space.line.contains(" free of "), "{}", space.line);
         assert!(space.line.contains('%'), "{}", space.line);
     }
 
     #[test]
     fn a_missing_root_dir_is_not_visible() {
-        let space = root_dir_space(Path::new("/nonexistent/docker-root"), Some("vfs"), None);
+        let space = root_dir_space(
+            Path::new("/nonexistent/docker-root"),
+            Some("vfs"),
+            None,
+            None,
+        );
         assert!(
             space.line.starts_with("not visible from here"),
             "{}",
@@ -221,9 +241,14 @@ mod tests {
     fn another_engines_root_dir_is_not_visible() {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir_all(dir.path().join("image/overlay2")).expect("layout");
-        let space = root_dir_space(dir.path(), Some("vfs"), None);
+        let space = root_dir_space(dir.path(), Some("vfs"), None, None);
         assert!(space.line.contains("another engine's"), "{}", space.line);
-        let same = root_dir_space(dir.path(), Some("overlay2"), None);
+        // No engine-id (Docker 20.10) and none of the engine's images here.
+        let image = format!("sha256:{}", "cd".repeat(32));
+        let other = root_dir_space(dir.path(), Some("overlay2"), None, Some(&image));
+        assert!(other.line.contains("another engine's"), "{}", other.line);
+        std::fs::write(dir.path().join("engine-id"), "e1\n").expect("engine-id");
+        let same = root_dir_space(dir.path(), Some("overlay2"), Some("e1"), None);
         assert!(same.line.contains(" free of "), "{}", same.line);
     }
 }
