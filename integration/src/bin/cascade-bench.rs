@@ -541,8 +541,8 @@ async fn run_contender(
                 .arg("%M %U %S")
                 .arg("-o")
                 .arg(rss_file.path())
-                .arg(janitor)
-                .args(["prune", "--output", "json", "--docker-host", &host]);
+                .arg(janitor);
+            janitor_prune_args(&mut command, &host);
             match contender {
                 Contender::JanitorDryRun => {
                     command.arg("--dry-run");
@@ -552,32 +552,14 @@ async fn run_contender(
                 }
                 _ => {}
             }
-            let out = command
-                .kill_on_drop(true)
-                .env_remove("SENTRY_DSN")
-                .env("RUST_LOG", "warn")
-                .stdin(Stdio::null())
-                .output()
-                .await
-                .context("running cascade-janitor under /usr/bin/time")?;
+            let out = checked_output(&mut command, &contender.name()).await?;
             let seconds = started.elapsed().as_secs_f64();
-            if !out.status.success() {
-                bail!(
-                    "{} failed ({}): {}",
-                    contender.name(),
-                    out.status,
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-            let report: serde_json::Value =
-                serde_json::from_slice(&out.stdout).context("the janitor's JSON report")?;
             let field = if *contender == Contender::JanitorDryRun {
                 "would_remove"
             } else {
                 "removed"
             };
-            let n = report[field].as_array().map_or(0, Vec::len);
-            check_count(&contender.name(), n, expect)?;
+            check_count(&contender.name(), reported(&out.stdout, field)?, expect)?;
             // `/usr/bin/time` writes "peak-KiB user-s system-s" last.
             let usage = std::fs::read_to_string(rss_file.path())?;
             let fields: Vec<&str> = usage
@@ -621,7 +603,8 @@ async fn run_contender(
 /// `docker image prune -f --filter label=cascade.managed=true` against
 /// `host`. The caller counts what it removed by listing.
 async fn docker_prune(host: &str) -> Result<()> {
-    let out = tokio::process::Command::new("docker")
+    let mut command = tokio::process::Command::new("docker");
+    command
         .args([
             "image",
             "prune",
@@ -631,17 +614,47 @@ async fn docker_prune(host: &str) -> Result<()> {
         ])
         .env("DOCKER_HOST", host)
         .stdin(Stdio::null())
-        .kill_on_drop(true)
+        .kill_on_drop(true);
+    checked_output(&mut command, "docker image prune").await?;
+    Ok(())
+}
+
+/// Runs `command` to its end; an exit other than 0 is an error naming
+/// `what`, with its status and standard error.
+async fn checked_output(
+    command: &mut tokio::process::Command,
+    what: &str,
+) -> Result<std::process::Output> {
+    let out = command
         .output()
         .await
-        .context("running `docker image prune`")?;
+        .with_context(|| format!("running {what}"))?;
     if !out.status.success() {
         bail!(
-            "docker image prune failed: {}",
-            String::from_utf8_lossy(&out.stderr)
+            "{what} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    Ok(())
+    Ok(out)
+}
+
+/// `prune --output json --docker-host HOST` after the janitor's path, run
+/// as the benchmarks run it: no Sentry, warnings only, no input.
+fn janitor_prune_args(command: &mut tokio::process::Command, host: &str) {
+    command
+        .args(["prune", "--output", "json", "--docker-host", host])
+        .env_remove("SENTRY_DSN")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+}
+
+/// How many images the janitor's JSON report lists under `field`.
+fn reported(stdout: &[u8], field: &str) -> Result<usize> {
+    let report: serde_json::Value =
+        serde_json::from_slice(stdout).context("the janitor's JSON report")?;
+    Ok(report[field].as_array().map_or(0, Vec::len))
 }
 
 fn check_count(who: &str, got: usize, expect: usize) -> Result<()> {
@@ -919,26 +932,12 @@ async fn measure_gentle(
 /// `cascade-janitor prune --concurrency <value>`; returns how many images
 /// its report says it removed.
 async fn janitor_prune(janitor: &Path, host: &str, concurrency: &str) -> Result<usize> {
-    let out = tokio::process::Command::new(janitor)
-        .args(["prune", "--output", "json", "--docker-host", host])
-        .args(["--concurrency", concurrency])
-        .env_remove("SENTRY_DSN")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output()
-        .await
-        .context("running cascade-janitor prune")?;
-    if !out.status.success() {
-        bail!(
-            "cascade-janitor prune --concurrency {concurrency} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    let report: serde_json::Value =
-        serde_json::from_slice(&out.stdout).context("the janitor's JSON report")?;
-    Ok(report["removed"].as_array().map_or(0, Vec::len))
+    let mut command = tokio::process::Command::new(janitor);
+    janitor_prune_args(&mut command, host);
+    command.args(["--concurrency", concurrency]);
+    let what = format!("cascade-janitor prune --concurrency {concurrency}");
+    let out = checked_output(&mut command, &what).await?;
+    reported(&out.stdout, "removed")
 }
 
 /// The Markdown table of a gentleness run.
