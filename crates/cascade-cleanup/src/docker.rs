@@ -127,8 +127,7 @@ pub trait DockerImages: Send + Sync + 'static {
     /// holds, is the evidence on engines without an `engine-id` file);
     /// `None` when it does not or cannot tell. Used only to measure
     /// reclaimed space.
-    async fn local_data_root(&self, image: &str) -> Option<std::path::PathBuf> {
-        let _ = image;
+    async fn local_data_root(&self, _image: &str) -> Option<std::path::PathBuf> {
         None
     }
 

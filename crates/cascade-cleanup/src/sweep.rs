@@ -368,17 +368,16 @@ impl DanglingImageSweep {
         if self.config.dry_run {
             report.would_remove = to_remove;
         } else {
-            let root =
-                if let (true, Some(first)) = (self.config.measure_reclaimed, to_remove.first()) {
-                    self.call("finding the data root", async {
+            let root = match to_remove.first() {
+                Some(first) if self.config.measure_reclaimed => self
+                    .call("finding the data root", async {
                         Ok(self.docker.local_data_root(&first.id).await)
                     })
                     .await
                     .ok()
-                    .flatten()
-                } else {
-                    None
-                };
+                    .flatten(),
+                _ => None,
+            };
             let free_before = root.as_deref().and_then(free_space_at);
             let store = if to_remove.is_empty() {
                 None
