@@ -60,6 +60,7 @@ fn cpu_benches(c: &mut Criterion) {
                     .filter(|i| {
                         scope
                             .check(&ImageFacts {
+                                id: &i.id,
                                 labels: &i.labels,
                                 repo_tags: &i.repo_tags,
                             })

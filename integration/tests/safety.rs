@@ -273,6 +273,15 @@ struct Racer {
 
 #[async_trait]
 impl DockerImages for Racer {
+    async fn engine_facts(&self) -> Result<cascade_cleanup::EngineFacts, DockerError> {
+        self.inner.engine_facts().await
+    }
+    async fn list_all_images(&self) -> Result<Vec<ListedImage>, DockerError> {
+        self.inner.list_all_images().await
+    }
+    async fn tag_image(&self, id: &str, repository: &str, tag: &str) -> Result<(), DockerError> {
+        self.inner.tag_image(id, repository, tag).await
+    }
     async fn list_images(
         &self,
         filters: &std::collections::HashMap<String, Vec<String>>,
@@ -287,10 +296,10 @@ impl DockerImages for Racer {
     async fn inspect_image(&self, id: &str) -> Result<Option<ListedImage>, DockerError> {
         DockerImages::inspect_image(&self.inner, id).await
     }
-    async fn image_store(&self) -> Result<cascade_cleanup::ImageStore, DockerError> {
-        self.inner.image_store().await
-    }
-    async fn remove_image(&self, name: &str) -> Result<(), DockerError> {
+    async fn remove_image(
+        &self,
+        name: &str,
+    ) -> Result<cascade_cleanup::RemovalAnswer, DockerError> {
         DockerImages::remove_image(&self.inner, name).await?;
         DockerImages::remove_image(&self.inner, name).await
     }

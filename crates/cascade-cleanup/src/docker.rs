@@ -6,6 +6,8 @@ use std::collections::{HashMap, HashSet};
 use async_trait::async_trait;
 use cascade_classify::{Disposition, classify_status};
 
+use crate::engine::EngineFacts;
+
 /// One image as `GET /images/json` lists it: only what a sweep looks at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedImage {
@@ -19,45 +21,6 @@ pub struct ListedImage {
     /// The image it was built or committed on, if the engine knows it.
     pub parent_id: String,
 }
-
-/// How the engine stores images. It decides how a removal is kept from
-/// taking an image that was tagged again after the pass listed it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ImageStore {
-    /// The graph-driver store (`overlay2`, `vfs`, ...): it has no
-    /// conditional delete, so the sweep inspects each image again right
-    /// before its removal.
-    Classic { driver: String },
-    /// The containerd image store (Docker 24+ with the
-    /// `containerd-snapshotter` feature, the default of new Docker 29
-    /// installs): a dangling image is also named `moby-dangling@<digest>`,
-    /// and removing it by that name fails with 404 once it is tagged again.
-    Containerd { snapshotter: String },
-}
-
-impl ImageStore {
-    /// The name a removal of the listed image `id` is sent with:
-    /// the dangling name on the containerd store, else the ID itself.
-    pub fn removal_name(&self, id: &str) -> String {
-        match self {
-            ImageStore::Classic { .. } => id.to_string(),
-            ImageStore::Containerd { .. } => format!("{DANGLING_PREFIX}{id}"),
-        }
-    }
-
-    /// `classic (vfs)` or `containerd (overlayfs snapshotter)`.
-    pub fn describe(&self) -> String {
-        match self {
-            ImageStore::Classic { driver } => format!("classic ({driver} graph driver)"),
-            ImageStore::Containerd { snapshotter } => {
-                format!("containerd ({snapshotter} snapshotter)")
-            }
-        }
-    }
-}
-
-/// What the containerd store names a dangling image, before its digest.
-pub const DANGLING_PREFIX: &str = "moby-dangling@";
 
 /// A failed Docker call, already classified.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -92,32 +55,46 @@ impl DockerError {
     }
 }
 
+/// What the engine answered to a removal that succeeded: the IDs it
+/// deleted and the names it untagged, as `DELETE /images/{name}` lists them
+/// (Docker with `sha256:`, Podman without).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RemovalAnswer {
+    pub deleted: Vec<String>,
+    pub untagged: Vec<String>,
+}
+
+impl RemovalAnswer {
+    /// True when the engine says it deleted image `id` (either spelling).
+    pub fn deleted(&self, id: &str) -> bool {
+        let id = crate::parents::bare(id);
+        self.deleted.iter().any(|d| crate::parents::bare(d) == id)
+    }
+}
+
 /// The engine calls a sweep needs. Implementations do no filtering of their
 /// own: the sweep re-checks everything it is given. `[ref:scope_invariant]`
 #[async_trait]
 pub trait DockerImages: Send + Sync + 'static {
+    /// `GET /version` and `GET /info`: which engine this is, its image
+    /// store and its clock. Asked once at the start of every pass: what a
+    /// pass may remove on depends on it (`[ref:proven_engines]`).
+    async fn engine_facts(&self) -> Result<EngineFacts, DockerError>;
+
     /// `GET /images/json` with exactly these filters.
     async fn list_images(
         &self,
         filters: &HashMap<String, Vec<String>>,
     ) -> Result<Vec<ListedImage>, DockerError>;
 
+    /// `GET /images/json?all=true`, no filter: every image, intermediates
+    /// included, for engines that delete a removed image's parents
+    /// (`parents.rs`).
+    async fn list_all_images(&self) -> Result<Vec<ListedImage>, DockerError>;
+
     /// `GET /images/{id}/json`: one image as it is now, `None` when it is
-    /// gone. A plan explains the parents of listed images with it, and on
-    /// the classic store a pass re-checks each image with it right before
-    /// removing it.
+    /// gone. A plan explains the parents of listed images with it.
     async fn inspect_image(&self, id: &str) -> Result<Option<ListedImage>, DockerError>;
-
-    /// Which image store the engine uses (`GET /info`). Asked once per pass
-    /// that removes something.
-    async fn image_store(&self) -> Result<ImageStore, DockerError>;
-
-    /// The engine's clock now, in seconds since the Unix epoch (`GET /info`
-    /// `SystemTime`), so an image's age is measured where it was created.
-    /// `None` when the engine does not say; a sweep then uses this host's.
-    async fn engine_time(&self) -> Result<Option<i64>, DockerError> {
-        Ok(None)
-    }
 
     /// Image IDs used by any container, running or not.
     async fn images_used_by_containers(&self) -> Result<HashSet<String>, DockerError>;
@@ -131,8 +108,13 @@ pub trait DockerImages: Send + Sync + 'static {
         None
     }
 
-    /// `DELETE /images/{name}?force=false&noprune=true`: exactly this image,
-    /// never its untagged parents, never a used one. `name` is the ID, or on
-    /// the containerd store the dangling name ([`ImageStore::removal_name`]).
-    async fn remove_image(&self, name: &str) -> Result<(), DockerError>;
+    /// `POST /images/{id}/tag`: gives image `id` the name `repository:tag`
+    /// (the janitor's removal name, `[ref:removal_name]`).
+    async fn tag_image(&self, id: &str, repository: &str, tag: &str) -> Result<(), DockerError>;
+
+    /// `DELETE /images/{name}?force=false&noprune=true`: never its untagged
+    /// parents where the engine honours `noprune`, never an image a
+    /// container uses. `name` is the image's removal name, or on the
+    /// containerd store its dangling name (`moby-dangling@<digest>`).
+    async fn remove_image(&self, name: &str) -> Result<RemovalAnswer, DockerError>;
 }

@@ -22,8 +22,16 @@ use crate::docker::DockerError;
 /// `untag` for the image that lost it (Docker 20.10): only a `tag` of the
 /// new image (labelled, when it is ours), and a container `commit` (whose
 /// labels are the container's, i.e. its image's). `load` and `import` can
-/// re-point a tag too.
-pub const ORPHANING_ACTIONS: [&str; 5] = ["tag", "untag", "commit", "load", "import"];
+/// re-point a tag too. Podman sends only a container `commit` for a commit,
+/// calls a load `loadfromarchive`, and puts no labels on image events.
+pub const ORPHANING_ACTIONS: [&str; 6] = [
+    "tag",
+    "untag",
+    "commit",
+    "load",
+    "import",
+    "loadfromarchive",
+];
 
 /// An engine event that can leave a labelled image dangling.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,7 +40,16 @@ pub struct EngineEvent {
     pub action: String,
     /// The image or container the event is about.
     pub id: String,
+    /// The name the event carries (`Actor.Attributes.name`): the tag of a
+    /// `tag` or Podman `untag` event, the image ID of a Docker `untag`;
+    /// empty when there is none.
+    pub name: String,
 }
+
+/// Tells the follower which events the janitor's own removals caused
+/// (tagging an image with its removal name, untagging it): those start no
+/// early sweep, or every pass that removed something would start another.
+pub type OwnEvents = Arc<dyn Fn(&EngineEvent) -> bool + Send + Sync>;
 
 /// Where events come from: a real engine (`cascade-engine`), or a fake in tests.
 pub trait EngineEvents: Send + Sync + 'static {
@@ -91,14 +108,16 @@ impl Default for EventOptions {
 }
 
 /// Follows `events` until `cancel` fires, calling `trigger.notify_one()` once
-/// per burst. Re-subscribes with exponential backoff when the stream breaks,
-/// and at once when it stays silent for `idle_limit`.
+/// per burst of events that `own` does not claim. Re-subscribes with
+/// exponential backoff when the stream breaks, and at once when it stays
+/// silent for `idle_limit`.
 pub async fn follow(
     events: Arc<dyn EngineEvents>,
     labels: Vec<String>,
     options: EventOptions,
     trigger: Arc<Notify>,
     cancel: CancellationToken,
+    own: OwnEvents,
 ) {
     let mut backoff = options.min_backoff;
     loop {
@@ -120,10 +139,14 @@ pub async fn follow(
                 }
                 item = stream.next() => match item {
                     Some(Ok(event)) => {
-                        tracing::debug!(action = %event.action, id = %event.id, "engine event");
                         backoff = options.min_backoff;
                         let now = Instant::now();
                         heard = now;
+                        if own(&event) {
+                            tracing::trace!(action = %event.action, id = %event.id, "engine event of the janitor's own removal");
+                            continue;
+                        }
+                        tracing::debug!(action = %event.action, id = %event.id, "engine event");
                         burst = Some(burst.map_or((now, now), |(first, _)| (first, now)));
                     }
                     Some(Err(error)) => break Some(error.message),

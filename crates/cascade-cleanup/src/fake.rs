@@ -17,7 +17,8 @@ use futures_util::stream::BoxStream;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::time::Instant;
 
-use crate::docker::{DANGLING_PREFIX, DockerError, DockerImages, ImageStore, ListedImage};
+use crate::docker::{DockerError, DockerImages, ListedImage, RemovalAnswer};
+use crate::engine::{DANGLING_PREFIX, EngineFacts, EngineIdentity, ImageStore, Implementation};
 use crate::events::{EngineEvent, EngineEvents};
 
 #[derive(Debug, Default)]
@@ -28,7 +29,8 @@ pub struct FakeState {
     /// Returned, after `images`, only by a listing without a `dangling`
     /// filter (a real engine then also returns tagged images).
     pub tagged: Vec<ListedImage>,
-    /// What `inspect_image` finds (any image listed is found too).
+    /// What `inspect_image` finds (any image listed is found too), and
+    /// what `list_all_images` adds to the listed ones: parents, intermediates.
     pub inspectable: Vec<ListedImage>,
     pub used: HashSet<String>,
     /// What `engine_time` answers (`None`: the engine does not say).
@@ -51,8 +53,21 @@ pub struct FakeState {
     pub remove_hangs: bool,
     /// The engine uses the containerd image store (else classic, `vfs`).
     pub containerd: bool,
-    /// What `image_store` fails with, if set.
-    pub store_error: Option<DockerError>,
+    /// Which engine the fake says it is; `None`: Docker 28.5.2 with the
+    /// store `containerd` picks.
+    pub identity: Option<EngineIdentity>,
+    /// What `engine_facts` fails with, if set.
+    pub facts_error: Option<DockerError>,
+    /// Like Podman before 4.6: removing an image also deletes its parent
+    /// when the parent has no name and no other child, and so on up.
+    pub prunes_parents: bool,
+    /// Every `tag_image` call: (image ID, `repository:tag`).
+    pub tag_calls: Vec<(String, String)>,
+    /// What a `tag_image` of this image ID fails with.
+    pub tag_errors: HashMap<String, DockerError>,
+    /// What each listing with a `reference` filter returned, in call order
+    /// (they are not counted in `lists`: a pass is one candidate listing).
+    pub references_seen: Vec<Vec<String>>,
     /// Applied right after the next listing answers: (image ID, tag). The
     /// image is tagged again between the listing and its removal.
     pub tag_after_listing: Vec<(String, String)>,
@@ -91,9 +106,23 @@ impl FakeDocker {
         f(&mut self.state.lock().expect("fake state"))
     }
 
-    /// How many listings were asked for: one per pass.
+    /// How many candidate listings were asked for: one per pass.
     pub fn lists(&self) -> usize {
         self.edit(|s| s.filters_seen.len())
+    }
+
+    /// Image IDs the fake still holds, in any of its sets.
+    pub fn present(&self) -> Vec<String> {
+        let mut ids = self.edit(|s| {
+            s.images
+                .iter()
+                .chain(&s.tagged)
+                .chain(&s.inspectable)
+                .map(|i| i.id.clone())
+                .collect::<Vec<_>>()
+        });
+        ids.sort();
+        ids
     }
 
     /// When each listing (so each pass) started, as offsets from `origin`.
@@ -136,12 +165,129 @@ pub fn image(id: &str, labels: &[(&str, &str)], tags: &[&str], age_secs: i64) ->
     }
 }
 
+impl FakeState {
+    fn identity(&self) -> EngineIdentity {
+        self.identity.clone().unwrap_or_else(|| EngineIdentity {
+            implementation: Implementation::Docker,
+            version: "28.5.2".into(),
+            api_version: Some("1.51".into()),
+            store: if self.containerd {
+                ImageStore::Containerd {
+                    snapshotter: "overlayfs".into(),
+                }
+            } else {
+                ImageStore::Classic {
+                    driver: "vfs".into(),
+                }
+            },
+        })
+    }
+
+    fn all_mut(&mut self) -> impl Iterator<Item = &mut ListedImage> {
+        self.images
+            .iter_mut()
+            .chain(self.tagged.iter_mut())
+            .chain(self.inspectable.iter_mut())
+    }
+
+    fn find(&self, id: &str) -> Option<&ListedImage> {
+        self.images
+            .iter()
+            .chain(&self.tagged)
+            .chain(&self.inspectable)
+            .find(|i| i.id == id)
+    }
+
+    fn holding_name(&self, name: &str) -> Option<String> {
+        self.images
+            .iter()
+            .chain(&self.tagged)
+            .chain(&self.inspectable)
+            .find(|i| i.repo_tags.iter().any(|t| t == name))
+            .map(|i| i.id.clone())
+    }
+
+    /// Deletes `id` from every set; true when it was there.
+    fn delete(&mut self, id: &str) -> bool {
+        let before = self.images.len() + self.tagged.len() + self.inspectable.len();
+        self.images.retain(|i| i.id != id);
+        self.tagged.retain(|i| i.id != id);
+        self.inspectable.retain(|i| i.id != id);
+        before != self.images.len() + self.tagged.len() + self.inspectable.len()
+    }
+
+    /// Podman 4.3's recursive parent pruning after `id` was deleted.
+    fn prune_parents_of(&mut self, mut parent: String, deleted: &mut Vec<String>) {
+        let bare = |s: &str| s.strip_prefix("sha256:").unwrap_or(s).to_string();
+        while !parent.is_empty() {
+            let Some(image) = self.find(&parent).or_else(|| {
+                let p = bare(&parent);
+                self.images
+                    .iter()
+                    .chain(&self.tagged)
+                    .chain(&self.inspectable)
+                    .find(|i| bare(&i.id) == p)
+            }) else {
+                return;
+            };
+            let id = image.id.clone();
+            let next = image.parent_id.clone();
+            let unnamed = image.repo_tags.iter().all(|t| t == "<none>:<none>");
+            let has_child = self
+                .images
+                .iter()
+                .chain(&self.tagged)
+                .chain(&self.inspectable)
+                .any(|i| !i.parent_id.is_empty() && bare(&i.parent_id) == bare(&id));
+            if !unnamed || has_child || self.used.contains(&id) {
+                return;
+            }
+            self.delete(&id);
+            self.removed.push(id.clone());
+            deleted.push(bare(&id));
+            parent = next;
+        }
+    }
+}
+
 #[async_trait]
 impl DockerImages for FakeDocker {
+    async fn engine_facts(&self) -> Result<EngineFacts, DockerError> {
+        self.edit(|s| match &s.facts_error {
+            Some(error) => Err(error.clone()),
+            None => Ok(EngineFacts {
+                identity: s.identity(),
+                now: s.engine_time,
+            }),
+        })
+    }
+
     async fn list_images(
         &self,
         filters: &HashMap<String, Vec<String>>,
     ) -> Result<Vec<ListedImage>, DockerError> {
+        if let Some(references) = filters.get("reference") {
+            // The removal-name listing: every image holding a name under
+            // that repository, as an engine's `reference` filter returns it.
+            return self.edit(|s| {
+                s.references_seen.push(references.clone());
+                match &s.list_error {
+                    Some(e) => Err(e.clone()),
+                    None => Ok(s
+                        .images
+                        .iter()
+                        .chain(&s.tagged)
+                        .chain(&s.inspectable)
+                        .filter(|i| {
+                            i.repo_tags
+                                .iter()
+                                .any(|t| references.iter().any(|r| t.starts_with(&format!("{r}:"))))
+                        })
+                        .cloned()
+                        .collect()),
+                }
+            });
+        }
         let with_tagged = !filters.contains_key("dangling");
         let delay = self.edit(|s| {
             s.filters_seen.push(filters.clone());
@@ -160,37 +306,31 @@ impl DockerImages for FakeDocker {
             };
             for (id, tag) in std::mem::take(&mut s.tag_after_listing) {
                 if let Some(image) = s.images.iter_mut().find(|i| i.id == id) {
-                    image.repo_tags = vec![tag];
+                    image.repo_tags.retain(|t| t != "<none>:<none>");
+                    image.repo_tags.push(tag);
                 }
             }
             listing
         })
     }
 
-    async fn image_store(&self) -> Result<ImageStore, DockerError> {
-        if let Some(error) = self.edit(|s| s.store_error.clone()) {
-            return Err(error);
-        }
-        Ok(if self.edit(|s| s.containerd) {
-            ImageStore::Containerd {
-                snapshotter: "overlayfs".into(),
-            }
-        } else {
-            ImageStore::Classic {
-                driver: "vfs".into(),
-            }
+    async fn list_all_images(&self) -> Result<Vec<ListedImage>, DockerError> {
+        self.edit(|s| match &s.list_error {
+            Some(e) => Err(e.clone()),
+            None => Ok(s
+                .images
+                .iter()
+                .chain(&s.tagged)
+                .chain(&s.inspectable)
+                .cloned()
+                .collect()),
         })
     }
 
     async fn inspect_image(&self, id: &str) -> Result<Option<ListedImage>, DockerError> {
         Ok(self.edit(|s| {
             s.inspected.push(id.to_string());
-            s.images
-                .iter()
-                .chain(&s.tagged)
-                .chain(&s.inspectable)
-                .find(|i| i.id == id)
-                .cloned()
+            s.find(id).cloned()
         }))
     }
 
@@ -198,15 +338,31 @@ impl DockerImages for FakeDocker {
         Ok(self.edit(|s| s.used.clone()))
     }
 
-    async fn engine_time(&self) -> Result<Option<i64>, DockerError> {
-        Ok(self.edit(|s| s.engine_time))
-    }
-
     async fn local_data_root(&self, _image: &str) -> Option<std::path::PathBuf> {
         self.edit(|s| s.data_root.clone())
     }
 
-    async fn remove_image(&self, name: &str) -> Result<(), DockerError> {
+    async fn tag_image(&self, id: &str, repository: &str, tag: &str) -> Result<(), DockerError> {
+        self.edit(|s| {
+            let name = format!("{repository}:{tag}");
+            s.tag_calls.push((id.to_string(), name.clone()));
+            if let Some(error) = s.tag_errors.get(id) {
+                return Err(error.clone());
+            }
+            // A name moves to the image it is given to.
+            for image in s.all_mut() {
+                image.repo_tags.retain(|t| *t != name);
+            }
+            let Some(image) = s.all_mut().find(|i| i.id == id) else {
+                return Err(DockerError::status(404, format!("No such image: {id}")));
+            };
+            image.repo_tags.retain(|t| t != "<none>:<none>");
+            image.repo_tags.push(name);
+            Ok(())
+        })
+    }
+
+    async fn remove_image(&self, name: &str) -> Result<RemovalAnswer, DockerError> {
         let (delay, hangs) = self.edit(|s| {
             s.removal_names.push(name.to_string());
             s.removes_started.push(Instant::now());
@@ -226,33 +382,70 @@ impl DockerImages for FakeDocker {
         tokio::time::sleep(delay).await;
         self.edit(|s| {
             s.removes_in_flight -= 1;
-            // The containerd store's dangling name resolves only while the
-            // image is untagged, like a real engine's.
-            let dangling = name.strip_prefix(DANGLING_PREFIX);
-            let id = dangling.unwrap_or(name);
-            if dangling.is_some()
-                && s.images
+            // By name (a removal name): the image holding it, deleted only
+            // while that name is its only one, like a real engine.
+            let (id, by_name) = if let Some(digest) = name.strip_prefix(DANGLING_PREFIX) {
+                // The containerd store's dangling name resolves only while
+                // the image is untagged.
+                if s.images
                     .iter()
-                    .any(|i| i.id == id && !cascade_scope::is_untagged(&i.repo_tags))
-            {
-                return Err(DockerError::status(404, format!("No such image: {name}")));
-            }
-            if let Some(e) = s.remove_errors.get(id) {
+                    .any(|i| i.id == digest && !cascade_scope::is_untagged(&i.id, &i.repo_tags))
+                {
+                    return Err(DockerError::status(404, format!("No such image: {name}")));
+                }
+                (digest.to_string(), false)
+            } else if name.contains(':') && !name.starts_with("sha256:") {
+                match s.holding_name(name) {
+                    Some(id) => (id, true),
+                    None => {
+                        return Err(DockerError::status(404, format!("No such image: {name}")));
+                    }
+                }
+            } else {
+                (name.to_string(), false)
+            };
+            if let Some(e) = s.remove_errors.get(&id) {
                 return Err(e.clone());
             }
-            if s.used.contains(id) {
+            if by_name {
+                let others = s.find(&id).is_some_and(|i| {
+                    i.repo_tags
+                        .iter()
+                        .any(|t| t != name && t != "<none>:<none>")
+                });
+                if others {
+                    for image in s.all_mut().filter(|i| i.id == id) {
+                        image.repo_tags.retain(|t| t != name);
+                    }
+                    return Ok(RemovalAnswer {
+                        deleted: Vec::new(),
+                        untagged: vec![name.to_string()],
+                    });
+                }
+            }
+            if s.used.contains(&id) {
                 return Err(DockerError::status(
                     409,
                     "image is being used by stopped container",
                 ));
             }
-            let before = s.images.len();
-            s.images.retain(|i| i.id != id);
-            if s.images.len() == before {
+            let parent = s.find(&id).map(|i| i.parent_id.clone()).unwrap_or_default();
+            if !s.delete(&id) {
                 return Err(DockerError::status(404, format!("No such image: {id}")));
             }
-            s.removed.push(id.to_string());
-            Ok(())
+            s.removed.push(id.clone());
+            let mut deleted = vec![id];
+            if s.prunes_parents {
+                s.prune_parents_of(parent, &mut deleted);
+            }
+            Ok(RemovalAnswer {
+                deleted,
+                untagged: if by_name {
+                    vec![name.to_string()]
+                } else {
+                    Vec::new()
+                },
+            })
         })
     }
 }
@@ -315,5 +508,6 @@ pub fn untag() -> Result<EngineEvent, DockerError> {
     Ok(EngineEvent {
         action: "untag".into(),
         id: "sha256:x".into(),
+        name: String::new(),
     })
 }

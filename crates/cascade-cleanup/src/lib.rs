@@ -13,8 +13,11 @@
 //! 4. **remove** with `force=false, noprune=true`, a few at a time (a fixed
 //!    number, or a window that follows the engine's latency: [`pace`]), so exactly
 //!    the verified image goes and never an untagged parent; never one tagged
-//!    since the listing: by its dangling name on the containerd store, after
-//!    a fresh inspect and `Scope::check` on the classic store;
+//!    since the listing: by its dangling name on the containerd store, by
+//!    its removal name elsewhere; and only on an engine the table of
+//!    [`proven`] engines admits (`[ref:proven_engines]`): each pass first
+//!    identifies the engine, and an engine that deletes parents anyway
+//!    (Podman 4.3) has its removals checked parent by parent;
 //! 5. **classify** each failure (`cascade-classify`) and **report** the ones
 //!    an operator must see to Sentry.
 //!
@@ -32,23 +35,32 @@
 mod census;
 pub mod disk;
 mod docker;
+mod engine;
 pub mod events;
 mod lifecycle;
 pub mod pace;
+mod parents;
+pub mod proven;
 pub mod sentry_report;
 mod sweep;
 
 pub use census::{ScopeCensus, census};
-pub use docker::{DANGLING_PREFIX, DockerError, DockerImages, ImageStore, ListedImage};
+pub use docker::{DockerError, DockerImages, ListedImage, RemovalAnswer};
+pub use engine::{
+    DANGLING_PREFIX, EngineFacts, EngineIdentity, EngineSummary, ImageStore, Implementation,
+    Release,
+};
 pub use events::{
     DEFAULT_EVENT_DEBOUNCE, DEFAULT_EVENT_IDLE_LIMIT, EngineEvent, EngineEvents, EventOptions,
+    OwnEvents,
 };
 pub use lifecycle::{
     DEFAULT_INTERVAL, DEFAULT_MIN_GAP, DEFAULT_STOP_DEADLINE, DanglingImageCleanup, EventTrigger,
-    LoopHandle, LoopOptions, PanicObserver, PanicSite, ReportObserver, StopOutcome,
+    LoopEnd, LoopHandle, LoopOptions, PanicObserver, PanicSite, ReportObserver, StopOutcome,
     panic_is_guarded, panic_message, run_loop,
 };
 pub use pace::{Concurrency, PaceLimits, RemovalPace};
+pub use proven::{Admission, PROVEN_ENGINES, ProvenEngine, RemovalMethod, RemovalStrategy};
 pub use sweep::{
     DEFAULT_CALL_TIMEOUT, DEFAULT_CONCURRENCY, DEFAULT_MIN_AGE, DanglingImageSweep, Failed,
     ImageRef, NoProgress, ReclaimedSource, SkipReason, Skipped, SweepConfig, SweepProgress,

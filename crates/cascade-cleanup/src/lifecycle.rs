@@ -222,12 +222,26 @@ async fn guarded<T>(
     AssertUnwindSafe(polled).catch_unwind().await
 }
 
+/// Why [`run_loop`] returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoopEnd {
+    /// Its token was cancelled: the owner asked it to stop.
+    Cancelled,
+    /// The engine is not one the janitor has been proven on, and removal on
+    /// it is not allowed: the pass removed nothing, and the loop ends so
+    /// that its owner learns it at once (the reason, one line).
+    /// `[ref:proven_engines]`
+    Refused(String),
+}
+
 /// The loop as a future, for an owner that supervises its own tasks (such
 /// as `cascade-router`'s `JoinSet`): it runs `sweep` now, then `interval`
 /// after each pass started, and early when the engine's events ask for it,
 /// until `cancel` fires. A pass that overruns the interval swallows the
 /// ticks it missed: passes never overlap and never run back to back to catch
 /// up. No pass starts less than `min_gap` after the previous one started.
+/// A pass refused on an unproven engine ends the loop, after the observer
+/// saw its report.
 ///
 /// Dropping the future (an abort after the stop deadline) ends the event
 /// follower too.
@@ -235,10 +249,11 @@ pub async fn run_loop(
     sweep: Arc<DanglingImageSweep>,
     options: LoopOptions,
     cancel: CancellationToken,
-) {
+) -> LoopEnd {
     let engine = sweep.config().engine.clone();
     let trigger = Arc::new(Notify::new());
     let _follower = options.events.clone().map(|events| {
+        let own_sweep = Arc::clone(&sweep);
         AbortOnDropHandle::new(tokio::spawn(follow_guarded(
             events,
             sweep.config().scope.label_filters(),
@@ -246,14 +261,15 @@ pub async fn run_loop(
             cancel.child_token(),
             engine.clone(),
             options.on_panic.clone(),
+            Arc::new(move |event| own_sweep.caused(event)),
         )))
     });
     let mut due = Instant::now();
     let mut last_start: Option<Instant> = None;
-    loop {
+    let end = loop {
         tokio::select! {
             biased;
-            _ = cancel.cancelled() => break,
+            _ = cancel.cancelled() => break LoopEnd::Cancelled,
             _ = tokio::time::sleep_until(due) => {}
             _ = trigger.notified() => {
                 let floor = last_start.map(|s| s + options.min_gap);
@@ -284,6 +300,9 @@ pub async fn run_loop(
                         options.on_panic.as_ref(),
                     );
                 }
+                if let Some(reason) = report.refused.filter(|_| !report.dry_run) {
+                    break LoopEnd::Refused(reason);
+                }
             }
             Err(panic) => caught(
                 &engine,
@@ -296,8 +315,9 @@ pub async fn run_loop(
         if due <= Instant::now() {
             due = Instant::now() + options.interval;
         }
-    }
-    tracing::debug!("dangling image cleanup loop ended");
+    };
+    tracing::debug!(?end, "dangling image cleanup loop ended");
+    end
 }
 
 /// The event follower, restarted after a panic (with the stream's backoff,
@@ -309,6 +329,7 @@ async fn follow_guarded(
     cancel: CancellationToken,
     engine: String,
     on_panic: Option<PanicObserver>,
+    own: crate::events::OwnEvents,
 ) {
     let mut backoff = events.options.min_backoff;
     loop {
@@ -318,6 +339,7 @@ async fn follow_guarded(
             events.options,
             Arc::clone(&trigger),
             cancel.clone(),
+            Arc::clone(&own),
         );
         match guarded(follow).await {
             // `follow` returns only when cancelled.
@@ -345,7 +367,12 @@ impl LoopHandle {
     /// Spawns [`run_loop`] on its own task.
     pub fn start(sweep: Arc<DanglingImageSweep>, options: LoopOptions) -> LoopHandle {
         let cancel = CancellationToken::new();
-        let task = tokio::spawn(run_loop(sweep, options, cancel.clone()));
+        let token = cancel.clone();
+        let task = tokio::spawn(async move {
+            if let LoopEnd::Refused(reason) = run_loop(sweep, options, token).await {
+                tracing::error!(%reason, "dangling image cleanup loop ended: removal refused");
+            }
+        });
         LoopHandle {
             _guard: cancel.clone().drop_guard(),
             cancel,

@@ -33,7 +33,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::docker::ImageStore;
+use crate::engine::ImageStore;
 
 /// Most removals in flight on the classic (graph-driver) store. The engine
 /// serialises deletes there, so more in flight mostly queues; 4 was the
@@ -183,7 +183,9 @@ impl PaceLimits {
     /// bursts of [`CONTAINERD_BURST`] (containerd).
     pub fn for_store(store: &ImageStore) -> PaceLimits {
         match store {
-            ImageStore::Classic { .. } => PaceLimits {
+            // containers-storage serialises writes behind one lock per
+            // store, as the classic store's reference store does.
+            ImageStore::Classic { .. } | ImageStore::ContainersStorage { .. } => PaceLimits {
                 initial: INITIAL_WINDOW.min(CLASSIC_MAX_WINDOW),
                 max: CLASSIC_MAX_WINDOW,
             },

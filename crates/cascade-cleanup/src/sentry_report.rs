@@ -37,6 +37,21 @@ pub const ENGINE_EXTRA: &str = "engine";
 pub const ERROR_EXTRA: &str = "error";
 /// Extra key holding the image ID; the router spells it in camel case.
 pub const IMAGE_ID_EXTRA: &str = "imageId";
+/// Tag `source` of a pass that refused to remove on an engine no row of
+/// the proven-engine table admits (level error, tags `implementation` and
+/// `version`, extra `engine` and `reason`).
+pub const UNPROVEN_SOURCE: &str = "dangling_image_cleanup_unproven_engine";
+/// The one message of every refusal.
+pub const UNPROVEN_MESSAGE: &str = "dangling image cleanup refused an unproven engine";
+/// Extra key holding why the engine is refused.
+pub const REASON_EXTRA: &str = "reason";
+/// Tag `source` of a removal after which the engine said it deleted images
+/// the janitor did not ask for (level error, extras `imageId`, `deleted`).
+pub const UNEXPECTED_SOURCE: &str = "dangling_image_cleanup_unexpected_deletion";
+/// The one message of every unexpected deletion.
+pub const UNEXPECTED_MESSAGE: &str = "the engine deleted images the janitor did not ask for";
+/// Extra key holding the IDs the engine deleted unasked.
+pub const DELETED_EXTRA: &str = "deleted";
 
 pub(crate) fn scan_failed(error: &DockerError) {
     report(SCAN_SOURCE, SCAN_MESSAGE, Level::Error, error, None);
@@ -65,6 +80,35 @@ fn report(source: &str, message: &str, level: Level, error: &DockerError, image_
             }
         },
         || sentry::capture_message(message, level),
+    );
+}
+
+pub(crate) fn unproven_engine(engine: &str, unproven: &crate::proven::Unproven) {
+    let identity = &unproven.identity;
+    let implementation = identity.implementation.as_str().to_string();
+    sentry::with_scope(
+        |scope| {
+            scope.set_tag("source", UNPROVEN_SOURCE);
+            scope.set_tag("implementation", &implementation);
+            scope.set_tag("version", &identity.version);
+            scope.set_fingerprint(Some(&[UNPROVEN_SOURCE, &implementation, &identity.version]));
+            scope.set_extra(ENGINE_EXTRA, engine.into());
+            scope.set_extra(REASON_EXTRA, unproven.to_string().into());
+        },
+        || sentry::capture_message(UNPROVEN_MESSAGE, Level::Error),
+    );
+}
+
+pub(crate) fn unexpected_deletion(engine: &str, image_id: &str, deleted: &str) {
+    sentry::with_scope(
+        |scope| {
+            scope.set_tag("source", UNEXPECTED_SOURCE);
+            scope.set_fingerprint(Some(&[UNEXPECTED_SOURCE]));
+            scope.set_extra(ENGINE_EXTRA, engine.into());
+            scope.set_extra(IMAGE_ID_EXTRA, image_id.into());
+            scope.set_extra(DELETED_EXTRA, deleted.into());
+        },
+        || sentry::capture_message(UNEXPECTED_MESSAGE, Level::Error),
     );
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cascade_classify::{Disposition, Severity};
-use cascade_scope::{ImageFacts, OutOfScope, Scope};
+use cascade_scope::{ImageFacts, OutOfScope, REMOVAL_REPOSITORY, Scope};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use schemars::JsonSchema;
@@ -13,8 +13,11 @@ use serde::Serialize;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::docker::{DockerError, DockerImages, ImageStore, ListedImage};
+use crate::docker::{DockerError, DockerImages, ListedImage, RemovalAnswer};
+use crate::engine::{DANGLING_PREFIX, EngineSummary, ImageStore};
 use crate::pace::{Concurrency, RemovalOutcome, RemovalPace};
+use crate::parents::{ImageTree, bare};
+use crate::proven::{Admission, RemovalMethod, RemovalStrategy};
 use crate::sentry_report;
 
 /// Default minimum age: an image younger than this may be a step of a build
@@ -55,6 +58,10 @@ pub struct SweepConfig {
     /// Names what is swept (the engine's address) in every log line of a
     /// pass, as the `engine` field of a `sweep` span; empty: no span field.
     pub engine: String,
+    /// Remove on an engine no row of the proven-engine table admits, with
+    /// the most careful strategy of its implementation. Off: such an engine
+    /// is refused for removal (a plan still works). `[ref:proven_engines]`
+    pub allow_unproven_engine: bool,
 }
 
 impl Default for SweepConfig {
@@ -67,6 +74,7 @@ impl Default for SweepConfig {
             dry_run: false,
             measure_reclaimed: true,
             engine: String::new(),
+            allow_unproven_engine: false,
         }
     }
 }
@@ -101,10 +109,14 @@ pub enum SkipReason {
     /// Labelled and untagged, but other images are built on it, so the
     /// engine does not call it dangling (plan only).
     HasChildren,
-    /// Classic store: inspected again right before its removal, the image
-    /// no longer passed the scope check (tagged since the listing, most
-    /// likely), so it was not removed. `[ref:scope_invariant]`
+    /// Tagged again since the listing: the engine only took the janitor's
+    /// removal name off it, and kept the image. `[ref:scope_invariant]`
     Changed { detail: String },
+    /// The engine would also delete this image's parent (Podman before
+    /// 4.6 ignores `noprune`), and that parent does not pass every rule
+    /// itself: an unlabelled base, a tagged-looking one, a young or a used
+    /// one. `[ref:scope_invariant]`
+    WouldRemoveParent { parent: String, detail: String },
 }
 
 impl SkipReason {
@@ -118,6 +130,7 @@ impl SkipReason {
             SkipReason::Tagged => "tagged",
             SkipReason::HasChildren => "has_children",
             SkipReason::Changed { .. } => "changed",
+            SkipReason::WouldRemoveParent { .. } => "would_remove_parent",
         }
     }
 }
@@ -162,6 +175,12 @@ pub struct SweepReport {
     pub failed: Vec<Failed>,
     /// Set when the scan itself failed; nothing was removed then.
     pub scan_error: Option<String>,
+    /// The engine, as the pass identified it; null when it could not.
+    pub engine: Option<EngineSummary>,
+    /// Set when removal on this engine is refused (no row of the proven
+    /// engines admits it): nothing was removed. A plan states it as well,
+    /// and still lists what a pass would remove if it were allowed.
+    pub refused: Option<String>,
     /// Space the removals freed; how it was obtained is `reclaimed_source`.
     pub reclaimed_bytes: u64,
     pub reclaimed_source: ReclaimedSource,
@@ -256,10 +275,12 @@ impl SweepReport {
         counts
     }
 
-    /// True when the scan failed or a removal failed for a reason that is not
-    /// "in use" or "gone".
+    /// True when the scan failed, removal was refused (not in a plan), or
+    /// a removal failed for a reason that is not "in use" or "gone".
     pub fn has_failures(&self) -> bool {
-        self.scan_error.is_some() || !self.failed.is_empty()
+        self.scan_error.is_some()
+            || !self.failed.is_empty()
+            || (self.refused.is_some() && !self.dry_run)
     }
 }
 
@@ -269,7 +290,14 @@ pub struct DanglingImageSweep {
     docker: Arc<dyn DockerImages>,
     config: SweepConfig,
     pass: tokio::sync::Mutex<()>,
+    /// Images this sweep sent a removal for lately, so that the engine's
+    /// events about them start no early sweep ([`Self::caused`]).
+    recent: std::sync::Mutex<std::collections::VecDeque<(String, Instant)>>,
 }
+
+/// How long the events of a removal are recognised as the janitor's own:
+/// an engine sends them within milliseconds of its answer.
+const OWN_EVENT_WINDOW: Duration = Duration::from_secs(120);
 
 impl std::fmt::Debug for DanglingImageSweep {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -283,15 +311,48 @@ impl std::fmt::Debug for DanglingImageSweep {
 enum Removal {
     /// The pass was cancelled before this image's turn.
     Cancelled,
-    /// Classic store: the fresh inspect failed the scope check.
+    /// Tagged again since the listing: the engine took only the removal
+    /// name off it.
     Changed(String),
     /// The removal was sent; the engine's answer.
-    Done(Result<(), DockerError>),
+    Done(Result<RemovalAnswer, DockerError>),
 }
 
+/// What a pass does with one listed image.
 enum Verdict {
     Remove(ImageRef),
     Skip(Skipped),
+}
+
+/// One image the pass will try to remove.
+#[derive(Debug, Clone)]
+struct Candidate {
+    image: ImageRef,
+    /// It already carries its removal name (a pass before this one tagged
+    /// it and did not get to remove it): no tag call.
+    named: bool,
+    /// The parents the engine will delete with it (Podman before 4.6),
+    /// each of which passed every rule: their IDs and what the report says
+    /// of them once gone.
+    parents: Vec<ImageRef>,
+}
+
+/// What a pass found before judging anything.
+struct Scan {
+    /// Candidates: the untagged labelled images, and images that carry only
+    /// their removal name.
+    images: Vec<ListedImage>,
+    /// Image IDs containers use.
+    in_use: HashSet<String>,
+    /// Plan only: labelled images that are not candidates (tagged ones,
+    /// labelled parents), to say why they are kept.
+    others: Vec<ListedImage>,
+    /// Images that carry their removal name beside a real tag: someone
+    /// tagged them again after a pass had named them. Their removal name
+    /// is taken off (the engine only untags it while the tag is there).
+    renamed: Vec<ListedImage>,
+    /// Every image, when the engine deletes parents with their children.
+    tree: Option<Vec<ListedImage>>,
 }
 
 impl DanglingImageSweep {
@@ -300,11 +361,36 @@ impl DanglingImageSweep {
             docker,
             config,
             pass: tokio::sync::Mutex::new(()),
+            recent: std::sync::Mutex::new(std::collections::VecDeque::new()),
         }
     }
 
     pub fn config(&self) -> &SweepConfig {
         &self.config
+    }
+
+    /// True when `event` is one this sweep's removals caused: a tag or
+    /// untag of a removal name, or (Docker names an untag by the image's
+    /// ID) an untag of an image it sent a removal for in the last
+    /// [`OWN_EVENT_WINDOW`]. Such events start no early sweep.
+    pub fn caused(&self, event: &crate::events::EngineEvent) -> bool {
+        if cascade_scope::is_any_removal_name(&event.name) {
+            return true;
+        }
+        if event.action != "untag" {
+            return false;
+        }
+        let id = bare(&event.id);
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        forget_old(&mut recent);
+        recent.iter().any(|(sent, _)| sent == id)
+    }
+
+    /// Remembers that a removal of `id` is being sent.
+    fn note_removal(&self, id: &str) {
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        forget_old(&mut recent);
+        recent.push_back((bare(id).to_string(), Instant::now()));
     }
 
     /// Runs one pass. Never fails: a failed scan is logged, reported and
@@ -340,38 +426,84 @@ impl DanglingImageSweep {
             dry_run: self.config.dry_run,
             ..SweepReport::default()
         };
-        let (images, in_use, others) = match self.scan().await {
-            Ok(scan) => scan,
-            Err(error) => {
-                tracing::error!(error = %error.message, kind = %error.disposition, "dangling image cleanup: scan failed");
-                sentry_report::scan_failed(&error);
-                report.scan_error = Some(error.message);
-                report.duration = started.elapsed();
-                progress.finished(&report);
-                return report;
+        let facts = match self
+            .call("asking which engine this is", self.docker.engine_facts())
+            .await
+        {
+            Ok(facts) => facts,
+            Err(error) => return self.scan_failed(report, error, started, progress),
+        };
+        // `[ref:proven_engines]`: what a pass may rely on depends on the engine.
+        let admission = Admission::of(&facts.identity, self.config.allow_unproven_engine);
+        let strategy = admission.strategy();
+        report.engine = Some(EngineSummary::new(
+            &facts.identity,
+            admission.proven(),
+            admission
+                .refusal()
+                .is_none()
+                .then_some(strategy.method.as_str()),
+        ));
+        match &admission {
+            Admission::Refused(unproven) => {
+                report.refused = Some(unproven.to_string());
+                if !self.config.dry_run {
+                    tracing::debug!(%unproven, "removal refused on this engine");
+                    sentry_report::unproven_engine(&self.config.engine, unproven);
+                    report.duration = started.elapsed();
+                    progress.finished(&report);
+                    return report;
+                }
             }
+            Admission::Allowed(unproven) if !self.config.dry_run => {
+                tracing::warn!(%unproven, "removing on it anyway, as configured, with the most careful strategy");
+            }
+            _ => {}
+        }
+        let scan = match self.scan(&strategy).await {
+            Ok(scan) => scan,
+            Err(error) => return self.scan_failed(report, error, started, progress),
         };
-        report.listed = images.len();
-        let now = if images.is_empty() && others.is_empty() {
-            unix_now()
-        } else {
-            self.engine_now().await
-        };
+        report.listed = scan.images.len();
+        let now = self.engine_now(facts.now);
         let mut to_remove = Vec::new();
-        for image in &images {
-            match self.verdict(image, &in_use, now) {
+        for image in &scan.images {
+            match self.verdict(image, &scan.in_use, now) {
                 Verdict::Remove(image) => to_remove.push(image),
                 Verdict::Skip(skipped) => report.skipped.push(skipped),
             }
         }
-        report.skipped.extend(explain_others(&images, others, now));
+        let named: HashSet<&str> = scan
+            .images
+            .iter()
+            .filter(|i| {
+                i.repo_tags
+                    .iter()
+                    .any(|t| cascade_scope::is_removal_name(&i.id, t))
+            })
+            .map(|i| i.id.as_str())
+            .collect();
+        let mut candidates: Vec<Candidate> = to_remove
+            .into_iter()
+            .map(|image| Candidate {
+                named: named.contains(image.id.as_str()),
+                image,
+                parents: Vec::new(),
+            })
+            .collect();
+        if let Some(tree) = &scan.tree {
+            candidates = self.guard_parents(candidates, tree, &scan.in_use, now, &mut report);
+        }
+        report
+            .skipped
+            .extend(explain_others(&scan.images, scan.others, now));
         if self.config.dry_run {
-            report.would_remove = to_remove;
+            report.would_remove = candidates.into_iter().map(|c| c.image).collect();
         } else {
-            let root = match to_remove.first() {
+            let root = match candidates.first() {
                 Some(first) if self.config.measure_reclaimed => self
                     .call("finding the data root", async {
-                        Ok(self.docker.local_data_root(&first.id).await)
+                        Ok(self.docker.local_data_root(&first.image.id).await)
                     })
                     .await
                     .ok()
@@ -379,29 +511,10 @@ impl DanglingImageSweep {
                 _ => None,
             };
             let free_before = root.as_deref().and_then(free_space_at);
-            let store = if to_remove.is_empty() {
-                None
-            } else {
-                match self
-                    .call("asking the engine's image store", self.docker.image_store())
-                    .await
-                {
-                    Ok(store) => Some(store),
-                    Err(error) => {
-                        // Without the store, no removal can be made safe
-                        // against a re-tag: remove nothing this pass.
-                        tracing::error!(error = %error.message, kind = %error.disposition, "dangling image cleanup: scan failed");
-                        sentry_report::scan_failed(&error);
-                        report.scan_error = Some(error.message);
-                        to_remove.clear();
-                        None
-                    }
-                }
-            };
-            if let Some(store) = &store {
-                self.remove_all(to_remove, store, cancel, progress, &mut report)
-                    .await;
-            }
+            let store = &facts.identity.store;
+            self.remove_all(candidates, &strategy, store, cancel, progress, &mut report)
+                .await;
+            self.unname(scan.renamed, &scan.in_use, now).await;
             report.removed_image_bytes = report.removed.iter().map(|i| i.size_bytes).sum();
             report.reclaimed_bytes = report.removed_image_bytes;
             let free_after = root.as_deref().and_then(free_space_at);
@@ -410,7 +523,7 @@ impl DanglingImageSweep {
             {
                 report.reclaimed_bytes = after.saturating_sub(before);
                 report.reclaimed_source = ReclaimedSource::Filesystem;
-            } else if let Some(ImageStore::Containerd { .. }) = store {
+            } else if let ImageStore::Containerd { .. } = store {
                 report.reclaimed_source = ReclaimedSource::ContainerdImageSizes;
             }
         }
@@ -420,38 +533,94 @@ impl DanglingImageSweep {
         report
     }
 
-    /// The candidates, the images containers use, and (dry run only) the
-    /// labelled images that are not candidates: see [`Self::others`].
+    /// A pass whose scan failed: logged, reported to Sentry, nothing removed.
+    fn scan_failed(
+        &self,
+        mut report: SweepReport,
+        error: DockerError,
+        started: Instant,
+        progress: &dyn SweepProgress,
+    ) -> SweepReport {
+        tracing::error!(error = %error.message, kind = %error.disposition, "dangling image cleanup: scan failed");
+        sentry_report::scan_failed(&error);
+        report.scan_error = Some(error.message);
+        report.duration = started.elapsed();
+        progress.finished(&report);
+        report
+    }
+
+    /// The label filters the engine is given: every label, or on an engine
+    /// that does not AND them only the first (the pass's own check applies
+    /// every label either way). `[ref:scope_invariant]`
+    fn label_filters(&self, strategy: &RemovalStrategy) -> Vec<String> {
+        let mut labels = self.config.scope.label_filters();
+        if strategy.one_label_filter {
+            labels.truncate(1);
+        }
+        labels
+    }
+
+    /// What the pass judges: see [`Scan`].
     ///
-    /// A real pass asks the engine for `dangling=true` and every label. A
+    /// A real pass asks the engine for `dangling=true` and the labels. A
     /// plan asks for the labels only, which returns the same dangling images
     /// plus the tagged labelled ones in one listing (with `all=false` the
     /// engine lists only images without children, and an untagged one of
     /// those is what it calls dangling), and splits them here. A second
     /// listing would cost as much as the first at scale: the engine sizes
     /// every labelled image before it applies `dangling` (docs/BENCHMARKS.md).
-    /// Either way every candidate goes through `Scope::check`.
-    /// `[ref:scope_invariant]`
-    async fn scan(&self) -> Result<Scan, DockerError> {
-        let (images, others) = if self.config.dry_run {
-            let labelled =
-                HashMap::from([("label".to_string(), self.config.scope.label_filters())]);
+    /// Where removals go by removal name, a real pass also lists the images
+    /// that carry one (`reference=`): a pass that was stopped, or got a 409,
+    /// after naming an image left it so. Either way every candidate goes
+    /// through `Scope::check`. `[ref:scope_invariant]`
+    async fn scan(&self, strategy: &RemovalStrategy) -> Result<Scan, DockerError> {
+        let labels = self.label_filters(strategy);
+        let mut renamed = Vec::new();
+        let (mut images, others) = if self.config.dry_run {
+            let labelled = HashMap::from([("label".to_string(), labels)]);
             let listed = self
                 .call("listing images", self.docker.list_images(&labelled))
                 .await?;
             let (images, tagged): (Vec<_>, Vec<_>) = listed
                 .into_iter()
-                .partition(|i| cascade_scope::is_untagged(&i.repo_tags));
+                .partition(|i| cascade_scope::is_untagged(&i.id, &i.repo_tags));
             let others = self.others(&images, tagged).await?;
             (images, others)
         } else {
-            let filters = self.config.scope.docker_filters();
+            let filters = HashMap::from([
+                ("dangling".to_string(), vec!["true".to_string()]),
+                ("label".to_string(), labels),
+            ]);
             let images = self
                 .call("listing images", self.docker.list_images(&filters))
                 .await?;
             (images, Vec::new())
         };
-        let in_use = if images.is_empty() {
+        if strategy.method == RemovalMethod::RemovalName && !self.config.dry_run {
+            let named = HashMap::from([(
+                "reference".to_string(),
+                vec![REMOVAL_REPOSITORY.to_string()],
+            )]);
+            let listed: HashSet<String> = images.iter().map(|i| i.id.clone()).collect();
+            for image in self
+                .call("listing images", self.docker.list_images(&named))
+                .await?
+            {
+                let own_name = image
+                    .repo_tags
+                    .iter()
+                    .any(|t| cascade_scope::is_removal_name(&image.id, t));
+                if !own_name || listed.contains(&image.id) {
+                    continue;
+                }
+                if cascade_scope::is_untagged(&image.id, &image.repo_tags) {
+                    images.push(image);
+                } else {
+                    renamed.push(image);
+                }
+            }
+        }
+        let in_use = if images.is_empty() && renamed.is_empty() {
             HashSet::new()
         } else {
             self.call(
@@ -460,7 +629,21 @@ impl DanglingImageSweep {
             )
             .await?
         };
-        Ok((images, in_use, others))
+        let tree = if strategy.prunes_parents && !images.is_empty() {
+            Some(
+                self.call("listing every image", self.docker.list_all_images())
+                    .await?,
+            )
+        } else {
+            None
+        };
+        Ok(Scan {
+            images,
+            in_use,
+            others,
+            renamed,
+            tree,
+        })
     }
 
     /// Labelled images a plan explains though they are not candidates: the
@@ -475,32 +658,33 @@ impl DanglingImageSweep {
         let listed: HashSet<&str> = candidates
             .iter()
             .chain(&tagged)
-            .map(|i| i.id.as_str())
+            .map(|i| bare(&i.id))
             .collect();
         let parents: std::collections::BTreeSet<&str> = candidates
             .iter()
             .chain(&tagged)
             .map(|i| i.parent_id.as_str())
-            .filter(|p| !p.is_empty() && !listed.contains(p))
+            .filter(|p| !p.is_empty() && !listed.contains(bare(p)))
             .collect();
         let mut others = Vec::new();
         for parent in parents {
+            // Podman's `ParentId` is bare hex, which it resolves only with
+            // the `sha256:` in front.
+            let parent = if parent.contains(':') {
+                parent.to_string()
+            } else {
+                format!("sha256:{parent}")
+            };
             let inspected = self
                 .call(
                     "inspecting a parent image",
-                    self.docker.inspect_image(parent),
+                    self.docker.inspect_image(&parent),
                 )
                 .await?;
             // Ours by its labels; `explain_others` says tagged or has children.
-            if let Some(image) = inspected.filter(|i| {
-                self.config
-                    .scope
-                    .check(&ImageFacts {
-                        labels: &i.labels,
-                        repo_tags: &[],
-                    })
-                    .is_ok()
-            }) {
+            if let Some(image) =
+                inspected.filter(|i| self.config.scope.check_labels(&i.labels).is_ok())
+            {
                 others.push(image);
             }
         }
@@ -511,22 +695,16 @@ impl DanglingImageSweep {
     /// Our own check of one listed image; see `[ref:scope_invariant]`.
     fn verdict(&self, image: &ListedImage, in_use: &HashSet<String>, now: i64) -> Verdict {
         let image_ref = image_ref(image, now);
-        let age = image_ref.age_seconds;
-        let facts = ImageFacts {
-            labels: &image.labels,
-            repo_tags: &image.repo_tags,
-        };
-        let reason = if let Err(why) = self.config.scope.check(&facts) {
-            tracing::warn!(image_id = %image.id, reason = %why, "engine listed an image outside the scope; skipped");
-            skip_reason_for(why)
-        } else if Duration::from_secs(age) < self.config.min_age {
-            tracing::debug!(image_id = %image.id, age_seconds = age, "younger than the minimum age; kept");
-            SkipReason::TooYoung
-        } else if in_use.contains(&image.id) {
-            tracing::debug!(image_id = %image.id, "used by a container; kept");
-            SkipReason::InUse
-        } else {
-            return Verdict::Remove(image_ref);
+        let reason = match self.rules(image, in_use, now) {
+            Ok(()) => return Verdict::Remove(image_ref),
+            Err(SkipReason::FailedVerification { detail }) => {
+                tracing::warn!(image_id = %image.id, reason = %detail, "engine listed an image outside the scope; skipped");
+                SkipReason::FailedVerification { detail }
+            }
+            Err(reason) => {
+                tracing::debug!(image_id = %image.id, reason = reason.as_str(), "kept");
+                reason
+            }
         };
         Verdict::Skip(Skipped {
             image: image_ref,
@@ -534,15 +712,123 @@ impl DanglingImageSweep {
         })
     }
 
+    /// Every rule an image must pass to be removed: in scope, old enough,
+    /// used by no container.
+    fn rules(
+        &self,
+        image: &ListedImage,
+        in_use: &HashSet<String>,
+        now: i64,
+    ) -> Result<(), SkipReason> {
+        let facts = ImageFacts {
+            id: &image.id,
+            labels: &image.labels,
+            repo_tags: &image.repo_tags,
+        };
+        if let Err(why) = self.config.scope.check(&facts) {
+            return Err(skip_reason_for(why));
+        }
+        let age = image_ref(image, now).age_seconds;
+        if Duration::from_secs(age) < self.config.min_age {
+            return Err(SkipReason::TooYoung);
+        }
+        if in_use.contains(&image.id) || in_use.contains(bare(&image.id)) {
+            return Err(SkipReason::InUse);
+        }
+        Ok(())
+    }
+
+    /// On an engine that deletes a removed image's parents (`parents.rs`):
+    /// the parents this pass's removals would take must each pass every
+    /// rule; an image whose removal would take one that does not is kept
+    /// (`would_remove_parent`). `[ref:scope_invariant]`
+    fn guard_parents(
+        &self,
+        candidates: Vec<Candidate>,
+        all: &[ListedImage],
+        in_use: &HashSet<String>,
+        now: i64,
+        report: &mut SweepReport,
+    ) -> Vec<Candidate> {
+        let tree = ImageTree::new(all);
+        let removed: std::collections::BTreeSet<&str> =
+            candidates.iter().map(|c| c.image.id.as_str()).collect();
+        let pruned = tree.pruned(&removed);
+        let mut refused = std::collections::BTreeSet::new();
+        let mut why = HashMap::new();
+        for parent in &pruned {
+            let Some(image) = tree.image(parent) else {
+                continue;
+            };
+            if let Err(reason) = self.rules(image, in_use, now) {
+                refused.insert(*parent);
+                why.insert(*parent, reason);
+            }
+        }
+        let blocked = tree.blocked(&removed, &pruned, &refused);
+        let blocked: HashMap<String, String> = blocked
+            .into_iter()
+            .map(|(id, parent)| (id.to_string(), parent.to_string()))
+            .collect();
+        let kept_pruned = tree.pruned(
+            &candidates
+                .iter()
+                .map(|c| c.image.id.as_str())
+                .filter(|id| !blocked.contains_key(*id))
+                .collect(),
+        );
+        let mut kept = Vec::new();
+        for mut candidate in candidates {
+            if let Some(parent) = blocked.get(&candidate.image.id) {
+                let detail = match why.get(parent.as_str()) {
+                    Some(SkipReason::FailedVerification { detail }) => detail.clone(),
+                    Some(reason) => reason.as_str().replace('_', " "),
+                    None => String::new(),
+                };
+                tracing::info!(image_id = %candidate.image.id, %parent, %detail, "kept: the engine would also delete its parent, which is not removable");
+                report.skipped.push(Skipped {
+                    image: candidate.image,
+                    reason: SkipReason::WouldRemoveParent {
+                        parent: format!("sha256:{parent}"),
+                        detail,
+                    },
+                });
+                continue;
+            }
+            // The parents this removal may take (whichever removal goes
+            // last takes a shared one): expected in the engine's answer.
+            let mut at = bare(&candidate.image.id).to_string();
+            while let Some(parent) = tree
+                .image(&at)
+                .map(|i| bare(&i.parent_id).to_string())
+                .filter(|p| kept_pruned.contains(p.as_str()))
+            {
+                if let Some(image) = tree.image(&parent) {
+                    candidate.parents.push(image_ref(image, now));
+                }
+                at = parent;
+            }
+            kept.push(candidate);
+        }
+        kept
+    }
+
     async fn remove_all(
         &self,
-        images: Vec<ImageRef>,
+        images: Vec<Candidate>,
+        strategy: &RemovalStrategy,
         store: &ImageStore,
         cancel: &CancellationToken,
         progress: &dyn SweepProgress,
         report: &mut SweepReport,
     ) {
-        progress.started(images.len(), images.iter().map(|i| i.size_bytes).sum());
+        if images.is_empty() {
+            return;
+        }
+        progress.started(
+            images.len(),
+            images.iter().map(|c| c.image.size_bytes).sum(),
+        );
         let mut pacer = self.config.concurrency.pacer(store);
         let mut pending = images.into_iter().peekable();
         let mut running = FuturesUnordered::new();
@@ -559,24 +845,32 @@ impl DanglingImageSweep {
                         break;
                     }
                 }
-                let Some(image) = pending.next() else { break };
+                let Some(candidate) = pending.next() else {
+                    break;
+                };
                 if cancel.is_cancelled() {
-                    self.record(image, Removal::Cancelled, progress, report);
+                    self.record(
+                        candidate,
+                        Removal::Cancelled,
+                        strategy.method,
+                        progress,
+                        report,
+                    );
                     continue;
                 }
                 pacer.started();
                 started_any = true;
                 running.push(async move {
                     let sent = Instant::now();
-                    let outcome = self.remove_one(&image.id, store).await;
-                    (image, outcome, sent.elapsed())
+                    let outcome = self.remove_one(&candidate, strategy.method).await;
+                    (candidate, outcome, sent.elapsed())
                 });
             }
             if running.is_empty() && resume_at.is_none() {
                 break;
             }
             tokio::select! {
-                Some((image, outcome, latency)) = running.next(), if !running.is_empty() => {
+                Some((candidate, outcome, latency)) = running.next(), if !running.is_empty() => {
                     // Every start is matched by one end, whatever the
                     // outcome: burst mode waits for a whole burst's answers.
                     let sample = match &outcome {
@@ -584,7 +878,7 @@ impl DanglingImageSweep {
                         _ => RemovalOutcome::Answered,
                     };
                     pacer.finished(Instant::now(), latency, sample);
-                    self.record(image, outcome, progress, report);
+                    self.record(candidate, outcome, strategy.method, progress, report);
                 }
                 () = tokio::time::sleep_until(resume_at.unwrap_or_else(Instant::now)), if resume_at.is_some() => {}
                 () = cancel.cancelled(), if resume_at.is_some() => {}
@@ -598,94 +892,162 @@ impl DanglingImageSweep {
     /// One removal attempt's end, into the report and the progress.
     fn record(
         &self,
-        image: ImageRef,
+        candidate: Candidate,
         outcome: Removal,
+        method: RemovalMethod,
         progress: &dyn SweepProgress,
         report: &mut SweepReport,
     ) {
-        progress.advanced(&image, matches!(outcome, Removal::Done(Ok(()))));
+        let Candidate { image, parents, .. } = candidate;
+        let removed = matches!(&outcome, Removal::Done(Ok(_)));
+        progress.advanced(&image, removed);
         match outcome {
             Removal::Cancelled => report.skipped.push(Skipped {
                 image,
                 reason: SkipReason::Cancelled,
             }),
-            Removal::Changed(detail) => report.skipped.push(Skipped {
-                image,
-                reason: SkipReason::Changed { detail },
-            }),
-            Removal::Done(Ok(())) => {
+            Removal::Changed(detail) => {
+                tracing::info!(image_id = %image.id, %detail, "tagged again since the listing; kept");
+                report.skipped.push(Skipped {
+                    image,
+                    reason: SkipReason::Changed { detail },
+                });
+            }
+            Removal::Done(Ok(answer)) => {
                 tracing::debug!(image_id = %image.id, size = image.size_bytes, "removed");
+                let expected: HashSet<&str> = std::iter::once(bare(&image.id))
+                    .chain(parents.iter().map(|p| bare(&p.id)))
+                    .collect();
+                // The containerd store lists digests of the image's content
+                // too; a removal by name lists images only.
+                let unexpected: Vec<&String> = answer
+                    .deleted
+                    .iter()
+                    .filter(|d| method == RemovalMethod::RemovalName && !expected.contains(bare(d)))
+                    .collect();
+                if !unexpected.is_empty() {
+                    let ids = unexpected
+                        .iter()
+                        .map(|d| d.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    tracing::error!(image_id = %image.id, deleted = %ids, "the engine deleted images the janitor did not ask for");
+                    sentry_report::unexpected_deletion(&self.config.engine, &image.id, &ids);
+                }
                 report.removed.push(image);
+                // Parents the engine deleted with it, each checked before.
+                report
+                    .removed
+                    .extend(parents.into_iter().filter(|p| answer.deleted(&p.id)));
             }
             Removal::Done(Err(error)) => record_removal_failure(image, error, report),
         }
     }
 
-    /// The engine's clock, read once per pass: ages are the engine's
-    /// `Created` against the engine's own time, so clock skew between this
-    /// host and a remote engine cannot make a seconds-old snapshot look old.
-    /// This host's clock only when the engine does not say.
-    async fn engine_now(&self) -> i64 {
-        match self
-            .call("reading the engine's clock", self.docker.engine_time())
-            .await
-        {
-            Ok(Some(now)) => {
-                let skew = now - unix_now();
-                if skew.abs() > CLOCK_SKEW_WORTH_A_LINE {
-                    tracing::info!(
-                        skew_seconds = skew,
-                        "the engine's clock differs from this host's; ages use the engine's"
-                    );
-                }
-                now
+    /// Takes the removal name off images that carry a real tag beside it,
+    /// when they pass every other rule (so that if the tag went away
+    /// meanwhile, the engine deletes an image this pass would remove
+    /// anyway). Anything that fails is left for the next pass, at debug.
+    async fn unname(&self, images: Vec<ListedImage>, in_use: &HashSet<String>, now: i64) {
+        for image in images {
+            let untagged = ListedImage {
+                repo_tags: Vec::new(),
+                ..image.clone()
+            };
+            if self.rules(&untagged, in_use, now).is_err() {
+                continue;
             }
-            Ok(None) => unix_now(),
-            Err(error) => {
-                tracing::warn!(error = %error.message, "cannot read the engine's clock; ages use this host's");
-                unix_now()
+            let Some(name) = cascade_scope::removal_name(&image.id) else {
+                continue;
+            };
+            match self
+                .call("removing a removal name", self.docker.remove_image(&name))
+                .await
+            {
+                Ok(_) => {
+                    tracing::info!(image_id = %image.id, "took the janitor's removal name off an image tagged again");
+                }
+                Err(error) => {
+                    tracing::debug!(image_id = %image.id, error = %error.message, "could not take the removal name off; next pass");
+                }
             }
         }
+    }
+
+    /// The engine's clock (`GET /info`, read once per pass): ages are the
+    /// engine's `Created` against the engine's own time, so clock skew
+    /// between this host and a remote engine cannot make a seconds-old
+    /// snapshot look old. This host's clock only when the engine does not
+    /// say.
+    fn engine_now(&self, engine: Option<i64>) -> i64 {
+        let here = unix_now();
+        let Some(now) = engine else {
+            return here;
+        };
+        let skew = now - here;
+        if skew.abs() > CLOCK_SKEW_WORTH_A_LINE {
+            tracing::info!(
+                skew_seconds = skew,
+                "the engine's clock differs from this host's; ages use the engine's"
+            );
+        }
+        now
     }
 
     /// Removes one verified image so that an image tagged again since the
     /// listing is never taken with its tag `[ref:scope_invariant]`:
     ///
-    /// - containerd store: by its dangling name, which the engine resolves
-    ///   only while the image is still dangling (404 once tagged: `gone`);
-    /// - classic store (no conditional delete exists): inspected again and
-    ///   checked with `Scope::check` on the fresh facts right before the
-    ///   `DELETE`. What remains is the window between the inspect's answer
-    ///   and the `DELETE`'s arrival: one round trip.
-    async fn remove_one(&self, id: &str, store: &ImageStore) -> Removal {
-        if let ImageStore::Classic { .. } = store {
-            let fresh = match self
-                .call("re-checking an image", self.docker.inspect_image(id))
-                .await
-            {
-                Ok(Some(fresh)) => fresh,
-                Ok(None) => {
-                    return Removal::Done(Err(DockerError::status(
-                        404,
-                        format!("No such image: {id} (gone before its removal)"),
-                    )));
+    /// - removal name (`[ref:removal_name]`): the image is tagged with its
+    ///   removal name, then that name is deleted. The engine deletes the
+    ///   image only if that name is its only one when it handles the
+    ///   `DELETE`; with another name it only untags ours (`changed`), and
+    ///   while a container uses it, it answers 409 (`in_use`, and the name
+    ///   stays until a later pass).
+    /// - dangling name (containerd store): the engine resolves
+    ///   `moby-dangling@<digest>` only while the image is still dangling
+    ///   (404 once tagged: `gone`).
+    async fn remove_one(&self, candidate: &Candidate, method: RemovalMethod) -> Removal {
+        let id = &candidate.image.id;
+        let name = match method {
+            RemovalMethod::DanglingName => format!("{DANGLING_PREFIX}{id}"),
+            RemovalMethod::RemovalName => {
+                let Some(name) = cascade_scope::removal_name(id) else {
+                    return Removal::Done(Err(DockerError {
+                        disposition: Disposition::Unexpected,
+                        status: None,
+                        message: format!(
+                            "image ID `{id}` is not sha256 hex, so it cannot be given a removal name; kept"
+                        ),
+                    }));
+                };
+                if !candidate.named {
+                    let tag = name.rsplit_once(':').map_or("", |(_, tag)| tag);
+                    if let Err(error) = self
+                        .call(
+                            "naming an image for its removal",
+                            self.docker.tag_image(id, REMOVAL_REPOSITORY, tag),
+                        )
+                        .await
+                    {
+                        return Removal::Done(Err(error));
+                    }
                 }
-                Err(error) => return Removal::Done(Err(error)),
-            };
-            let facts = ImageFacts {
-                labels: &fresh.labels,
-                repo_tags: &fresh.repo_tags,
-            };
-            if let Err(why) = self.config.scope.check(&facts) {
-                tracing::info!(image_id = %id, reason = %why, "changed since the listing; kept");
-                return Removal::Changed(why.to_string());
+                name
             }
+        };
+        self.note_removal(id);
+        match self
+            .call("removing an image", self.docker.remove_image(&name))
+            .await
+        {
+            Ok(answer) if method == RemovalMethod::RemovalName && !answer.deleted(id) => {
+                Removal::Changed(
+                    "tagged again since the listing: the engine took only the janitor's removal name off it"
+                        .to_string(),
+                )
+            }
+            outcome => Removal::Done(outcome),
         }
-        let name = store.removal_name(id);
-        Removal::Done(
-            self.call("removing an image", self.docker.remove_image(&name))
-                .await,
-        )
     }
 
     async fn call<T>(
@@ -701,6 +1063,19 @@ impl DanglingImageSweep {
     }
 }
 
+fn forget_old(recent: &mut std::collections::VecDeque<(String, Instant)>) {
+    while recent
+        .front()
+        .is_some_and(|(_, at)| at.elapsed() > OWN_EVENT_WINDOW)
+    {
+        recent.pop_front();
+    }
+    if recent.is_empty() {
+        // A pass of 10,000 removals must not hold their IDs' room for good.
+        recent.shrink_to_fit();
+    }
+}
+
 fn free_space_at(path: &std::path::Path) -> Option<u64> {
     match crate::disk::free_space(path) {
         Ok(bytes) => Some(bytes),
@@ -711,8 +1086,6 @@ fn free_space_at(path: &std::path::Path) -> Option<u64> {
     }
 }
 
-type Scan = (Vec<ListedImage>, HashSet<String>, Vec<ListedImage>);
-
 /// Labelled images the candidate listing did not return, and why they are
 /// kept: a real tag, or (untagged) images built on them. Plan only.
 fn explain_others(candidates: &[ListedImage], others: Vec<ListedImage>, now: i64) -> Vec<Skipped> {
@@ -721,7 +1094,7 @@ fn explain_others(candidates: &[ListedImage], others: Vec<ListedImage>, now: i64
         .into_iter()
         .filter(|image| !listed.contains(image.id.as_str()))
         .map(|image| {
-            let reason = if cascade_scope::is_untagged(&image.repo_tags) {
+            let reason = if cascade_scope::is_untagged(&image.id, &image.repo_tags) {
                 SkipReason::HasChildren
             } else {
                 SkipReason::Tagged

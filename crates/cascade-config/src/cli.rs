@@ -101,6 +101,14 @@ pub struct Common {
     #[arg(long)]
     pub allow_plain_tcp: bool,
 
+    /// Remove on an engine the janitor has not been proven on (Docker 29
+    /// and later, Podman other than 4.3 and 5.4 to 5.8, other
+    /// implementations), with its most careful strategy; without it such an
+    /// engine is refused for removal (prune and run exit 1; doctor and
+    /// prune --dry-run still work)
+    #[arg(long)]
+    pub allow_unproven_engine: bool,
+
     /// TOML file of defaults (keys = long option names with - replaced by _);
     /// flags and CASCADE_JANITOR_* variables win over it
     #[arg(long, value_name = "PATH")]

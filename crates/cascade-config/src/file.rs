@@ -34,6 +34,7 @@ pub struct FileConfig {
     pub tls_cert: Option<Spanned<String>>,
     pub tls_key: Option<Spanned<String>>,
     pub allow_plain_tcp: Option<Spanned<bool>>,
+    pub allow_unproven_engine: Option<Spanned<bool>>,
     // run
     pub interval: Option<Spanned<String>>,
     pub stop_deadline: Option<Spanned<String>>,

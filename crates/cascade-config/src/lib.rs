@@ -120,6 +120,9 @@ pub struct CommonSettings {
     pub concurrency: cascade_cleanup::Concurrency,
     pub timeout: Duration,
     pub log_format: LogFormat,
+    /// `--allow-unproven-engine`: remove on an engine no row of the
+    /// proven-engine table admits.
+    pub allow_unproven_engine: bool,
 }
 
 #[derive(Debug)]

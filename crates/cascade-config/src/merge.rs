@@ -247,6 +247,17 @@ impl Merger<'_> {
             value_enum,
         )?;
         self.record(Opt::LogFormat, Some(show_enum(&log_format)), s);
+        let (allow_unproven_engine, s) = self.value(
+            Opt::AllowUnprovenEngine,
+            args.allow_unproven_engine,
+            |f| f.allow_unproven_engine.as_ref(),
+            parse_bool,
+        )?;
+        self.record(
+            Opt::AllowUnprovenEngine,
+            Some(allow_unproven_engine.to_string()),
+            s,
+        );
 
         let engines = self.engines(hosts, args)?;
         Ok(CommonSettings {
@@ -256,6 +267,7 @@ impl Merger<'_> {
             concurrency,
             timeout,
             log_format,
+            allow_unproven_engine,
         })
     }
 

@@ -17,6 +17,7 @@ pub enum Opt {
     TlsCert,
     TlsKey,
     AllowPlainTcp,
+    AllowUnprovenEngine,
     Config,
     PrintConfig,
     Interval,
@@ -81,7 +82,7 @@ impl Kind {
 const ALL_COMMANDS: &[CommandName] = &[CommandName::Run, CommandName::Prune, CommandName::Doctor];
 
 impl Opt {
-    pub const ALL: [Opt; 22] = [
+    pub const ALL: [Opt; 23] = [
         Opt::DockerHost,
         Opt::Label,
         Opt::MinAge,
@@ -92,6 +93,7 @@ impl Opt {
         Opt::TlsCert,
         Opt::TlsKey,
         Opt::AllowPlainTcp,
+        Opt::AllowUnprovenEngine,
         Opt::Config,
         Opt::PrintConfig,
         Opt::Interval,
@@ -119,6 +121,7 @@ impl Opt {
             Opt::TlsCert => "tls_cert",
             Opt::TlsKey => "tls_key",
             Opt::AllowPlainTcp => "allow_plain_tcp",
+            Opt::AllowUnprovenEngine => "allow_unproven_engine",
             Opt::Config => "config",
             Opt::PrintConfig => "print_config",
             Opt::Interval => "interval",
@@ -184,7 +187,11 @@ impl Opt {
             Opt::DockerHost | Opt::Label => Kind::List,
             Opt::Concurrency => Kind::IntOrStr,
             Opt::StaleIntervals => Kind::Int,
-            Opt::AllowPlainTcp | Opt::NoEvents | Opt::DryRun | Opt::PrintConfig => Kind::Bool,
+            Opt::AllowPlainTcp
+            | Opt::AllowUnprovenEngine
+            | Opt::NoEvents
+            | Opt::DryRun
+            | Opt::PrintConfig => Kind::Bool,
             _ => Kind::Str,
         }
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use cascade_classify::Disposition;
 use cascade_cleanup::{
-    DockerError, DockerImages, EngineEvent, EngineEvents, ImageStore, ListedImage,
+    DockerError, DockerImages, EngineEvent, EngineEvents, EngineFacts, ListedImage, RemovalAnswer,
 };
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
@@ -170,6 +170,15 @@ fn refuses_the_version(error: &DockerError) -> bool {
 
 #[async_trait]
 impl DockerImages for EngineClient {
+    async fn engine_facts(&self) -> Result<EngineFacts, DockerError> {
+        self.call(|e| async move { e.facts().await }).await
+    }
+
+    async fn list_all_images(&self) -> Result<Vec<ListedImage>, DockerError> {
+        self.call(|e| async move { e.list_all_images().await })
+            .await
+    }
+
     async fn list_images(
         &self,
         filters: &HashMap<String, Vec<String>>,
@@ -183,14 +192,6 @@ impl DockerImages for EngineClient {
             .await
     }
 
-    async fn image_store(&self) -> Result<ImageStore, DockerError> {
-        self.call(|e| async move { e.image_store().await }).await
-    }
-
-    async fn engine_time(&self) -> Result<Option<i64>, DockerError> {
-        self.call(|e| async move { e.engine_time().await }).await
-    }
-
     async fn images_used_by_containers(&self) -> Result<HashSet<String>, DockerError> {
         self.call(|e| async move { e.images_used_by_containers().await })
             .await
@@ -200,7 +201,12 @@ impl DockerImages for EngineClient {
         self.engine().await.ok()?.local_data_root(image).await
     }
 
-    async fn remove_image(&self, name: &str) -> Result<(), DockerError> {
+    async fn tag_image(&self, id: &str, repository: &str, tag: &str) -> Result<(), DockerError> {
+        self.call(|e| async move { e.tag_image(id, repository, tag).await })
+            .await
+    }
+
+    async fn remove_image(&self, name: &str) -> Result<RemovalAnswer, DockerError> {
         // Engine's implementation: force=false, noprune=true.
         self.call(|e| async move { e.remove_image(name).await })
             .await

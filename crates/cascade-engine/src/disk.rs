@@ -4,6 +4,63 @@
 
 use std::path::Path;
 
+use cascade_cleanup::ImageStore;
+
+use crate::images::Storage;
+
+/// Whether the store `storage` describes is visible from here, with `image`
+/// (an image the engine holds) as evidence where needed: Docker's data root
+/// ([`visible_data_root`]) or Podman's containers/storage graph root
+/// ([`visible_graph_root`]).
+pub fn visible_store_root(storage: &Storage, image: Option<&str>) -> Result<(), String> {
+    let Some(root) = storage.root_dir.as_deref() else {
+        return Err("the engine did not say its data root".to_string());
+    };
+    match storage.store {
+        ImageStore::ContainersStorage { .. } => {
+            visible_graph_root(root, storage.driver.as_deref(), image)
+        }
+        _ => visible_data_root(
+            root,
+            storage.driver.as_deref(),
+            storage.engine_id.as_deref(),
+            image,
+        ),
+    }
+}
+
+/// Whether `root`, Podman's graph root (`/var/lib/containers/storage`), is
+/// that engine's as seen from here: `<driver>-images/<hex>` must exist for
+/// `image`, an image it holds. Podman's `/info` `ID` is new at every call,
+/// so it proves nothing.
+pub fn visible_graph_root(
+    root: &Path,
+    driver: Option<&str>,
+    image: Option<&str>,
+) -> Result<(), String> {
+    let Some(driver) = driver else {
+        return Err("the engine did not say its storage driver".to_string());
+    };
+    let Some(hex) = image
+        .map(|id| id.strip_prefix("sha256:").unwrap_or(id))
+        .filter(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+    else {
+        return Err(format!(
+            "no image of the engine's to look for in {}",
+            root.display()
+        ));
+    };
+    if root.join(format!("{driver}-images")).join(hex).is_dir() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} here does not hold the engine's image {}: another engine's, or not readable",
+            root.display(),
+            &hex[..12]
+        ))
+    }
+}
+
 /// Whether `root`, the engine's `DockerRootDir`, is that engine's folder as
 /// seen from here: on the engine's host, or in a container that mounts it.
 /// It asks for positive evidence, so a folder of the same name that belongs

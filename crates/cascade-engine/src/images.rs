@@ -8,12 +8,13 @@ use async_trait::async_trait;
 use bollard::Docker;
 use bollard::query_parameters::{
     EventsOptionsBuilder, ListContainersOptionsBuilder, ListImagesOptionsBuilder,
-    RemoveImageOptionsBuilder,
+    RemoveImageOptionsBuilder, TagImageOptionsBuilder,
 };
 use cascade_classify::{Disposition, classify};
 use cascade_cleanup::events::ORPHANING_ACTIONS;
 use cascade_cleanup::{
-    DockerError, DockerImages, EngineEvent, EngineEvents, ImageStore, ListedImage,
+    DockerError, DockerImages, EngineEvent, EngineEvents, EngineFacts, EngineIdentity, ImageStore,
+    Implementation, ListedImage, RemovalAnswer,
 };
 
 use crate::connect::{ApiVersion, Transport};
@@ -79,16 +80,66 @@ impl Engine {
         })
     }
 
-    /// The storage facts of `GET /info`.
-    pub async fn storage(&self) -> Result<Storage, DockerError> {
+    /// The storage facts of `GET /info`; `implementation` (from `GET
+    /// /version`) tells Podman's store from Docker's.
+    pub async fn storage(&self, implementation: &Implementation) -> Result<Storage, DockerError> {
         let info = self.docker.info().await.map_err(docker_error)?;
-        let store = image_store(info.driver.as_deref(), info.driver_status.as_deref());
+        let store = image_store(
+            implementation,
+            info.driver.as_deref(),
+            info.driver_status.as_deref(),
+        );
         Ok(Storage {
             driver: info.driver,
             root_dir: info.docker_root_dir.map(PathBuf::from),
             engine_id: info.id,
             store,
         })
+    }
+
+    /// `GET /version` and `GET /info`: which engine this is, its store and
+    /// its clock.
+    pub async fn facts(&self) -> Result<EngineFacts, DockerError> {
+        let version = self.docker.version().await.map_err(docker_error)?;
+        let info = self.docker.info().await.map_err(docker_error)?;
+        Ok(engine_facts(&version, &info))
+    }
+
+    /// Which implementation answers (`GET /version` only).
+    pub async fn implementation(&self) -> Result<Implementation, DockerError> {
+        let version = self.docker.version().await.map_err(docker_error)?;
+        Ok(implementation(&version))
+    }
+}
+
+/// The implementation `/version`'s components name.
+fn implementation(version: &bollard::models::SystemVersion) -> Implementation {
+    Implementation::from_components(version.components.iter().flatten().map(|c| c.name.as_str()))
+}
+
+/// The engine as `GET /version` and `GET /info` describe it.
+pub fn engine_facts(
+    version: &bollard::models::SystemVersion,
+    info: &bollard::models::SystemInfo,
+) -> EngineFacts {
+    let implementation = implementation(version);
+    let store = image_store(
+        &implementation,
+        info.driver.as_deref(),
+        info.driver_status.as_deref(),
+    );
+    EngineFacts {
+        identity: EngineIdentity {
+            implementation,
+            version: version
+                .version
+                .clone()
+                .or_else(|| info.server_version.clone())
+                .unwrap_or_default(),
+            api_version: version.api_version.clone(),
+            store,
+        },
+        now: info.system_time.as_deref().and_then(engine_time),
     }
 }
 
@@ -123,9 +174,18 @@ pub struct Storage {
 /// the signal: a snapshotter could share a name with a driver.
 const CONTAINERD_DRIVER_TYPE: [&str; 2] = ["driver-type", "io.containerd.snapshotter.v1"];
 
-/// Which image store `GET /info`'s `Driver` and `DriverStatus` describe.
-pub fn image_store(driver: Option<&str>, status: Option<&[Vec<String>]>) -> ImageStore {
+/// Which image store `GET /info`'s `Driver` and `DriverStatus` describe:
+/// Podman's is always containers/storage (its `DriverStatus` has no
+/// `driver-type`, and comes in random order).
+pub fn image_store(
+    implementation: &Implementation,
+    driver: Option<&str>,
+    status: Option<&[Vec<String>]>,
+) -> ImageStore {
     let driver = driver.unwrap_or("unknown").to_string();
+    if *implementation == Implementation::Podman {
+        return ImageStore::ContainersStorage { driver };
+    }
     let containerd = status.unwrap_or_default().iter().any(|entry| {
         entry.len() == 2
             && entry[0] == CONTAINERD_DRIVER_TYPE[0]
@@ -178,15 +238,23 @@ pub fn engine_time(system_time: &str) -> Option<i64> {
 }
 
 /// The image references of every `type: image` mount, as the engine lists
-/// them: `Name` is the reference the container was created with (a tag, an
-/// ID or a digest), `Source` only a path on the engine's host.
+/// them. Docker: `Name` is the reference the container was created with (a
+/// tag, an ID or a digest), `Source` only a path on the engine's host.
+/// Podman: `Name` is empty and `Source` is that reference.
 pub fn mounted_images(containers: &[bollard::models::ContainerSummary]) -> BTreeSet<String> {
     containers
         .iter()
         .flat_map(|c| c.mounts.iter().flatten())
         .filter(|m| m.typ.as_deref() == Some("image"))
-        .filter_map(|m| m.name.clone())
-        .filter(|name| !name.is_empty())
+        .filter_map(|m| {
+            let name = m.name.as_deref().filter(|n| !n.is_empty());
+            // A path is never an image reference: Docker's `Source`.
+            let source = m
+                .source
+                .as_deref()
+                .filter(|s| !s.is_empty() && !s.starts_with('/'));
+            name.or(source).map(str::to_string)
+        })
         .collect()
 }
 
@@ -202,13 +270,14 @@ pub fn listed_image(summary: bollard::models::ImageSummary) -> ListedImage {
     }
 }
 
-/// `GET /images/json?all=false&filters=...`, decoded as the body arrives
+/// `GET /images/json?all=...&filters=...`, decoded as the body arrives
 /// (`list.rs`); errors as bollard would report them.
 async fn list_streamed(
     transport: &Transport,
+    all: bool,
     filters: &HashMap<String, Vec<String>>,
 ) -> Result<Vec<ListedImage>, DockerError> {
-    let path = format!("/images/json?{}", list_query(filters));
+    let path = format!("/images/json?{}", list_query(all, filters));
     let response = transport.get(&path).await.map_err(docker_error)?;
     let status = response.status();
     let mut body = response.into_body();
@@ -253,17 +322,17 @@ fn unreadable(error: crate::list::ListError) -> DockerError {
 
 /// Passes the sweep's filters to the engine and filters nothing itself: the
 /// sweep re-checks every image it is given `[ref:scope_invariant]`.
-#[async_trait]
-impl DockerImages for Engine {
-    async fn list_images(
+impl Engine {
+    async fn list(
         &self,
+        all: bool,
         filters: &HashMap<String, Vec<String>>,
     ) -> Result<Vec<ListedImage>, DockerError> {
         if let Some(transport) = &self.transport {
-            return list_streamed(transport, filters).await;
+            return list_streamed(transport, all, filters).await;
         }
         let options = ListImagesOptionsBuilder::new()
-            .all(false)
+            .all(all)
             .filters(filters)
             .build();
         let images = self
@@ -272,6 +341,24 @@ impl DockerImages for Engine {
             .await
             .map_err(docker_error)?;
         Ok(images.into_iter().map(listed_image).collect())
+    }
+}
+
+#[async_trait]
+impl DockerImages for Engine {
+    async fn engine_facts(&self) -> Result<EngineFacts, DockerError> {
+        self.facts().await
+    }
+
+    async fn list_images(
+        &self,
+        filters: &HashMap<String, Vec<String>>,
+    ) -> Result<Vec<ListedImage>, DockerError> {
+        self.list(false, filters).await
+    }
+
+    async fn list_all_images(&self) -> Result<Vec<ListedImage>, DockerError> {
+        self.list(true, &HashMap::new()).await
     }
 
     async fn inspect_image(&self, id: &str) -> Result<Option<ListedImage>, DockerError> {
@@ -305,11 +392,6 @@ impl DockerImages for Engine {
         }))
     }
 
-    async fn engine_time(&self) -> Result<Option<i64>, DockerError> {
-        let info = self.docker.info().await.map_err(docker_error)?;
-        Ok(info.system_time.as_deref().and_then(engine_time))
-    }
-
     /// Every container's image, and every image a container mounts
     /// (`--mount type=image`, Docker 28+), which the engine's own conflict
     /// check does not see: `rmi` of a mounted image succeeds.
@@ -337,26 +419,17 @@ impl DockerImages for Engine {
         Ok(used)
     }
 
-    async fn image_store(&self) -> Result<ImageStore, DockerError> {
-        Ok(self.storage().await?.store)
-    }
-
     async fn local_data_root(&self, image: &str) -> Option<PathBuf> {
-        let storage = self.storage().await.ok()?;
+        let implementation = self.implementation().await.ok()?;
+        let storage = self.storage(&implementation).await.ok()?;
         if let ImageStore::Containerd { .. } = storage.store {
             // Its content and snapshots live under containerd's root, not
             // `DockerRootDir`: free space there measures nothing of ours.
             tracing::debug!("containerd image store; reclaimed space is an estimate");
             return None;
         }
-        let root = storage.root_dir?;
-        match crate::disk::visible_data_root(
-            &root,
-            storage.driver.as_deref(),
-            storage.engine_id.as_deref(),
-            Some(image),
-        ) {
-            Ok(()) => Some(root),
+        match crate::disk::visible_store_root(&storage, Some(image)) {
+            Ok(()) => storage.root_dir,
             Err(why) => {
                 tracing::debug!(%why, "engine data root not visible; reclaimed space is the sum of image sizes");
                 None
@@ -364,42 +437,97 @@ impl DockerImages for Engine {
         }
     }
 
-    async fn remove_image(&self, name: &str) -> Result<(), DockerError> {
+    async fn tag_image(&self, id: &str, repository: &str, tag: &str) -> Result<(), DockerError> {
+        let options = TagImageOptionsBuilder::new()
+            .repo(repository)
+            .tag(tag)
+            .build();
+        self.docker
+            .tag_image(id, Some(options))
+            .await
+            .map_err(docker_error)
+    }
+
+    async fn remove_image(&self, name: &str) -> Result<RemovalAnswer, DockerError> {
         // noprune=true: the default would also delete untagged parents, with
-        // or without our label. force=false: never an image a container uses.
+        // or without our label (Podman before 4.6 does anyway: the sweep
+        // guards it). force=false: never an image a container uses.
         let options = RemoveImageOptionsBuilder::new()
             .force(false)
             .noprune(true)
             .build();
-        self.docker
+        let items = self
+            .docker
             .remove_image(name, Some(options), None)
             .await
             .map_err(docker_error)?;
-        Ok(())
+        let mut answer = RemovalAnswer::default();
+        for item in items {
+            answer.deleted.extend(item.deleted);
+            answer.untagged.extend(item.untagged);
+        }
+        Ok(answer)
     }
+}
+
+/// The event filters for one implementation. Docker: `tag`/`commit` of
+/// images and containers carrying the labels. Podman puts no labels on
+/// image events and sends only a container `commit` for a commit (whose
+/// labels are the container's, not always the new image's), so there the
+/// labels are left out: any such event asks for a pass, which lists and
+/// checks as always.
+pub fn event_filters(
+    implementation: &Implementation,
+    labels: &[String],
+) -> HashMap<&'static str, Vec<String>> {
+    let mut filters = HashMap::from([
+        ("type", vec!["image".to_string(), "container".to_string()]),
+        (
+            "event",
+            ORPHANING_ACTIONS.iter().map(|a| a.to_string()).collect(),
+        ),
+    ]);
+    if *implementation != Implementation::Podman {
+        filters.insert("label", labels.to_vec());
+    }
+    filters
 }
 
 impl EngineEvents for Engine {
     fn subscribe(&self, labels: &[String]) -> BoxStream<'static, Result<EngineEvent, DockerError>> {
-        let filters: HashMap<&str, Vec<String>> = HashMap::from([
-            ("type", vec!["image".to_string(), "container".to_string()]),
-            (
-                "event",
-                ORPHANING_ACTIONS.iter().map(|a| a.to_string()).collect(),
-            ),
-            ("label", labels.to_vec()),
-        ]);
-        let options = EventsOptionsBuilder::new().filters(&filters).build();
-        self.docker
-            .events(Some(options))
-            .map(|item| {
-                item.map(|message| EngineEvent {
-                    action: message.action.unwrap_or_default(),
-                    id: message.actor.and_then(|a| a.id).unwrap_or_default(),
-                })
-                .map_err(docker_error)
-            })
-            .boxed()
+        let engine = self.clone();
+        let labels = labels.to_vec();
+        futures_util::stream::once(async move {
+            let implementation = engine.implementation().await;
+            (engine, implementation)
+        })
+        .flat_map(move |(engine, implementation)| match implementation {
+            Ok(implementation) => {
+                let filters = event_filters(&implementation, &labels);
+                let options = EventsOptionsBuilder::new().filters(&filters).build();
+                engine
+                    .docker
+                    .events(Some(options))
+                    .map(|item| item.map(engine_event).map_err(docker_error))
+                    .boxed()
+            }
+            Err(error) => futures_util::stream::iter([Err(error)]).boxed(),
+        })
+        .boxed()
+    }
+}
+
+/// One event as the follower reads it.
+fn engine_event(message: bollard::models::EventMessage) -> EngineEvent {
+    let actor = message.actor.unwrap_or_default();
+    EngineEvent {
+        action: message.action.unwrap_or_default(),
+        name: actor
+            .attributes
+            .as_ref()
+            .and_then(|a| a.get("name").cloned())
+            .unwrap_or_default(),
+        id: actor.id.unwrap_or_default(),
     }
 }
 
@@ -424,6 +552,88 @@ mod tests {
     }
 
     #[test]
+    fn the_engine_is_identified_by_its_components() {
+        // Debian 12's Podman 4.3.1 and Docker 20.10.24, as they answer.
+        let podman: bollard::models::SystemVersion = serde_json::from_value(serde_json::json!({
+            "Platform": {"Name": "linux/amd64/debian-12"},
+            "Components": [
+                {"Name": "Podman Engine", "Version": "4.3.1", "Details": {"APIVersion": "4.3.1"}},
+                {"Name": "Conmon", "Version": "conmon version 2.1.6, commit: unknown", "Details": {}},
+                {"Name": "OCI Runtime (runc)", "Version": "runc version 1.1.5+ds1", "Details": {}}
+            ],
+            "Version": "4.3.1", "ApiVersion": "1.41", "MinAPIVersion": "1.24"
+        }))
+        .expect("a version");
+        let podman_info: bollard::models::SystemInfo = serde_json::from_value(serde_json::json!({
+            "Driver": "vfs", "DriverStatus": [], "DockerRootDir": "/var/lib/containers/storage",
+            "ID": "9b6530bd-c71b-4eab-985e-6563c25105f8", "SystemTime": "2026-12-02T02:08:47.695831683Z"
+        }))
+        .expect("an info");
+        let facts = engine_facts(&podman, &podman_info);
+        assert_eq!(
+            facts.identity,
+            EngineIdentity {
+                implementation: Implementation::Podman,
+                version: "4.3.1".into(),
+                api_version: Some("1.41".into()),
+                store: ImageStore::ContainersStorage {
+                    driver: "vfs".into()
+                },
+            }
+        );
+        assert_eq!(facts.now, Some(1_796_177_327));
+        let docker: bollard::models::SystemVersion = serde_json::from_value(serde_json::json!({
+            "Components": [
+                {"Name": "Engine", "Version": "20.10.24+dfsg1", "Details": {}},
+                {"Name": "containerd", "Version": "1.6.20~ds1", "Details": {}}
+            ],
+            "Version": "20.10.24+dfsg1", "ApiVersion": "1.41"
+        }))
+        .expect("a version");
+        let docker_info: bollard::models::SystemInfo = serde_json::from_value(serde_json::json!({
+            "Driver": "overlayfs",
+            "DriverStatus": [["driver-type", "io.containerd.snapshotter.v1"]]
+        }))
+        .expect("an info");
+        let facts = engine_facts(&docker, &docker_info);
+        assert_eq!(facts.identity.implementation, Implementation::Docker);
+        assert_eq!(
+            facts.identity.store,
+            ImageStore::Containerd {
+                snapshotter: "overlayfs".into()
+            }
+        );
+        assert_eq!(facts.now, None);
+        // Podman's status never names the containerd store, whatever it says.
+        assert_eq!(
+            image_store(
+                &Implementation::Podman,
+                Some("overlay"),
+                Some(&[vec![
+                    "driver-type".into(),
+                    "io.containerd.snapshotter.v1".into()
+                ]])
+            ),
+            ImageStore::ContainersStorage {
+                driver: "overlay".into()
+            }
+        );
+    }
+
+    #[test]
+    fn podman_event_filters_leave_out_the_labels_its_image_events_lack() {
+        let labels = vec!["cascade.managed=true".to_string()];
+        let docker = event_filters(&Implementation::Docker, &labels);
+        assert_eq!(docker.get("label"), Some(&labels));
+        let podman = event_filters(&Implementation::Podman, &labels);
+        assert_eq!(podman.get("label"), None);
+        for filters in [docker, podman] {
+            assert!(filters["event"].contains(&"commit".to_string()));
+            assert!(filters["event"].contains(&"loadfromarchive".to_string()));
+        }
+    }
+
+    #[test]
     fn image_mounts_are_read_by_their_name() {
         // As Docker 28.5 lists a container with `--mount type=image`.
         let containers: Vec<bollard::models::ContainerSummary> =
@@ -439,12 +649,21 @@ mod tests {
                     {"Type": "image", "Name": "sha256:abc", "Source": "/p", "Destination": "/y"},
                     {"Type": "bind", "Source": "/etc", "Destination": "/etc"}
                 ]},
-                {"Id": "c3", "ImageID": "sha256:base"}
+                {"Id": "c3", "ImageID": "sha256:base"},
+                // As Podman lists one: no name, the reference in `Source`.
+                {"Id": "c4", "ImageID": "sha256:base", "Mounts": [
+                    {"Type": "image", "Source": "sha256:def", "Destination": "/m",
+                     "Mode": "", "RW": false, "Propagation": ""}
+                ]}
             ]))
             .expect("a listing");
         assert_eq!(
             mounted_images(&containers),
-            BTreeSet::from(["sha256:abc".to_string(), "snap:1".to_string()])
+            BTreeSet::from([
+                "sha256:abc".to_string(),
+                "sha256:def".to_string(),
+                "snap:1".to_string()
+            ])
         );
     }
 

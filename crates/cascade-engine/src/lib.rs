@@ -37,6 +37,7 @@ pub use bollard::Docker;
 pub use client::EngineClient;
 pub use connect::{EngineError, connect, connect_with};
 pub use images::{
-    Engine, EngineVersion, Storage, docker_error, engine_time, image_store, listed_image,
+    Engine, EngineVersion, Storage, docker_error, engine_facts, engine_time, event_filters,
+    image_store, listed_image,
 };
 pub use tls::{ClientCert, TlsFiles};

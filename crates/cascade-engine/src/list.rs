@@ -257,12 +257,12 @@ fn shown(b: u8) -> String {
     }
 }
 
-/// `filters` as the query string of `GET /images/json` (`all=false`, the
-/// filters as JSON), percent-encoded.
-pub fn list_query(filters: &HashMap<String, Vec<String>>) -> String {
+/// `all` and `filters` as the query string of `GET /images/json` (the
+/// filters as JSON, percent-encoded).
+pub fn list_query(all: bool, filters: &HashMap<String, Vec<String>>) -> String {
     // A map of strings to string lists always serialises.
     let json = serde_json::to_string(filters).unwrap_or_else(|_| "{}".to_string());
-    let mut query = String::from("all=false&filters=");
+    let mut query = format!("all={all}&filters=");
     for b in json.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
             query.push(b as char);

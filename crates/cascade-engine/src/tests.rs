@@ -157,12 +157,13 @@ async fn every_request_carries_the_negotiated_version_over_unix_and_tcp() {
             let engine = connect(&host, SECOND).await.expect("connects");
             assert_eq!(engine.api_version().as_deref(), Some(api));
             engine.list_images(&HashMap::new()).await.expect("lists");
-            engine.image_store().await.expect("info");
+            engine.engine_facts().await.expect("version and info");
             assert_eq!(
                 scripted.take_paths(),
                 [
                     "/version".to_string(),
                     format!("/v{api}/images/json"),
+                    "/version".to_string(),
                     format!("/v{api}/info"),
                 ],
                 "{host}"
@@ -240,15 +241,16 @@ async fn the_store_is_read_from_the_driver_status() {
     let engine = connect(&scripted.on_unix(dir.path()), SECOND)
         .await
         .expect("connects");
+    let store = || async { engine.engine_facts().await.expect("info").identity.store };
     assert_eq!(
-        engine.image_store().await.expect("info"),
+        store().await,
         ImageStore::Classic {
             driver: "overlay2".into()
         }
     );
     scripted.edit(|s| s.containerd = true);
     assert_eq!(
-        engine.image_store().await.expect("info"),
+        store().await,
         ImageStore::Containerd {
             snapshotter: "overlayfs".into()
         }

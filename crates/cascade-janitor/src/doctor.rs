@@ -1,9 +1,11 @@
 //! `doctor`: is each engine reachable, what does the janitor see there, and
 //! how full is the engine's disk. It removes nothing (its sweep is a dry run).
 //!
-//! Exit 1 ("a problem") when an engine cannot be reached or a query the
-//! janitor depends on fails (version, info, listing images or containers):
-//! then `run` could not do its work either. "No image carries the labels" is
+//! Exit 1 ("a problem") when an engine cannot be reached, a query the
+//! janitor depends on fails (version, info, listing images or containers),
+//! or the engine is not one the janitor has been proven on and
+//! `--allow-unproven-engine` is not given: then `run` could not do its work
+//! either. "No image carries the labels" is
 //! a warning with the fix, not a problem: it is the normal state of a new
 //! host before the first snapshot, and a deployment check must not fail
 //! there. Low free space is a warning too: it is what the janitor is for.
@@ -14,7 +16,7 @@ use std::sync::Arc;
 
 use bytesize::ByteSize;
 use cascade_cleanup::disk::{self, DiskSpace};
-use cascade_cleanup::{DockerImages, ImageStore};
+use cascade_cleanup::{Admission, DockerImages, ImageStore, Implementation};
 use cascade_engine::Engine;
 
 use crate::{EXIT_FAILURE, EXIT_OK, Failure, engine, sweep_config};
@@ -69,21 +71,27 @@ pub async fn doctor(common: &CommonSettings) -> Result<u8, Failure> {
 async fn check(docker: &Engine, host: &str, common: &CommonSettings) -> usize {
     let config = sweep_config(common, true);
     let mut problems = 0;
-    match docker.version().await {
-        Ok(v) => println!(
-            "engine: {host} (Docker {}, API {}; the janitor speaks API {})",
-            v.version.as_deref().unwrap_or("?"),
-            v.api_version.as_deref().unwrap_or("?"),
-            docker.api_version().as_deref().unwrap_or("?")
-        ),
+    let implementation = match docker.facts().await {
+        Ok(facts) => {
+            let identity = &facts.identity;
+            println!(
+                "engine: {host} ({} {}, API {}; the janitor speaks API {})",
+                identity.implementation,
+                identity.version,
+                identity.api_version.as_deref().unwrap_or("?"),
+                docker.api_version().as_deref().unwrap_or("?")
+            );
+            problems += admission(&Admission::of(identity, common.allow_unproven_engine));
+            identity.implementation.clone()
+        }
         Err(e) => {
             println!("engine: {host}: version query failed: {e}");
             problems += 1;
+            Implementation::Docker
         }
-    }
-    match docker.storage().await {
+    };
+    match docker.storage(&implementation).await {
         Ok(storage) => {
-            let driver = storage.driver.as_deref();
             let root = storage.root_dir.as_deref();
             let remote = !engine::is_local(host);
             let store = match &storage.store {
@@ -91,13 +99,16 @@ async fn check(docker: &Engine, host: &str, common: &CommonSettings) -> usize {
                 ImageStore::Containerd { snapshotter } => {
                     format!("containerd image store, snapshotter {snapshotter}")
                 }
+                ImageStore::ContainersStorage { driver } => {
+                    format!("containers-storage, driver {driver}")
+                }
             };
             println!(
                 "storage: {store}, root dir {}",
                 root.map_or("?".into(), Path::to_string_lossy)
             );
             let containerd = matches!(storage.store, ImageStore::Containerd { .. });
-            if let Some(root) = root {
+            if root.is_some() {
                 let space = if remote {
                     RootDirSpace::not_visible("a remote engine's disk")
                 } else if containerd {
@@ -113,7 +124,7 @@ async fn check(docker: &Engine, host: &str, common: &CommonSettings) -> usize {
                         .ok()
                         .and_then(|images| images.into_iter().next())
                         .map(|image| image.id);
-                    root_dir_space(root, driver, storage.engine_id.as_deref(), image.as_deref())
+                    root_dir_space(&storage, image.as_deref())
                 };
                 println!("root dir free space: {}", space.line);
                 if space.low {
@@ -161,6 +172,33 @@ async fn check(docker: &Engine, host: &str, common: &CommonSettings) -> usize {
     problems
 }
 
+/// Says whether removal is allowed on the engine, and under which row of
+/// the proven-engine table; returns 1 when it is refused (a problem).
+fn admission(admission: &Admission) -> usize {
+    match admission {
+        Admission::Proven(row) => {
+            println!(
+                "proven: {} (cargo xtask safety --engine {})",
+                row.describe(),
+                row.proven_by.join(", ")
+            );
+            0
+        }
+        Admission::Allowed(unproven) => {
+            println!(
+                "warning: {unproven}; removing on it anyway, as --allow-unproven-engine asks, with the most careful strategy"
+            );
+            0
+        }
+        Admission::Refused(unproven) => {
+            println!(
+                "problem: {unproven}; run and prune refuse to remove on it (prune --dry-run still plans). Pass --allow-unproven-engine to remove on it anyway"
+            );
+            1
+        }
+    }
+}
+
 /// Free space of the engine's root dir, as seen from here.
 #[derive(Debug, PartialEq, Eq)]
 struct RootDirSpace {
@@ -180,14 +218,12 @@ impl RootDirSpace {
     }
 }
 
-fn root_dir_space(
-    root: &Path,
-    driver: Option<&str>,
-    engine_id: Option<&str>,
-    image: Option<&str>,
-) -> RootDirSpace {
+fn root_dir_space(storage: &cascade_engine::Storage, image: Option<&str>) -> RootDirSpace {
     let not_visible = RootDirSpace::not_visible;
-    if let Err(why) = cascade_engine::disk::visible_data_root(root, driver, engine_id, image) {
+    let Some(root) = storage.root_dir.as_deref() else {
+        return not_visible("the engine did not say its root dir");
+    };
+    if let Err(why) = cascade_engine::disk::visible_store_root(storage, image) {
         return not_visible(&why);
     }
     match disk::disk_space(root) {
@@ -211,12 +247,23 @@ fn root_dir_space(
 mod tests {
     use super::*;
 
+    fn storage(root: &Path, driver: &str, engine_id: Option<&str>) -> cascade_engine::Storage {
+        cascade_engine::Storage {
+            driver: Some(driver.into()),
+            root_dir: Some(root.to_path_buf()),
+            engine_id: engine_id.map(str::to_string),
+            store: ImageStore::Classic {
+                driver: driver.into(),
+            },
+        }
+    }
+
     #[test]
     fn a_visible_root_dir_is_measured() {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir_all(dir.path().join("image/overlay2")).expect("layout");
         std::fs::write(dir.path().join("engine-id"), "e1\n").expect("engine-id");
-        let space = root_dir_space(dir.path(), Some("overlay2"), Some("e1"), None);
+        let space = root_dir_space(&storage(dir.path(), "overlay2", Some("e1")), None);
         assert!(space.line.contains(" free of "), "{}", space.line);
         assert!(space.line.contains('%'), "{}", space.line);
     }
@@ -224,9 +271,7 @@ mod tests {
     #[test]
     fn a_missing_root_dir_is_not_visible() {
         let space = root_dir_space(
-            Path::new("/nonexistent/docker-root"),
-            Some("vfs"),
-            None,
+            &storage(Path::new("/nonexistent/docker-root"), "vfs", None),
             None,
         );
         assert!(
@@ -241,14 +286,32 @@ mod tests {
     fn another_engines_root_dir_is_not_visible() {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir_all(dir.path().join("image/overlay2")).expect("layout");
-        let space = root_dir_space(dir.path(), Some("vfs"), None, None);
+        let space = root_dir_space(&storage(dir.path(), "vfs", None), None);
         assert!(space.line.contains("another engine's"), "{}", space.line);
         // No engine-id (Docker 20.10) and none of the engine's images here.
         let image = format!("sha256:{}", "cd".repeat(32));
-        let other = root_dir_space(dir.path(), Some("overlay2"), None, Some(&image));
+        let other = root_dir_space(&storage(dir.path(), "overlay2", None), Some(&image));
         assert!(other.line.contains("another engine's"), "{}", other.line);
         std::fs::write(dir.path().join("engine-id"), "e1\n").expect("engine-id");
-        let same = root_dir_space(dir.path(), Some("overlay2"), Some("e1"), None);
+        let same = root_dir_space(&storage(dir.path(), "overlay2", Some("e1")), None);
         assert!(same.line.contains(" free of "), "{}", same.line);
+    }
+
+    #[test]
+    fn a_podman_graph_root_is_visible_only_with_the_engines_image() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let hex = "ef".repeat(32);
+        let podman = cascade_engine::Storage {
+            store: ImageStore::ContainersStorage {
+                driver: "overlay".into(),
+            },
+            ..storage(dir.path(), "overlay", None)
+        };
+        let image = format!("sha256:{hex}");
+        let space = root_dir_space(&podman, Some(&image));
+        assert!(space.line.contains("another engine's"), "{}", space.line);
+        std::fs::create_dir_all(dir.path().join("overlay-images").join(&hex)).expect("layout");
+        let space = root_dir_space(&podman, Some(&image));
+        assert!(space.line.contains(" free of "), "{}", space.line);
     }
 }

@@ -29,7 +29,8 @@ use cascade_config::{
 use cascade_report::EngineOutcome;
 
 pub const EXIT_OK: u8 = 0;
-/// The engine could not be reached, or a sweep ended with failures.
+/// The engine could not be reached, removal on it was refused (not proven),
+/// or a sweep ended with failures.
 pub const EXIT_FAILURE: u8 = 1;
 /// Bad usage or configuration.
 pub const EXIT_USAGE: u8 = 2;
@@ -194,7 +195,16 @@ fn sweep_config(common: &CommonSettings, dry_run: bool) -> SweepConfig {
         dry_run,
         measure_reclaimed: true,
         engine: String::new(),
+        allow_unproven_engine: common.allow_unproven_engine,
     }
+}
+
+/// The one line a refusal on an unproven engine is, naming the engine and
+/// the flag that overrides it. `[ref:proven_engines]`
+fn refusal_line(host: &str, reason: &str) -> String {
+    format!(
+        "engine {host}: {reason}; nothing was removed. Pass --allow-unproven-engine (CASCADE_JANITOR_ALLOW_UNPROVEN_ENGINE=true) to remove on it anyway; `prune --dry-run` shows the plan"
+    )
 }
 
 /// Whether a section header is needed: output for one engine is unchanged
@@ -256,6 +266,9 @@ async fn prune(common: &CommonSettings, settings: &PruneSettings) -> Result<u8, 
             .run_with_progress(&plumbing::never(), progress.as_ref())
             .await;
         failed |= report.has_failures();
+        if let Some(reason) = report.refused.as_deref().filter(|_| !report.dry_run) {
+            eprintln!("cascade-janitor: {}", refusal_line(host, reason));
+        }
         if settings.output == Output::Text {
             let mut stdout = std::io::stdout().lock();
             if several(common) {
@@ -264,7 +277,7 @@ async fn prune(common: &CommonSettings, settings: &PruneSettings) -> Result<u8, 
             }
             cascade_report::text(&mut stdout, &report, &config).map_err(write_failure)?;
         }
-        outcomes.push((host.clone(), EngineOutcome::Report(report)));
+        outcomes.push((host.clone(), EngineOutcome::Report(Box::new(report))));
     }
     if settings.output == Output::Json {
         let document = match outcomes.as_slice() {
@@ -309,6 +322,7 @@ fn janitor_config(common: &CommonSettings, settings: &RunSettings) -> JanitorCon
         stale_after: settings
             .interval
             .saturating_mul(settings.stale_intervals.get()),
+        allow_unproven_engine: common.allow_unproven_engine,
     }
 }
 
@@ -349,8 +363,11 @@ async fn run(common: &CommonSettings, settings: &RunSettings) -> Result<u8, Fail
     let signal = tokio::select! {
         signal = signals.first() => signal,
         failed = janitor.wait_for_failure() => {
-            tracing::error!(name = failed.name, outcome = ?failed.outcome, "a sweep loop ended unexpectedly; exiting");
             janitor.stop().await;
+            if let LoopOutcome::Refused(reason) = &failed.outcome {
+                return Err(Failure::unreachable(refusal_line(&failed.name, reason)));
+            }
+            tracing::error!(name = failed.name, outcome = ?failed.outcome, "a sweep loop ended unexpectedly; exiting");
             return Ok(EXIT_FAILURE);
         }
     };

@@ -35,18 +35,24 @@ pub enum SweepResult {
     Partial,
     /// Listing images or containers failed; nothing was removed.
     ScanFailed,
+    /// The engine is not one the janitor has been proven on; nothing was
+    /// removed (`engine_info{proven="false"}` says which it is).
+    Refused,
 }
 
 impl SweepResult {
-    pub const ALL: [SweepResult; 3] = [
+    pub const ALL: [SweepResult; 4] = [
         SweepResult::Success,
         SweepResult::Partial,
         SweepResult::ScanFailed,
+        SweepResult::Refused,
     ];
 
     pub fn of(report: &SweepReport) -> SweepResult {
         if report.scan_error.is_some() {
             SweepResult::ScanFailed
+        } else if report.refused.is_some() && !report.dry_run {
+            SweepResult::Refused
         } else if report.has_failures() {
             SweepResult::Partial
         } else {
@@ -59,6 +65,7 @@ impl SweepResult {
             SweepResult::Success => "success",
             SweepResult::Partial => "partial",
             SweepResult::ScanFailed => "scan_failed",
+            SweepResult::Refused => "refused",
         }
     }
 }
@@ -86,6 +93,17 @@ struct KindLabels {
     kind: &'static str,
 }
 
+/// Which engine answers an engine address, as the last pass identified it.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct InfoLabels {
+    engine: String,
+    implementation: String,
+    version: String,
+    store: String,
+    driver: String,
+    proven: &'static str,
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PanicLabels {
     engine: String,
@@ -111,6 +129,9 @@ pub(crate) struct SweepMetrics {
     in_scope: Family<EngineLabels, Gauge>,
     removal_window: Family<EngineLabels, Gauge<f64, AtomicU64>>,
     panics: Family<PanicLabels, Counter>,
+    engine_info: Family<InfoLabels, Gauge>,
+    /// The `engine_info` series of each engine, to drop when it changes.
+    info_of: std::sync::Mutex<std::collections::HashMap<String, InfoLabels>>,
 }
 
 impl SweepMetrics {
@@ -127,11 +148,12 @@ impl SweepMetrics {
         let in_scope = Family::<EngineLabels, Gauge>::default();
         let removal_window = Family::<EngineLabels, Gauge<f64, AtomicU64>>::default();
         let panics = Family::<PanicLabels, Counter>::default();
+        let engine_info = Family::<InfoLabels, Gauge>::default();
         // prometheus-client appends the unit and `_total` itself:
         // "sweeps" → cascade_janitor_sweeps_total.
         registry.register(
             "sweeps",
-            "Completed sweep passes by result: success (no removal failed), partial (some removals failed), scan_failed (listing images or containers failed, nothing removed)",
+            "Completed sweep passes by result: success (no removal failed), partial (some removals failed), scan_failed (listing images or containers failed, nothing removed), refused (the engine is not one the janitor has been proven on, nothing removed)",
             sweeps.clone(),
         );
         registry.register("images_removed", "Dangling images removed", removed.clone());
@@ -143,7 +165,7 @@ impl SweepMetrics {
         );
         registry.register(
             "images_skipped",
-            "Listed images kept, by reason (too_young, in_use, gone, cancelled, failed_verification: outside the scope despite the engine's filter, changed: tagged again between the listing and its removal, seen by the classic store's re-check)",
+            "Listed images kept, by reason (too_young, in_use, gone, cancelled, failed_verification: outside the scope despite the engine's filter, changed: tagged again between the listing and its removal, would_remove_parent: the engine would also delete a parent that is not removable)",
             skipped.clone(),
         );
         registry.register(
@@ -174,6 +196,11 @@ impl SweepMetrics {
             removal_window.clone(),
         );
         registry.register(
+            "engine_info",
+            "1 for the engine each address answered with at its last identified pass: implementation (docker, podman), version, store (classic, containerd, containers-storage), driver, and proven (whether a row of the proven-engine table admits it; a false one is refused for removal)",
+            engine_info.clone(),
+        );
+        registry.register(
             "panics",
             "Panics a loop caught and survived, by where: sweep (a pass), observer (the report observer), events (the event follower); each is also a Sentry event",
             panics.clone(),
@@ -190,6 +217,8 @@ impl SweepMetrics {
             in_scope,
             removal_window,
             panics,
+            engine_info,
+            info_of: std::sync::Mutex::default(),
         }
     }
 
@@ -244,6 +273,30 @@ impl SweepMetrics {
         self.duration
             .get_or_create(&labels)
             .observe(report.duration.as_secs_f64());
+        if let Some(identity) = &report.engine {
+            let info = InfoLabels {
+                engine: engine.to_owned(),
+                implementation: identity.implementation.clone(),
+                version: identity.version.clone(),
+                store: identity.store.clone(),
+                driver: identity.driver.clone(),
+                proven: if identity.proven.is_some() {
+                    "true"
+                } else {
+                    "false"
+                },
+            };
+            let mut info_of = self.info_of.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(before) = info_of.insert(engine.to_owned(), info.clone())
+                && before != info
+            {
+                self.engine_info.remove(&before);
+            }
+            self.engine_info.get_or_create(&info).set(1);
+        }
+        if report.refused.is_some() && !report.dry_run {
+            return;
+        }
         if report.scan_error.is_some() {
             // `listed` is 0 then, which says nothing about the engine: keep
             // the last scan's figure.

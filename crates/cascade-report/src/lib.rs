@@ -64,7 +64,7 @@ struct EngineDocument<'a> {
 /// What one engine gave `prune`: a report, or why it could not be reached.
 #[derive(Debug)]
 pub enum EngineOutcome {
-    Report(SweepReport),
+    Report(Box<SweepReport>),
     Unreachable(String),
 }
 
@@ -133,9 +133,31 @@ pub fn text(
         config.scope,
         age(config.min_age.as_secs())
     )?;
+    if let Some(engine) = &report.engine {
+        let removal = match (&engine.proven, &engine.removal) {
+            (Some(row), Some(removal)) => format!("proven ({row}), removal by {removal}"),
+            (None, Some(removal)) => format!("NOT proven, removal allowed anyway, by {removal}"),
+            _ => "NOT proven: removal refused".to_string(),
+        };
+        writeln!(
+            out,
+            "engine: {} {} ({} store, {}); {removal}",
+            engine.implementation, engine.version, engine.store, engine.driver
+        )?;
+    }
     if let Some(error) = &report.scan_error {
         writeln!(out, "scan failed: {error}")?;
         return Ok(());
+    }
+    if let Some(reason) = &report.refused {
+        if !report.dry_run {
+            writeln!(out, "refused: {reason}; nothing was removed")?;
+            return Ok(());
+        }
+        writeln!(
+            out,
+            "note: {reason}; a real pass would remove nothing. This is the plan on a proven engine."
+        )?;
     }
     for image in listed {
         writeln!(
@@ -154,6 +176,13 @@ pub fn text(
                 age(skipped.image.age_seconds),
                 age(config.min_age.as_secs())
             ),
+            cascade_cleanup::SkipReason::Changed { detail } => format!(" ({detail})"),
+            cascade_cleanup::SkipReason::WouldRemoveParent { parent, detail } => {
+                format!(
+                    " (the engine would also delete its parent {}: {detail})",
+                    short(parent)
+                )
+            }
             _ => String::new(),
         };
         writeln!(

@@ -12,8 +12,10 @@
 //! The loops are tasks of one tokio `JoinSet` that the janitor owns:
 //!
 //! - a loop that ends without being asked (a bug: a loop only ends when
-//!   stopped) is logged at error at once, and [`Janitor::wait_for_failure`]
-//!   resolves with it, so the owner can exit and be restarted;
+//!   stopped; or an engine no row of the proven-engine table admits, on
+//!   which removal is refused: [`LoopOutcome::Refused`]) is logged at error
+//!   at once, and [`Janitor::wait_for_failure`] resolves with it, so the
+//!   owner can exit and be restarted;
 //! - [`Janitor::stop`] cancels every loop at once (none starts new work while
 //!   another is still finishing), awaits them together up to the stop
 //!   deadline, aborts the rest, and returns every loop's [`LoopReport`]:
@@ -35,7 +37,7 @@ use std::time::Duration;
 use cascade_cleanup::{
     Concurrency, DEFAULT_CALL_TIMEOUT, DEFAULT_CONCURRENCY, DEFAULT_INTERVAL, DEFAULT_MIN_AGE,
     DEFAULT_MIN_GAP, DEFAULT_STOP_DEADLINE, DanglingImageSweep, DockerImages, EngineEvents,
-    EventOptions, EventTrigger, LoopOptions, SweepConfig, panic_message, run_loop,
+    EventOptions, EventTrigger, LoopEnd, LoopOptions, SweepConfig, panic_message, run_loop,
 };
 use cascade_engine::{EngineClient, EngineError};
 use cascade_metrics::Telemetry;
@@ -96,6 +98,12 @@ pub struct JanitorConfig {
     /// `/healthz` (the telemetry's health) fails for an engine whose last
     /// pass ended longer ago than this.
     pub stale_after: Duration,
+    /// Remove on an engine that no row of the proven-engine table admits
+    /// (`cascade_cleanup::PROVEN_ENGINES`), with the most careful strategy
+    /// of its implementation. Off (the default): on such an engine a loop's
+    /// first pass removes nothing and the loop ends with
+    /// [`LoopOutcome::Refused`].
+    pub allow_unproven_engine: bool,
 }
 
 impl JanitorConfig {
@@ -113,6 +121,7 @@ impl JanitorConfig {
             events: Some(EventOptions::default()),
             stop_deadline: DEFAULT_STOP_DEADLINE,
             stale_after: DEFAULT_INTERVAL * 3,
+            allow_unproven_engine: false,
         }
     }
 }
@@ -146,6 +155,11 @@ pub enum LoopOutcome {
     Panicked(String),
     /// The task returned before it was asked to stop.
     EndedEarly,
+    /// The engine is not one the janitor has been proven on: its first
+    /// pass removed nothing, and the loop ended. The text names the engine
+    /// and why; set [`JanitorConfig::allow_unproven_engine`] to remove on
+    /// it anyway.
+    Refused(String),
 }
 
 /// One loop's name (the engine's address for an engine loop) and outcome.
@@ -155,8 +169,9 @@ pub struct LoopReport {
     pub outcome: LoopOutcome,
 }
 
-/// A loop's body: runs until the token is cancelled.
-type LoopBody = Arc<dyn Fn(CancellationToken) -> BoxFuture<'static, ()> + Send + Sync>;
+/// A loop's body: runs until the token is cancelled, or says why it
+/// ended on its own.
+type LoopBody = Arc<dyn Fn(CancellationToken) -> BoxFuture<'static, LoopEnd> + Send + Sync>;
 
 struct LoopSpec {
     name: String,
@@ -167,8 +182,8 @@ struct LoopSpec {
 
 struct Running {
     cancel: CancellationToken,
-    /// Each task says whether it had been asked to stop, or how it panicked.
-    tasks: JoinSet<Result<bool, String>>,
+    /// Each task says how it ended, or how it panicked.
+    tasks: JoinSet<Result<LoopOutcome, String>>,
     /// Task id → index in `loops`.
     index: Vec<(Id, usize)>,
     /// Loops that ended before `stop`, kept for its result.
@@ -249,6 +264,7 @@ impl Janitor {
                 // removed images' sizes (an upper bound).
                 measure_reclaimed: false,
                 engine: host.to_string(),
+                allow_unproven_engine: config.allow_unproven_engine,
             },
         ));
         let alive = Arc::new(AtomicBool::new(false));
@@ -292,7 +308,7 @@ impl Janitor {
     {
         self.loops.push(LoopSpec {
             name: name.into(),
-            body: Arc::new(move |cancel| body(cancel).boxed()),
+            body: Arc::new(move |cancel| body(cancel).map(|()| LoopEnd::Cancelled).boxed()),
             alive: Arc::new(AtomicBool::new(false)),
         });
         self
@@ -335,7 +351,9 @@ impl Janitor {
             let handle = tasks.spawn(async move {
                 let _alive = alive;
                 match AssertUnwindSafe(body).catch_unwind().await {
-                    Ok(()) => Ok(token.is_cancelled()),
+                    Ok(LoopEnd::Refused(reason)) => Ok(LoopOutcome::Refused(reason)),
+                    Ok(LoopEnd::Cancelled) if token.is_cancelled() => Ok(LoopOutcome::Clean),
+                    Ok(LoopEnd::Cancelled) => Ok(LoopOutcome::EndedEarly),
                     Err(panic) => {
                         let message = panic_message(&*panic);
                         tracing::error!(name, panic = %message, "janitor loop panicked and ended");
@@ -368,11 +386,18 @@ impl Janitor {
             let (id, outcome) = outcome(joined);
             let Some(i) = running.slot(id) else { continue };
             let name = self.loops[i].name.clone();
-            tracing::error!(
-                name,
-                ?outcome,
-                "a janitor loop ended without being asked to"
-            );
+            match &outcome {
+                LoopOutcome::Refused(reason) => tracing::error!(
+                    name,
+                    %reason,
+                    "removal refused on this engine; nothing was removed. Set `allow_unproven_engine` in JanitorConfig to remove on it anyway"
+                ),
+                _ => tracing::error!(
+                    name,
+                    ?outcome,
+                    "a janitor loop ended without being asked to"
+                ),
+            }
             running.ended.push((i, outcome.clone()));
             return LoopReport { name, outcome };
         }
@@ -432,11 +457,10 @@ impl Janitor {
 
 /// How a joined loop task ended.
 fn outcome(
-    joined: Result<(Id, Result<bool, String>), tokio::task::JoinError>,
+    joined: Result<(Id, Result<LoopOutcome, String>), tokio::task::JoinError>,
 ) -> (Id, LoopOutcome) {
     match joined {
-        Ok((id, Ok(true))) => (id, LoopOutcome::Clean),
-        Ok((id, Ok(false))) => (id, LoopOutcome::EndedEarly),
+        Ok((id, Ok(outcome))) => (id, outcome),
         Ok((id, Err(message))) => (id, LoopOutcome::Panicked(message)),
         Err(e) if e.is_panic() => {
             let id = e.id();

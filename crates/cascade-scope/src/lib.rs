@@ -21,6 +21,13 @@
 //!
 //! A [`Scope`] cannot be built empty, so "no labels" can never turn into
 //! "every dangling image".
+//!
+//! One name is not a tag for rule 1: the janitor's own removal name,
+//! [`removal_name`] of the image's own ID. The janitor gives it only to an
+//! image that passed this check, right before it removes the image by that
+//! name, so that the engine removes the image only while that name is still
+//! its only one (`[tag:removal_name]`). The name of another image's ID, or
+//! any other name, is a tag like every other.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -177,11 +184,16 @@ impl Scope {
     /// engine's filtering. `Ok` means the image is within
     /// `[ref:scope_invariant]`; anything else names the first reason it is not.
     pub fn check(&self, image: &ImageFacts<'_>) -> Result<(), OutOfScope> {
-        if let Some(tag) = image.repo_tags.iter().find(|t| !is_placeholder_tag(t)) {
+        if let Some(tag) = real_tags(image.id, image.repo_tags).next() {
             return Err(OutOfScope::Tagged { tag: tag.clone() });
         }
+        self.check_labels(image.labels)
+    }
+
+    /// Rule 2 alone: every label of the scope, with exactly its value.
+    pub fn check_labels(&self, labels: &HashMap<String, String>) -> Result<(), OutOfScope> {
         for label in &self.labels {
-            match image.labels.get(&label.key) {
+            match labels.get(&label.key) {
                 None => {
                     return Err(OutOfScope::LabelMissing {
                         key: label.key.clone(),
@@ -220,6 +232,8 @@ impl fmt::Display for Scope {
 /// What [`Scope::check`] needs to know about an image, as the engine listed it.
 #[derive(Debug, Clone, Copy)]
 pub struct ImageFacts<'a> {
+    /// The image's ID as the engine lists it (`sha256:` and hex).
+    pub id: &'a str,
     pub labels: &'a HashMap<String, String>,
     pub repo_tags: &'a [String],
 }
@@ -239,15 +253,57 @@ pub enum OutOfScope {
     },
 }
 
-/// True when `repo_tags` names no real tag (the engine's placeholders only).
-pub fn is_untagged(repo_tags: &[String]) -> bool {
-    repo_tags.iter().all(|t| is_placeholder_tag(t))
+/// True when image `id` has no real tag: its `repo_tags` hold only the
+/// engine's placeholders and the janitor's own removal name for `id`.
+pub fn is_untagged(id: &str, repo_tags: &[String]) -> bool {
+    real_tags(id, repo_tags).next().is_none()
+}
+
+/// The tags of image `id` that count as tags for `[ref:scope_invariant]`.
+fn real_tags<'a>(id: &'a str, repo_tags: &'a [String]) -> impl Iterator<Item = &'a String> {
+    repo_tags
+        .iter()
+        .filter(move |t| !is_placeholder_tag(t) && !is_removal_name(id, t))
 }
 
 /// Docker 20.10 lists a dangling image with `RepoTags ["<none>:<none>"]`;
-/// newer engines send an empty list. Both mean "no tag".
+/// newer engines and Podman send an empty list (Podman before 5.7: `null`,
+/// read as empty). Both mean "no tag".
 fn is_placeholder_tag(tag: &str) -> bool {
     tag == "<none>:<none>"
+}
+
+/// The repository of the janitor's removal names. Fully qualified
+/// (`localhost/`), so Podman does not resolve it through its short-name
+/// search, and Docker does not take it for a Docker Hub name.
+pub const REMOVAL_REPOSITORY: &str = "localhost/cascade-janitor-removing";
+
+/// The janitor's removal name of image `id`, `[tag:removal_name]`:
+/// `localhost/cascade-janitor-removing:<hex>`, one name per image, so two
+/// janitors removing the same image use the same name. `None` when what
+/// follows `sha256:` cannot be a tag (a word character, then up to 127
+/// word characters, `.` or `-`): such an image is not removed by name.
+pub fn removal_name(id: &str) -> Option<String> {
+    let hex = id.strip_prefix("sha256:").unwrap_or(id);
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let valid = (1..=128).contains(&hex.len())
+        && hex.bytes().next().is_some_and(word)
+        && hex.bytes().all(|b| word(b) || b == b'.' || b == b'-');
+    valid.then(|| format!("{REMOVAL_REPOSITORY}:{hex}"))
+}
+
+/// True when `tag` is the janitor's removal name of image `id` (as Docker
+/// lists it, or fully qualified as Podman does: the same string here).
+pub fn is_removal_name(id: &str, tag: &str) -> bool {
+    removal_name(id).is_some_and(|name| name == tag)
+}
+
+/// True when `name` is a removal name of any image (events name the image
+/// they are about by its tag: the janitor's own tags start no early sweep).
+pub fn is_any_removal_name(name: &str) -> bool {
+    name.strip_prefix(REMOVAL_REPOSITORY)
+        .and_then(|rest| rest.strip_prefix(':'))
+        .is_some_and(|hex| removal_name(hex).is_some())
 }
 
 #[cfg(test)]

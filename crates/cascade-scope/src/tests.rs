@@ -5,8 +5,11 @@ fn label(s: &str) -> Label {
     s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
 }
 
+const ID: &str = "sha256:00c0ffee";
+
 fn facts<'a>(labels: &'a HashMap<String, String>, tags: &'a [String]) -> ImageFacts<'a> {
     ImageFacts {
+        id: ID,
         labels,
         repo_tags: tags,
     }
@@ -115,6 +118,76 @@ fn check_requires_every_label_exactly_and_no_tag() {
     );
 }
 
+#[test]
+fn the_janitors_removal_name_of_the_image_itself_is_not_a_tag() {
+    let scope = Scope::default();
+    let ours = map(&[("cascade.managed", "true")]);
+    let own = vec![removal_name(ID).expect("a sha256 ID")];
+    assert_eq!(own[0], "localhost/cascade-janitor-removing:00c0ffee");
+    assert_eq!(scope.check(&facts(&ours, &own)), Ok(()));
+    assert!(is_untagged(ID, &own));
+    // Another image's removal name is a tag like any other.
+    let other = vec![removal_name("sha256:00c0ffef").expect("valid")];
+    assert_eq!(
+        scope.check(&facts(&ours, &other)),
+        Err(OutOfScope::Tagged {
+            tag: other[0].clone()
+        })
+    );
+    // With a real tag beside it, the image is tagged.
+    let both = vec![own[0].clone(), "snap:1".to_string()];
+    assert_eq!(
+        scope.check(&facts(&ours, &both)),
+        Err(OutOfScope::Tagged {
+            tag: "snap:1".into()
+        })
+    );
+    // The name never makes an unlabelled image ours.
+    let theirs = map(&[("app", "mysql")]);
+    assert!(matches!(
+        scope.check(&facts(&theirs, &own)),
+        Err(OutOfScope::LabelMissing { .. })
+    ));
+}
+
+#[test]
+fn removal_names_are_made_only_of_hex_ids() {
+    let hex64 = "a".repeat(64);
+    assert_eq!(
+        removal_name(&format!("sha256:{hex64}")),
+        Some(format!("localhost/cascade-janitor-removing:{hex64}"))
+    );
+    assert_eq!(
+        removal_name(&hex64),
+        Some(format!("localhost/cascade-janitor-removing:{hex64}")),
+        "Podman's bare hex"
+    );
+    assert!(removal_name("sha256:plain").is_some(), "any tag word");
+    for bad in [
+        "",
+        "sha256:",
+        "sha256:.ab",
+        "sha256:-x",
+        "sha256:ab/cd",
+        "sha256:a b",
+        &"a".repeat(129),
+    ] {
+        assert_eq!(removal_name(bad), None, "{bad:?}");
+    }
+    assert!(is_any_removal_name(&format!(
+        "{REMOVAL_REPOSITORY}:{hex64}"
+    )));
+    for not_ours in [
+        "cascade-janitor-removing:abc".to_string(),
+        format!("{REMOVAL_REPOSITORY}:"),
+        format!("{REMOVAL_REPOSITORY}x:abc"),
+        format!("{REMOVAL_REPOSITORY}:a/b"),
+        "snap:1".to_string(),
+    ] {
+        assert!(!is_any_removal_name(&not_ours), "{not_ours}");
+    }
+}
+
 fn key_strategy() -> impl Strategy<Value = String> {
     "[a-zA-Z0-9._/-]{1,12}"
 }
@@ -172,7 +245,12 @@ proptest! {
         extra in proptest::collection::vec((key_strategy(), value_strategy()), 0..4),
         keep in proptest::collection::vec(any::<bool>(), 4),
         mutate in proptest::collection::vec(any::<bool>(), 4),
-        tags in proptest::collection::vec(prop_oneof!["<none>:<none>", "[a-z]{1,5}:[a-z]{1,5}"], 0..3),
+        tags in proptest::collection::vec(prop_oneof![
+            Just("<none>:<none>".to_string()),
+            "[a-z]{1,5}:[a-z]{1,5}",
+            Just(format!("{REMOVAL_REPOSITORY}:00c0ffee")),
+            Just(format!("{REMOVAL_REPOSITORY}:00c0ffef")),
+        ], 0..3),
     ) {
         let scope = Scope::new(scope_pairs.iter().map(|(k, v)| Label::new(k, v).unwrap())).unwrap();
         let mut image_labels: HashMap<String, String> = extra.into_iter().collect();
@@ -184,9 +262,10 @@ proptest! {
                 image_labels.remove(k);
             }
         }
-        let reference = tags.iter().all(|t| t == "<none>:<none>")
+        let own_name = "localhost/cascade-janitor-removing:00c0ffee";
+        let reference = tags.iter().all(|t| t == "<none>:<none>" || t == own_name)
             && scope_pairs.iter().all(|(k, v)| image_labels.get(k) == Some(v));
-        let verdict = scope.check(&ImageFacts { labels: &image_labels, repo_tags: &tags });
+        let verdict = scope.check(&ImageFacts { id: ID, labels: &image_labels, repo_tags: &tags });
         prop_assert_eq!(verdict.is_ok(), reference, "{:?}", verdict);
     }
 }

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::fake::FakeDocker;
 use crate::*;
 
+mod engines;
 mod events;
 mod lifecycle;
 mod pace;

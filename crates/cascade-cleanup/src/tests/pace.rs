@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::docker::ImageStore;
+use crate::ImageStore;
 use crate::pace::*;
 
 fn nz(n: usize) -> NonZeroUsize {

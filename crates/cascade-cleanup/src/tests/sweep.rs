@@ -20,6 +20,15 @@ fn lists_with_exactly_the_original_filters() {
         report,
         SweepReport {
             duration: report.duration,
+            engine: Some(EngineSummary {
+                implementation: "docker".into(),
+                version: "28.5.2".into(),
+                api_version: Some("1.51".into()),
+                store: "classic".into(),
+                driver: "vfs".into(),
+                proven: Some("Docker 20.10 to 28.x, classic store".into()),
+                removal: Some("removal_name".into()),
+            }),
             ..SweepReport::default()
         }
     );
@@ -32,6 +41,11 @@ fn lists_with_exactly_the_original_filters() {
         ),
     ]);
     assert_eq!(fake.edit(|s| s.filters_seen.clone()), vec![expected]);
+    assert_eq!(
+        fake.edit(|s| s.references_seen.clone()),
+        [["localhost/cascade-janitor-removing"]],
+        "and the images a pass before left with their removal name"
+    );
 }
 
 #[test]
@@ -522,7 +536,7 @@ fn ages_are_measured_on_the_engines_clock() {
 // ---- a removal never takes an image tagged since the listing ----
 
 #[test]
-fn classic_store_an_image_tagged_after_the_listing_is_rechecked_and_kept() {
+fn an_image_tagged_after_the_listing_keeps_its_tag_and_loses_only_the_removal_name() {
     let fake = Arc::new(FakeDocker::with_images(vec![
         ours("sha256:retagged"),
         ours("sha256:plain"),
@@ -541,29 +555,51 @@ fn classic_store_an_image_tagged_after_the_listing_is_rechecked_and_kept() {
     assert_eq!(
         report.skipped[0].reason,
         SkipReason::Changed {
-            detail: "image is tagged `snap:1`, not dangling".into()
+            detail: "tagged again since the listing: the engine took only the janitor's removal name off it".into()
         }
     );
     assert_eq!(report.skipped_by_reason().get("changed"), Some(&1));
     assert!(!report.has_failures() && events.is_empty(), "{events:?}");
     fake.edit(|s| {
-        let mut inspected = s.inspected.clone();
-        inspected.sort();
+        let mut tagged = s.tag_calls.clone();
+        tagged.sort();
         assert_eq!(
-            inspected,
-            ["sha256:plain", "sha256:retagged"],
-            "each re-checked"
+            tagged,
+            [
+                (
+                    "sha256:plain".to_string(),
+                    "localhost/cascade-janitor-removing:plain".to_string()
+                ),
+                (
+                    "sha256:retagged".to_string(),
+                    "localhost/cascade-janitor-removing:retagged".to_string()
+                ),
+            ],
+            "each named for its removal"
         );
-        // Only the unchanged image reached a DELETE, and by its ID.
-        assert_eq!(s.removal_names, ["sha256:plain"]);
-        assert_eq!(s.images[0].repo_tags, ["snap:1"], "kept with its tag");
+        let mut names = s.removal_names.clone();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "localhost/cascade-janitor-removing:plain",
+                "localhost/cascade-janitor-removing:retagged"
+            ],
+            "removed by name, never by ID"
+        );
+        assert!(s.inspected.is_empty(), "no re-check is needed");
+        assert_eq!(
+            s.images[0].repo_tags,
+            ["snap:1"],
+            "kept with its tag, without the removal name"
+        );
     });
 }
 
 #[test]
-fn classic_store_an_image_gone_before_its_recheck_is_gone() {
+fn an_image_gone_before_its_removal_is_gone() {
     let fake = Arc::new(FakeDocker::with_images(vec![ours("sha256:a")]));
-    // Listed, then removed by someone else before the re-check.
+    // Listed, then removed by someone else before it was named.
     let listed = fake.edit(|s| std::mem::take(&mut s.images));
     let racer = Arc::new(ListThenVanish {
         listed,
@@ -584,11 +620,11 @@ fn classic_store_an_image_gone_before_its_recheck_is_gone() {
     assert_eq!(
         fake.edit(|s| s.remove_calls),
         0,
-        "no DELETE after a 404 inspect"
+        "no DELETE after a 404 tag"
     );
 }
 
-/// Lists `listed`, but the engine (`inner`) no longer has them.
+/// Lists `listed` as candidates, but the engine (`inner`) no longer has them.
 struct ListThenVanish {
     listed: Vec<ListedImage>,
     inner: Arc<FakeDocker>,
@@ -596,24 +632,33 @@ struct ListThenVanish {
 
 #[async_trait::async_trait]
 impl DockerImages for ListThenVanish {
+    async fn engine_facts(&self) -> Result<EngineFacts, DockerError> {
+        self.inner.engine_facts().await
+    }
     async fn list_images(
         &self,
-        _: &HashMap<String, Vec<String>>,
+        filters: &HashMap<String, Vec<String>>,
     ) -> Result<Vec<ListedImage>, DockerError> {
+        if filters.contains_key("reference") {
+            return self.inner.list_images(filters).await;
+        }
         Ok(self.listed.clone())
+    }
+    async fn list_all_images(&self) -> Result<Vec<ListedImage>, DockerError> {
+        self.inner.list_all_images().await
     }
     async fn inspect_image(&self, id: &str) -> Result<Option<ListedImage>, DockerError> {
         self.inner.inspect_image(id).await
-    }
-    async fn image_store(&self) -> Result<ImageStore, DockerError> {
-        self.inner.image_store().await
     }
     async fn images_used_by_containers(
         &self,
     ) -> Result<std::collections::HashSet<String>, DockerError> {
         self.inner.images_used_by_containers().await
     }
-    async fn remove_image(&self, name: &str) -> Result<(), DockerError> {
+    async fn tag_image(&self, id: &str, repository: &str, tag: &str) -> Result<(), DockerError> {
+        self.inner.tag_image(id, repository, tag).await
+    }
+    async fn remove_image(&self, name: &str) -> Result<RemovalAnswer, DockerError> {
         self.inner.remove_image(name).await
     }
 }
@@ -667,9 +712,9 @@ fn containerd_store_removes_by_the_dangling_name_and_a_retagged_image_is_gone() 
 }
 
 #[test]
-fn without_the_image_store_nothing_is_removed() {
+fn without_knowing_the_engine_nothing_is_listed_or_removed() {
     let fake = Arc::new(FakeDocker::with_images(vec![ours("sha256:a")]));
-    fake.edit(|s| s.store_error = Some(DockerError::status(500, "info failed")));
+    fake.edit(|s| s.facts_error = Some(DockerError::status(500, "info failed")));
     let (report, _) = with_sentry(|| async {
         sweep(&fake, config(Duration::ZERO))
             .run(&CancellationToken::new())
@@ -677,7 +722,13 @@ fn without_the_image_store_nothing_is_removed() {
     });
     assert!(report.removed.is_empty(), "{report:#?}");
     assert_eq!(report.scan_error.as_deref(), Some("info failed"));
-    assert_eq!(fake.edit(|s| s.remove_calls), 0);
+    assert_eq!(report.engine, None);
+    assert_eq!(fake.edit(|s| (s.remove_calls, s.tag_calls.len())), (0, 0));
+    assert_eq!(
+        fake.lists(),
+        0,
+        "nothing is judged before the engine is known"
+    );
 }
 
 /// `n` labelled dangling images on an engine answering each removal after

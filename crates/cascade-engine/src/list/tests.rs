@@ -162,7 +162,8 @@ fn the_query_carries_the_filters_percent_encoded() {
         vec!["cascade.managed=true".to_string()],
     )]);
     assert_eq!(
-        list_query(&filters),
+        list_query(false, &filters),
         "all=false&filters=%7B%22label%22%3A%5B%22cascade.managed%3Dtrue%22%5D%7D"
     );
+    assert_eq!(list_query(true, &HashMap::new()), "all=true&filters=%7B%7D");
 }

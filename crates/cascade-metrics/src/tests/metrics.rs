@@ -9,7 +9,7 @@ fn a_registered_engine_starts_at_zero() {
     let (t, _) = telemetry(HOUR);
     let _observe = t.engine(E1, always_alive());
     let text = t.render();
-    for result in ["success", "partial", "scan_failed"] {
+    for result in ["success", "partial", "scan_failed", "refused"] {
         let labels = [("engine", E1), ("result", result)];
         assert_eq!(v(&text, "cascade_janitor_sweeps_total", &labels), 0.0);
     }
@@ -286,4 +286,58 @@ fn the_removal_window_is_the_last_removing_pass_mean() {
     // A pass that removed nothing says nothing about the window: kept.
     observe(&SweepReport::default());
     assert_eq!(v(&t.render(), "cascade_janitor_removal_window", &e), 2.25);
+}
+
+fn summary(version: &str, proven: bool) -> cascade_cleanup::EngineSummary {
+    cascade_cleanup::EngineSummary {
+        implementation: "podman".into(),
+        version: version.into(),
+        api_version: Some("1.41".into()),
+        store: "containers-storage".into(),
+        driver: "vfs".into(),
+        proven: proven.then(|| "Podman 5.4 to 5.8, containers-storage store".into()),
+        removal: proven.then(|| "removal_name".into()),
+    }
+}
+
+#[test]
+fn engine_info_names_the_engine_and_follows_an_upgrade() {
+    let (t, _) = telemetry(HOUR);
+    let observe = t.engine(E1, always_alive());
+    observe(&SweepReport {
+        engine: Some(summary("5.4.2", true)),
+        ..SweepReport::default()
+    });
+    let info = |text: &str, version: &str, proven: &str| {
+        value(
+            text,
+            "cascade_janitor_engine_info",
+            &[
+                ("engine", E1),
+                ("implementation", "podman"),
+                ("version", version),
+                ("store", "containers-storage"),
+                ("driver", "vfs"),
+                ("proven", proven),
+            ],
+        )
+    };
+    let text = t.render();
+    assert_eq!(info(&text, "5.4.2", "true"), Some(1.0));
+    // The engine was upgraded to a release no row admits: refused.
+    observe(&SweepReport {
+        engine: Some(summary("6.1.1", false)),
+        refused: Some("Podman 6.1.1 ... is not an engine the janitor has been proven on".into()),
+        ..SweepReport::default()
+    });
+    let text = t.render();
+    assert_eq!(info(&text, "5.4.2", "true"), None, "the old series is gone");
+    assert_eq!(info(&text, "6.1.1", "false"), Some(1.0));
+    let sweeps = |r| v1(&text, "cascade_janitor_sweeps_total", ("result", r));
+    assert_eq!((sweeps("success"), sweeps("refused")), (1.0, 1.0));
+    assert_eq!(
+        value(&text, "cascade_janitor_images_in_scope", &[("engine", E1)]),
+        Some(0.0),
+        "the refused pass listed nothing and set nothing"
+    );
 }
