@@ -44,6 +44,11 @@ pub enum Fault {
     /// inspect `GET /images/<name>/json` or its `DELETE /images/<name>`;
     /// not the listing) until [`FaultProxy::release`] or the fault changes.
     HoldImageRequests,
+    /// Forward everything; `GET /version` answers with this `Version`, in
+    /// the top level and in every component the engine names as itself
+    /// (`Engine`, `Podman Engine`): the same engine under a release the
+    /// janitor has not been proven on.
+    RenameVersion(String),
 }
 
 #[derive(Debug)]
@@ -186,6 +191,7 @@ async fn handle(
         seen.subscriptions.fetch_add(1, SeqCst);
     }
     let info = req.method() == hyper::Method::GET && req.uri().path().ends_with("/info");
+    let version = req.method() == hyper::Method::GET && req.uri().path().ends_with("/version");
     let current = fault.lock().expect("fault").clone();
     match current {
         Fault::SilentEvents if events => {
@@ -200,6 +206,15 @@ async fn handle(
         }
         Fault::ShiftClock(secs) if info => {
             return Ok(match shifted_info(req, &upstream, secs).await {
+                Ok(response) => response,
+                Err(e) => text(
+                    StatusCode::BAD_GATEWAY,
+                    &format!("{{\"message\":\"proxy: {e}\"}}"),
+                ),
+            });
+        }
+        Fault::RenameVersion(to) if version => {
+            return Ok(match renamed_version(req, &upstream, &to).await {
                 Ok(response) => response,
                 Err(e) => text(
                     StatusCode::BAD_GATEWAY,
@@ -236,27 +251,60 @@ async fn handle(
     }))
 }
 
+/// `GET /version` from upstream with the engine's version replaced by `to`.
+async fn renamed_version(
+    req: Request<Incoming>,
+    upstream: &Path,
+    to: &str,
+) -> Result<Response<Body>> {
+    rewritten(req, upstream, |version| {
+        version["Version"] = to.into();
+        if let Some(components) = version["Components"].as_array_mut() {
+            for component in components {
+                if matches!(component["Name"].as_str(), Some("Engine" | "Podman Engine")) {
+                    component["Version"] = to.into();
+                }
+            }
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// Forwards `req` and answers with its JSON body changed by `edit`.
+async fn rewritten(
+    req: Request<Incoming>,
+    upstream: &Path,
+    edit: impl FnOnce(&mut serde_json::Value) -> Result<()>,
+) -> Result<Response<Body>> {
+    let response = forward(req, upstream).await?;
+    let (mut parts, body) = response.into_parts();
+    let bytes = body.collect().await?.to_bytes();
+    let mut json: serde_json::Value = serde_json::from_slice(&bytes)?;
+    edit(&mut json)?;
+    parts.headers.remove(hyper::header::CONTENT_LENGTH);
+    let body = Full::new(Bytes::from(serde_json::to_vec(&json)?))
+        .map_err(|n| match n {})
+        .boxed();
+    Ok(Response::from_parts(parts, body))
+}
+
 /// `GET /info` from upstream with `SystemTime` moved by `secs`.
 async fn shifted_info(
     req: Request<Incoming>,
     upstream: &Path,
     secs: i64,
 ) -> Result<Response<Body>> {
-    let response = forward(req, upstream).await?;
-    let (mut parts, body) = response.into_parts();
-    let bytes = body.collect().await?.to_bytes();
-    let mut info: serde_json::Value = serde_json::from_slice(&bytes)?;
-    let time = info["SystemTime"]
-        .as_str()
-        .and_then(cascade_engine::engine_time)
-        .ok_or_else(|| anyhow::anyhow!("no SystemTime in /info"))?;
-    let moved = std::time::UNIX_EPOCH + std::time::Duration::from_secs((time + secs) as u64);
-    info["SystemTime"] = humantime::format_rfc3339_nanos(moved).to_string().into();
-    parts.headers.remove(hyper::header::CONTENT_LENGTH);
-    let body = Full::new(Bytes::from(serde_json::to_vec(&info)?))
-        .map_err(|n| match n {})
-        .boxed();
-    Ok(Response::from_parts(parts, body))
+    rewritten(req, upstream, |info| {
+        let time = info["SystemTime"]
+            .as_str()
+            .and_then(cascade_engine::engine_time)
+            .ok_or_else(|| anyhow::anyhow!("no SystemTime in /info"))?;
+        let moved = std::time::UNIX_EPOCH + std::time::Duration::from_secs((time + secs) as u64);
+        info["SystemTime"] = humantime::format_rfc3339_nanos(moved).to_string().into();
+        Ok(())
+    })
+    .await
 }
 
 fn is_removal_of(req: &Request<Incoming>, id: &str) -> bool {

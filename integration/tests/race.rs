@@ -57,6 +57,61 @@ async fn tags_of(engine: &NestedEngine, id: &str) -> Result<Option<Vec<String>>>
     }
 }
 
+/// The tags of an image as the test gave them: Podman stores and lists a
+/// short name fully qualified (`docker.io/library/x:t`).
+fn familiar(tags: Option<Vec<String>>) -> Option<Vec<String>> {
+    tags.map(|tags| {
+        tags.into_iter()
+            .map(|t| t.trim_start_matches("docker.io/library/").to_string())
+            .collect()
+    })
+}
+
+/// What the pass reports for the raced image, and the one `DELETE` it
+/// sends: by the dangling name on the containerd store (404 once tagged:
+/// `gone`), by the removal name elsewhere (the engine takes only that name
+/// off: `changed`). `[ref:removal_name]`
+fn expected(engine: &NestedEngine, id: &str) -> (&'static str, String) {
+    let hex = id.strip_prefix("sha256:").unwrap_or(id);
+    match engine.engine.store {
+        Store::Containerd => ("gone", format!("/images/moby-dangling@{id}")),
+        _ => (
+            "changed",
+            format!("/images/localhost/cascade-janitor-removing:{hex}"),
+        ),
+    }
+}
+
+/// Checks one raced pass: nothing removed or failed, the image kept for
+/// the store's reason with the test's tag only, one `DELETE` by the store's
+/// conditional name.
+async fn survived(
+    engine: &NestedEngine,
+    proxy: &FaultProxy,
+    report: &SweepReport,
+    id: &str,
+) -> Result<()> {
+    let name = engine.engine.name();
+    let (reason, delete) = expected(engine, id);
+    assert!(report.removed.is_empty(), "{name}: {report:#?}");
+    assert!(!report.has_failures(), "{name}: {report:#?}");
+    assert_eq!(report.skipped.len(), 1, "{name}: {report:#?}");
+    assert_eq!(report.skipped[0].reason.as_str(), reason, "{name}");
+    assert_eq!(
+        familiar(tags_of(engine, id).await?),
+        Some(vec!["cascade-snapshot-raced:latest".to_string()]),
+        "{name}: the image survives with its tag, and without the removal name"
+    );
+    let deletes: Vec<String> = proxy
+        .paths()
+        .into_iter()
+        .filter(|p| p.starts_with("DELETE "))
+        .collect();
+    assert_eq!(deletes.len(), 1, "{name}: {deletes:?}");
+    assert!(deletes[0].ends_with(&delete), "{name}: {deletes:?}");
+    Ok(())
+}
+
 #[tokio::test]
 async fn an_image_tagged_after_the_listing_survives_with_its_tag() -> Result<()> {
     let engine = NestedEngine::start().await?;
@@ -64,9 +119,9 @@ async fn an_image_tagged_after_the_listing_survives_with_its_tag() -> Result<()>
     let id = &loaded["raced"];
     let proxy = FaultProxy::start(&engine.socket)?;
 
-    // The first request about the image after the listing is held: on the
-    // classic store the re-check inspect, on the containerd store the
-    // conditional DELETE by the dangling name.
+    // The first request about the image after the listing is held: the tag
+    // with its removal name, or on the containerd store the conditional
+    // DELETE by the dangling name.
     let report = tag_while_held(
         &engine,
         &proxy,
@@ -76,46 +131,19 @@ async fn an_image_tagged_after_the_listing_survives_with_its_tag() -> Result<()>
     )
     .await?;
 
-    let name = engine.engine.name();
-    assert!(report.removed.is_empty(), "{name}: {report:#?}");
-    assert!(!report.has_failures(), "{name}: {report:#?}");
-    assert_eq!(report.skipped.len(), 1, "{name}: {report:#?}");
-    let expected = match engine.engine.store {
-        Store::Classic => "changed",
-        Store::Containerd => "gone",
-    };
-    assert_eq!(report.skipped[0].reason.as_str(), expected, "{name}");
-    assert_eq!(
-        tags_of(&engine, id).await?,
-        Some(vec!["cascade-snapshot-raced:latest".to_string()]),
-        "{name}: the image survives with its tag"
-    );
-    let deletes: Vec<String> = proxy
-        .paths()
-        .into_iter()
-        .filter(|p| p.starts_with("DELETE "))
-        .collect();
-    match engine.engine.store {
-        Store::Classic => assert!(deletes.is_empty(), "{name}: {deletes:?}"),
-        Store::Containerd => {
-            assert_eq!(deletes.len(), 1, "{name}: {deletes:?}");
-            assert!(
-                deletes[0].ends_with(&format!("/images/moby-dangling@{id}")),
-                "{name}: {deletes:?}"
-            );
-        }
-    }
+    survived(&engine, &proxy, &report, id).await?;
     drop(proxy);
     engine.finish().await
 }
 
-/// The one window left on the classic store, pinned: a tag that lands after
-/// the re-check answered and before the DELETE arrives is removed with the
-/// image (Docker untags and deletes an image with one tag). On the
-/// containerd store the same timing leaves the image and its tag.
+/// No window is left between the janitor's last look and its removal: a
+/// tag that lands while the `DELETE` is on its way (held at the proxy) is
+/// seen by the engine itself, which then only takes the janitor's name off
+/// (removal name) or does not resolve the name at all (containerd's
+/// dangling name). Before removal names, the classic store's re-check left
+/// this window open and such a tag was removed with the image.
 #[tokio::test]
-async fn the_window_left_is_between_the_recheck_and_the_delete_on_the_classic_store_only()
--> Result<()> {
+async fn a_tag_while_the_delete_is_on_its_way_survives_on_every_engine() -> Result<()> {
     let engine = NestedEngine::start().await?;
     let loaded = fixtures::load(&engine.docker, &[ImageSpec::new("raced").ours()]).await?;
     let id = &loaded["raced"];
@@ -130,25 +158,7 @@ async fn the_window_left_is_between_the_recheck_and_the_delete_on_the_classic_st
     )
     .await?;
 
-    let name = engine.engine.name();
-    match engine.engine.store {
-        Store::Classic => {
-            assert_eq!(report.removed.len(), 1, "{name}: {report:#?}");
-            assert_eq!(
-                tags_of(&engine, id).await?,
-                None,
-                "{name}: the known window"
-            );
-        }
-        Store::Containerd => {
-            assert!(report.removed.is_empty(), "{name}: {report:#?}");
-            assert_eq!(
-                tags_of(&engine, id).await?,
-                Some(vec!["cascade-snapshot-raced:latest".to_string()]),
-                "{name}"
-            );
-        }
-    }
+    survived(&engine, &proxy, &report, id).await?;
     drop(proxy);
     engine.finish().await
 }
@@ -196,7 +206,11 @@ async fn every_request_of_prune_carries_the_negotiated_api_version() -> Result<(
             !path.starts_with(&prefix)
         })
         .collect();
-    assert_eq!(unversioned, ["GET /version"], "{name}: {paths:?}");
+    // The negotiation, and the pass's look at which engine this is.
+    assert!(
+        !unversioned.is_empty() && unversioned.iter().all(|p| *p == "GET /version"),
+        "{name}: {paths:?}"
+    );
     for call in ["GET {p}images/json", "GET {p}info", "DELETE {p}images/"] {
         let call = call.replace("{p}", &prefix);
         assert!(

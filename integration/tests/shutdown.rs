@@ -120,20 +120,28 @@ async fn a_hung_pass_is_abandoned_at_the_deadline_and_a_second_signal_exits_at_o
     let proxy = FaultProxy::start(&engine.socket)?;
 
     // The engine hangs during the pass: the stop deadline bounds shutdown.
+    // The start-up probe of the engine gives up first (5 s) and says so.
     proxy.set(Fault::Hang);
-    let child = daemon(
+    let mut child = daemon(
         &proxy.host(),
         &["--stop-deadline", "2s", "--timeout", "60s"],
     )?;
+    let log = StderrLog::collect(&mut child);
+    wait_until(Duration::from_secs(20), "the start-up line", || async {
+        log.contains("not reachable yet")
+    })
+    .await?;
+    // One request of the probe (its GET /version), then the pass's.
     wait_until(
         Duration::from_secs(20),
         "the pass to reach the hung engine",
-        || async { proxy.requests() >= 1 },
+        || async { proxy.requests() >= 2 },
     )
     .await?;
     let signalled = tokio::time::Instant::now();
     signal(&child, "TERM")?;
-    let (code, stderr) = exit(child, Duration::from_secs(15)).await?;
+    let (code, _) = exit(child, Duration::from_secs(15)).await?;
+    let stderr = log.finish().await.join("\n");
     assert_eq!(code, 0, "{stderr}");
     assert!(
         signalled.elapsed() >= Duration::from_secs(2),
@@ -148,10 +156,14 @@ async fn a_hung_pass_is_abandoned_at_the_deadline_and_a_second_signal_exits_at_o
         &["--stop-deadline", "5m", "--timeout", "60s"],
     )?;
     let log = StderrLog::collect(&mut child);
+    wait_until(Duration::from_secs(20), "the start-up line", || async {
+        log.contains("not reachable yet")
+    })
+    .await?;
     wait_until(
         Duration::from_secs(20),
         "the pass to reach the hung engine",
-        || async { proxy.requests() > seen },
+        || async { proxy.requests() >= seen + 2 },
     )
     .await?;
     signal(&child, "TERM")?;

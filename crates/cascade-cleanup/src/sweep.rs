@@ -293,6 +293,9 @@ pub struct DanglingImageSweep {
     /// Images this sweep sent a removal for lately, so that the engine's
     /// events about them start no early sweep ([`Self::caused`]).
     recent: std::sync::Mutex<std::collections::VecDeque<(String, Instant)>>,
+    /// The engine the last pass identified, to log when it changes (an
+    /// engine upgraded or replaced under a running daemon).
+    last_engine: std::sync::Mutex<Option<crate::engine::EngineIdentity>>,
 }
 
 /// How long the events of a removal are recognised as the janitor's own:
@@ -362,6 +365,7 @@ impl DanglingImageSweep {
             config,
             pass: tokio::sync::Mutex::new(()),
             recent: std::sync::Mutex::new(std::collections::VecDeque::new()),
+            last_engine: std::sync::Mutex::new(None),
         }
     }
 
@@ -435,6 +439,18 @@ impl DanglingImageSweep {
         };
         // `[ref:proven_engines]`: what a pass may rely on depends on the engine.
         let admission = Admission::of(&facts.identity, self.config.allow_unproven_engine);
+        {
+            let mut last = self.last_engine.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(before) = last.as_ref().filter(|b| **b != facts.identity) {
+                tracing::info!(
+                    before = %before.describe(),
+                    now = %facts.identity.describe(),
+                    proven = admission.proven().as_deref().unwrap_or("no"),
+                    "the engine changed since the last pass"
+                );
+            }
+            *last = Some(facts.identity.clone());
+        }
         let strategy = admission.strategy();
         report.engine = Some(EngineSummary::new(
             &facts.identity,
@@ -849,13 +865,7 @@ impl DanglingImageSweep {
                     break;
                 };
                 if cancel.is_cancelled() {
-                    self.record(
-                        candidate,
-                        Removal::Cancelled,
-                        strategy.method,
-                        progress,
-                        report,
-                    );
+                    self.record(candidate, Removal::Cancelled, store, progress, report);
                     continue;
                 }
                 pacer.started();
@@ -878,7 +888,7 @@ impl DanglingImageSweep {
                         _ => RemovalOutcome::Answered,
                     };
                     pacer.finished(Instant::now(), latency, sample);
-                    self.record(candidate, outcome, strategy.method, progress, report);
+                    self.record(candidate, outcome, store, progress, report);
                 }
                 () = tokio::time::sleep_until(resume_at.unwrap_or_else(Instant::now)), if resume_at.is_some() => {}
                 () = cancel.cancelled(), if resume_at.is_some() => {}
@@ -894,7 +904,7 @@ impl DanglingImageSweep {
         &self,
         candidate: Candidate,
         outcome: Removal,
-        method: RemovalMethod,
+        store: &ImageStore,
         progress: &dyn SweepProgress,
         report: &mut SweepReport,
     ) {
@@ -918,12 +928,15 @@ impl DanglingImageSweep {
                 let expected: HashSet<&str> = std::iter::once(bare(&image.id))
                     .chain(parents.iter().map(|p| bare(&p.id)))
                     .collect();
-                // The containerd store lists digests of the image's content
-                // too; a removal by name lists images only.
+                // Podman lists the images it deleted, and nothing else:
+                // another ID there is an image the pass never checked.
+                // Docker also lists the layers a removal freed (classic)
+                // or the image's content digests (containerd).
+                let lists_images_only = matches!(store, ImageStore::ContainersStorage { .. });
                 let unexpected: Vec<&String> = answer
                     .deleted
                     .iter()
-                    .filter(|d| method == RemovalMethod::RemovalName && !expected.contains(bare(d)))
+                    .filter(|d| lists_images_only && !expected.contains(bare(d)))
                     .collect();
                 if !unexpected.is_empty() {
                     let ids = unexpected

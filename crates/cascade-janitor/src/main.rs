@@ -346,11 +346,18 @@ async fn run(common: &CommonSettings, settings: &RunSettings) -> Result<u8, Fail
         ),
         None => None,
     };
-    let mut janitor = Janitor::new(janitor_config(common, settings))?;
     let mut signals = CancelOnSignal::install().map_err(|e| Failure {
         code: EXIT_FAILURE,
         message: format!("cannot install signal handlers: {e}"),
     })?;
+    tokio::select! {
+        line = starting_line(common) => tracing::info!("{line}"),
+        signal = signals.first() => {
+            tracing::info!(signal, "signal before the first sweep; exiting");
+            return Ok(EXIT_OK);
+        }
+    }
+    let mut janitor = Janitor::new(janitor_config(common, settings))?;
     janitor.start();
     let server_stop = CancellationToken::new();
     let server = listener.map(|listener| {
@@ -401,6 +408,53 @@ async fn run(common: &CommonSettings, settings: &RunSettings) -> Result<u8, Fail
         client.flush(Some(std::time::Duration::from_secs(3)));
     }
     Ok(EXIT_OK)
+}
+
+/// The first line `run` logs: the janitor's version and, for each engine,
+/// which engine answers there and whether removal is allowed on it
+/// (`[ref:proven_engines]`). Engines are asked together, each for at most
+/// `STARTUP_PROBE` (or `--timeout` if shorter): an engine that does not
+/// answer yet is said so, and its loop keeps trying as always.
+async fn starting_line(common: &CommonSettings) -> String {
+    const STARTUP_PROBE: std::time::Duration = std::time::Duration::from_secs(5);
+    let limit = common.timeout.min(STARTUP_PROBE);
+    let probes = common.engines.iter().map(|e| async move {
+        let facts = async {
+            let engine = engine::connect(&e.host, e.transport.tls(), limit)
+                .await
+                .map_err(|f| f.message)?;
+            tokio::time::timeout(limit, engine.facts())
+                .await
+                .map_err(|_| format!("no answer within {}", humantime::format_duration(limit)))?
+                .map_err(|e| e.message)
+        };
+        let said = match facts.await {
+            Ok(facts) => {
+                let admission =
+                    cascade_cleanup::Admission::of(&facts.identity, common.allow_unproven_engine);
+                let verdict = match &admission {
+                    cascade_cleanup::Admission::Proven(row) => {
+                        format!("proven ({})", row.describe())
+                    }
+                    cascade_cleanup::Admission::Allowed(_) => {
+                        "NOT proven, removal allowed by --allow-unproven-engine".to_string()
+                    }
+                    cascade_cleanup::Admission::Refused(_) => {
+                        "NOT proven: removal will be refused".to_string()
+                    }
+                };
+                format!("{}, {verdict}", facts.identity.describe())
+            }
+            Err(why) => format!("not reachable yet ({why}); tried again every interval"),
+        };
+        format!("engine {}: {said}", e.host)
+    });
+    let engines = futures_util::future::join_all(probes).await;
+    format!(
+        "cascade-janitor {} starting; {}",
+        env!("CARGO_PKG_VERSION"),
+        engines.join("; ")
+    )
 }
 
 /// Small pieces of async plumbing the binary needs.
