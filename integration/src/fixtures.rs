@@ -111,7 +111,11 @@ pub fn archive_at(specs: &[ImageSpec], now: SystemTime) -> Result<(Vec<u8>, Vec<
             "created": created,
             "config": { "Labels": labels, "Env": [format!("FIXTURE={}", spec.name)], "Cmd": ["/fixture"] },
             "rootfs": { "type": "layers", "diff_ids": [diff_id] },
-            "history": [{ "created": created, "created_by": "cascade-janitor fixture" }],
+            // A history entry of its own: Podman calls an image the child
+            // of any image whose layers and history are its own minus one
+            // entry, so a commit over one fixture would otherwise be a child
+            // (and make it "not dangling") of every fixture of the same age.
+            "history": [{ "created": created, "created_by": format!("cascade-janitor fixture {}", spec.name) }],
         });
         let bytes = serde_json::to_vec(&config)?;
         let hex = sha256_hex(&bytes);
