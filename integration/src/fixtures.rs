@@ -232,7 +232,12 @@ pub async fn create_container(docker: &Docker, image: &str) -> Result<String> {
         .id)
 }
 
-/// `docker commit` of `container` to `repo:tag` with extra labels.
+/// `docker commit` of `container` to `repo:tag` with extra labels (plain
+/// `key=value`, no spaces or quotes).
+///
+/// The labels go both in the body's config and as `LABEL` changes: Podman
+/// 4.3 decodes the body and then ignores it (so body labels are dropped
+/// there), and Docker and Podman 5 apply either.
 pub async fn commit(
     docker: &Docker,
     container: &str,
@@ -240,11 +245,18 @@ pub async fn commit(
     tag: &str,
     labels: &[(&str, &str)],
 ) -> Result<String> {
-    let options = CommitContainerOptionsBuilder::new()
+    let changes: Vec<String> = labels
+        .iter()
+        .map(|(k, v)| format!("LABEL {k}={v}"))
+        .collect();
+    let mut options = CommitContainerOptionsBuilder::new()
         .container(container)
         .repo(repo)
-        .tag(tag)
-        .build();
+        .tag(tag);
+    if !changes.is_empty() {
+        options = options.changes(&changes.join("\n"));
+    }
+    let options = options.build();
     let config = ContainerConfig {
         labels: Some(
             labels
@@ -255,11 +267,23 @@ pub async fn commit(
         cmd: Some(vec!["/fixture".to_string()]),
         ..Default::default()
     };
-    Ok(docker
+    let id = docker
         .commit_container(options, config)
         .await
         .context("docker commit")?
-        .id)
+        .id;
+    Ok(listed_id(&id))
+}
+
+/// An image ID as the engine's image list spells it: `sha256:<hex>`.
+/// Podman answers a commit (and names images in events and delete replies)
+/// with the bare hex; its list says `sha256:`, as Docker does everywhere.
+pub fn listed_id(id: &str) -> String {
+    if id.starts_with("sha256:") {
+        id.to_string()
+    } else {
+        format!("sha256:{id}")
+    }
 }
 
 /// Removes a tag (never the image's parents).
