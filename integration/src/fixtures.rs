@@ -9,8 +9,7 @@ use anyhow::{Context, Result, bail};
 use bollard::Docker;
 use bollard::models::{ContainerConfig, ContainerCreateBody};
 use bollard::query_parameters::{
-    CommitContainerOptionsBuilder, ImportImageOptionsBuilder, RemoveImageOptionsBuilder,
-    TagImageOptionsBuilder,
+    CommitContainerOptionsBuilder, ImportImageOptionsBuilder, TagImageOptionsBuilder,
 };
 use futures_util::TryStreamExt;
 use sha2::{Digest, Sha256};
@@ -286,14 +285,23 @@ pub fn listed_id(id: &str) -> String {
     }
 }
 
-/// Removes a tag (never the image's parents).
-pub async fn untag(docker: &Docker, tag: &str) -> Result<()> {
-    let options = RemoveImageOptionsBuilder::new().noprune(true).build();
-    docker
-        .remove_image(tag, Some(options), None)
+/// Takes `tag` off the image that holds it, leaving that image and its
+/// children as they are, by moving the tag to a new unlabelled image (a
+/// placeholder, returned, that keeps the tag). Removing the tag instead
+/// (`docker rmi repo:tag`) differs between engines: Docker only untags an
+/// image that has children, Podman deletes an image with its last tag
+/// whatever its children. Moving the tag works the same on both.
+pub async fn move_tag_away(docker: &Docker, tag: &str) -> Result<String> {
+    let (repo, tag_part) = tag
+        .rsplit_once(':')
+        .with_context(|| format!("`{tag}` is not repo:tag"))?;
+    let placeholder = format!("placeholder-for-{tag}");
+    let loaded = load(docker, &[ImageSpec::new(&placeholder)]).await?;
+    let id = loaded[&placeholder].clone();
+    self::tag(docker, &id, repo, tag_part)
         .await
-        .context("untag")?;
-    Ok(())
+        .with_context(|| format!("moving {tag} away"))?;
+    Ok(id)
 }
 
 pub async fn tag(docker: &Docker, image: &str, repo: &str, tag: &str) -> Result<()> {
@@ -303,4 +311,53 @@ pub async fn tag(docker: &Docker, image: &str, repo: &str, tag: &str) -> Result<
         .await
         .context("docker tag")?;
     Ok(())
+}
+
+/// A tag as it was given: Podman stores every name fully qualified
+/// (`docker.io/library/<name>` when tagged through its Docker API,
+/// `localhost/<name>` when loaded from an archive), Docker the name itself.
+pub fn short_name(tag: &str) -> String {
+    ["docker.io/library/", "localhost/"]
+        .iter()
+        .find_map(|prefix| tag.strip_prefix(prefix))
+        .unwrap_or(tag)
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_names_drop_podmans_qualification_only() {
+        assert_eq!(short_name("docker.io/library/snap:latest"), "snap:latest");
+        assert_eq!(short_name("localhost/base:1"), "base:1");
+        assert_eq!(short_name("snap:latest"), "snap:latest");
+        assert_eq!(short_name("quay.io/x/y:1"), "quay.io/x/y:1");
+    }
+
+    #[test]
+    fn listed_ids_carry_the_digest_prefix() {
+        assert_eq!(listed_id("abc"), "sha256:abc");
+        assert_eq!(listed_id("sha256:abc"), "sha256:abc");
+    }
+
+    #[test]
+    fn every_fixture_has_a_history_of_its_own() -> Result<()> {
+        let now = SystemTime::now();
+        let (bytes, _) = archive_at(&[ImageSpec::new("a"), ImageSpec::new("b")], now)?;
+        let mut archive = tar::Archive::new(bytes.as_slice());
+        let mut histories = Vec::new();
+        for entry in archive.entries()? {
+            let entry = entry?;
+            let path = entry.path()?.to_string_lossy().to_string();
+            if path.ends_with(".json") && path != "manifest.json" {
+                let config: serde_json::Value = serde_json::from_reader(entry)?;
+                histories.push(config["history"].clone());
+            }
+        }
+        assert_eq!(histories.len(), 2);
+        assert_ne!(histories[0], histories[1], "same age, yet distinct");
+        Ok(())
+    }
 }

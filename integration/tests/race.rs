@@ -47,9 +47,18 @@ async fn tag_while_held(
     pass.await.context("the pass")
 }
 
+/// The image's tags as they were given (Podman answers
+/// `docker.io/library/<name>` for a short name), or `None` once it is gone.
 async fn tags_of(engine: &NestedEngine, id: &str) -> Result<Option<Vec<String>>> {
     match engine.docker.inspect_image(id).await {
-        Ok(image) => Ok(Some(image.repo_tags.unwrap_or_default())),
+        Ok(image) => Ok(Some(
+            image
+                .repo_tags
+                .unwrap_or_default()
+                .iter()
+                .map(|t| fixtures::short_name(t))
+                .collect(),
+        )),
         Err(bollard::errors::Error::DockerResponseServerError {
             status_code: 404, ..
         }) => Ok(None),
