@@ -3,12 +3,13 @@
 //! `CASCADE_TEST_ENGINE` picks the engine every [`NestedEngine`] of a test
 //! process runs (`cargo xtask safety` sets it): `20.10` (the default;
 //! classic store), `26.1-classic`, `26.1-containerd`, `28.5-classic`,
-//! `28.5-containerd`, and outside the matrix `28.5-overlay2` (the classic
-//! store on the graph driver production hosts run; its commits take
-//! milliseconds where `vfs` takes a second, so the gentleness probe can see
-//! a classic-store sweep). The version picks the image `cargo xtask
-//! dind-image --engine <version>` built; the store is chosen by a mounted
-//! `/etc/docker/daemon.json`.
+//! `28.5-containerd`, `podman-4.3`, `podman-5.4`, `podman-5.8`, and outside
+//! the matrix `28.5-overlay2` (the classic store on the graph driver
+//! production hosts run; its commits take milliseconds where `vfs` takes a
+//! second, so the gentleness probe can see a classic-store sweep). Each
+//! runs from the image `cargo xtask dind-image --engine <image>` built; a
+//! Docker engine's store is chosen by a mounted `/etc/docker/daemon.json`,
+//! Podman's is fixed in its image's entrypoint (containers-storage, `vfs`).
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -22,7 +23,7 @@ use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
 /// Repository of the images `cargo xtask dind-image` builds; the tag is
-/// the engine version.
+/// [`Engine::image_tag`].
 pub const DIND_REPOSITORY: &str = "cascade-janitor-dind";
 
 /// The environment variable that picks the engine.
@@ -31,19 +32,38 @@ pub const ENGINE_VAR: &str = "CASCADE_TEST_ENGINE";
 /// Where [`known_gap`] appends its entries (set by `cargo xtask safety`).
 pub const KNOWN_GAPS_VAR: &str = "CASCADE_KNOWN_GAPS_FILE";
 
+/// The nested engine's socket, in the bind-mounted folder.
+const SOCKET_INSIDE: &str = "/run/dind/docker.sock";
+
+/// Which engine answers the Docker API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// dockerd (Debian's `docker.io`).
+    Docker,
+    /// `podman system service`, Podman's Docker-compatible API.
+    Podman,
+}
+
 /// An image store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Store {
-    /// The graphdriver store (`vfs` here, `overlay2` for `28.5-overlay2`).
+    /// Docker's graphdriver store (`vfs` here, `overlay2` for
+    /// `28.5-overlay2`).
     Classic,
-    /// The containerd image store (overlayfs snapshotter).
+    /// Docker's containerd image store (overlayfs snapshotter).
     Containerd,
+    /// Podman's containers-storage (`vfs` here): no containerd, no
+    /// `moby-dangling@` names; to a Docker client its `/info` looks like a
+    /// classic store's (`Driver` `vfs`).
+    ContainersStorage,
 }
 
 /// One engine configuration of the matrix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Engine {
-    /// "20.10", "26.1" or "28.5": the tag of its dind image.
+    pub family: Family,
+    /// The engine's version: "20.10", "26.1", "28.5" (Docker), "4.3",
+    /// "5.4", "5.8" (Podman).
     pub version: &'static str,
     pub store: Store,
     /// The classic store's graph driver; `overlay2` needs a host folder
@@ -51,55 +71,40 @@ pub struct Engine {
     pub overlay2: bool,
 }
 
+const fn docker(version: &'static str, store: Store) -> Engine {
+    Engine {
+        family: Family::Docker,
+        version,
+        store,
+        overlay2: false,
+    }
+}
+
+const fn podman(version: &'static str) -> Engine {
+    Engine {
+        family: Family::Podman,
+        version,
+        store: Store::ContainersStorage,
+        overlay2: false,
+    }
+}
+
 /// Every engine the harness knows, by name.
 pub const ENGINES: &[(&str, Engine)] = &[
-    (
-        "20.10",
-        Engine {
-            version: "20.10",
-            store: Store::Classic,
-            overlay2: false,
-        },
-    ),
-    (
-        "26.1-classic",
-        Engine {
-            version: "26.1",
-            store: Store::Classic,
-            overlay2: false,
-        },
-    ),
-    (
-        "26.1-containerd",
-        Engine {
-            version: "26.1",
-            store: Store::Containerd,
-            overlay2: false,
-        },
-    ),
-    (
-        "28.5-classic",
-        Engine {
-            version: "28.5",
-            store: Store::Classic,
-            overlay2: false,
-        },
-    ),
-    (
-        "28.5-containerd",
-        Engine {
-            version: "28.5",
-            store: Store::Containerd,
-            overlay2: false,
-        },
-    ),
+    ("20.10", docker("20.10", Store::Classic)),
+    ("26.1-classic", docker("26.1", Store::Classic)),
+    ("26.1-containerd", docker("26.1", Store::Containerd)),
+    ("28.5-classic", docker("28.5", Store::Classic)),
+    ("28.5-containerd", docker("28.5", Store::Containerd)),
+    ("podman-4.3", podman("4.3")),
+    ("podman-5.4", podman("5.4")),
+    ("podman-5.8", podman("5.8")),
     // Not in `cargo xtask safety`'s default matrix; run it by name.
     (
         "28.5-overlay2",
         Engine {
-            version: "28.5",
-            store: Store::Classic,
             overlay2: true,
+            ..docker("28.5", Store::Classic)
         },
     ),
 ];
@@ -142,19 +147,88 @@ impl Engine {
             .unwrap_or("unknown")
     }
 
-    /// The `daemon.json` that picks the store; `None` for 20.10, whose
-    /// image fixes `--storage-driver=vfs` on the command line (the same key
-    /// in the file as well would stop dockerd).
+    /// The tag of its image in [`DIND_REPOSITORY`], which is also what
+    /// `cargo xtask dind-image --engine` takes: the version for Docker,
+    /// `podman-<version>` for Podman.
+    pub fn image_tag(&self) -> String {
+        match self.family {
+            Family::Docker => self.version.to_string(),
+            Family::Podman => format!("podman-{}", self.version),
+        }
+    }
+
+    /// The API version the engine states in `GET /version`, which is the
+    /// one the janitor speaks (bollard 0.21.1 knows up to 1.53).
+    pub fn api_version(&self) -> &'static str {
+        match (self.family, self.version) {
+            (Family::Docker, "28.5") => "1.51",
+            (Family::Docker, "26.1") => "1.45",
+            (Family::Podman, "5.8") => "1.44",
+            _ => "1.41",
+        }
+    }
+
+    /// The `daemon.json` that picks a Docker engine's store; `None` for
+    /// 20.10, whose image fixes `--storage-driver=vfs` on the command line
+    /// (the same key in the file as well would stop dockerd), and for
+    /// Podman, which reads no such file.
     fn daemon_json(&self) -> Option<&'static str> {
-        match (self.version, self.store) {
-            ("20.10", _) => None,
-            (_, Store::Classic) if self.overlay2 => {
+        match (self.family, self.version, self.store) {
+            (Family::Podman, ..) | (_, _, Store::ContainersStorage) | (_, "20.10", _) => None,
+            (_, _, Store::Classic) if self.overlay2 => {
                 Some(r#"{"features":{"containerd-snapshotter":false},"storage-driver":"overlay2"}"#)
             }
-            (_, Store::Classic) => {
+            (_, _, Store::Classic) => {
                 Some(r#"{"features":{"containerd-snapshotter":false},"storage-driver":"vfs"}"#)
             }
-            (_, Store::Containerd) => Some(r#"{"features":{"containerd-snapshotter":true}}"#),
+            (_, _, Store::Containerd) => Some(r#"{"features":{"containerd-snapshotter":true}}"#),
+        }
+    }
+
+    /// Whether the store needs a host folder at `/var/lib/docker`:
+    /// overlayfs cannot stack on the container's own overlay root, so the
+    /// containerd store's snapshotter and `overlay2` need one.
+    fn needs_data_folder(&self) -> bool {
+        self.store == Store::Containerd || self.overlay2
+    }
+}
+
+impl Family {
+    /// The line on the engine's stderr that says it answers on the socket.
+    /// Podman logs `msg="API service listening on \"/run/dind/docker.sock\".
+    /// URI: ..."` (quotes escaped): the part before the path is matched.
+    fn ready_message(self) -> String {
+        match self {
+            Family::Docker => format!("API listen on {SOCKET_INSIDE}"),
+            Family::Podman => "API service listening on".to_string(),
+        }
+    }
+
+    /// The container's command: the entrypoint (`cargo xtask dind-image`)
+    /// is the engine, this names the socket. dockerd gives the socket to
+    /// our group, so a non-root test user in the host's docker group (CI
+    /// runners) can reach it too; podman has no such flag.
+    fn command(self) -> Vec<String> {
+        match self {
+            Family::Docker => vec![
+                format!("--host=unix://{SOCKET_INSIDE}"),
+                format!("--group={}", own_gid()),
+            ],
+            Family::Podman => vec![format!("unix://{SOCKET_INSIDE}")],
+        }
+    }
+
+    /// The run state folder, a tmpfs so it starts empty at every
+    /// (re)start, as on a host whose /run is a tmpfs. 26.1 refuses to
+    /// start when a killed run left /var/run/docker.pid naming PID 1
+    /// ("process with PID 1 is still running"); `stop_engine` kills it
+    /// when a held events stream outlasts the stop timeout. Podman keeps
+    /// its runroot (`/run/containers/storage`) and service state under
+    /// /run; the socket folder is mounted on top at /run/dind.
+    fn run_tmpfs(self) -> &'static str {
+        match self {
+            Family::Docker => "/var/run",
+            Family::Podman => "/run",
         }
     }
 }
@@ -301,16 +375,9 @@ impl NestedEngine {
         let guard = HostGuard::record().await?;
         let dir = tempfile::Builder::new().prefix("dind").tempdir_in("/tmp")?;
         let socket = dir.path().join("docker.sock");
-        let mut image = GenericImage::new(DIND_REPOSITORY, engine.version)
-            .with_wait_for(WaitFor::message_on_stderr(
-                "API listen on /run/dind/docker.sock",
-            ))
-            // The socket belongs to our group, so a non-root test user in
-            // the host's docker group (CI runners) can reach it too.
-            .with_cmd([
-                "--host=unix:///run/dind/docker.sock".to_string(),
-                format!("--group={}", own_gid()),
-            ])
+        let mut image = GenericImage::new(DIND_REPOSITORY, engine.image_tag().as_str())
+            .with_wait_for(WaitFor::message_on_stderr(engine.family.ready_message()))
+            .with_cmd(engine.family.command())
             .with_cap_add("ALL")
             .with_cap_drop("SYS_RESOURCE")
             .with_security_opt("seccomp=unconfined")
@@ -320,12 +387,7 @@ impl NestedEngine {
                 dir.path().to_string_lossy().to_string(),
                 "/run/dind",
             ))
-            // Run state starts empty at every (re)start, as on a host
-            // whose /run is a tmpfs. 26.1 refuses to start when a killed
-            // run left /var/run/docker.pid naming PID 1 ("process with PID
-            // 1 is still running"); `stop_engine` kills it when a held
-            // events stream outlasts the stop timeout.
-            .with_mount(Mount::tmpfs_mount("/var/run"));
+            .with_mount(Mount::tmpfs_mount(engine.family.run_tmpfs()));
         // Kept out of the socket folder, which tests hand to other
         // containers (tests/image.rs mounts it into the janitor's).
         let state = tempfile::Builder::new()
@@ -340,9 +402,7 @@ impl NestedEngine {
                 "/etc/docker",
             ));
         }
-        if engine.store == Store::Containerd || engine.overlay2 {
-            // overlayfs cannot stack on the container's own overlay root:
-            // the snapshotter (and overlay2) needs a host folder.
+        if engine.needs_data_folder() {
             let data = state.path().join("data");
             std::fs::create_dir(&data)?;
             image = image.with_mount(Mount::bind_mount(
@@ -355,9 +415,9 @@ impl NestedEngine {
             .start()
             .await
             .with_context(|| {
+                let tag = engine.image_tag();
                 format!(
-                    "starting the nested engine from {DIND_REPOSITORY}:{}; run `cargo xtask dind-image --engine {}` first",
-                    engine.version, engine.version
+                    "starting the nested engine from {DIND_REPOSITORY}:{tag}; run `cargo xtask dind-image --engine {tag}` first"
                 )
             })?;
         let docker = connect(&socket).await?;
@@ -467,6 +527,69 @@ mod tests {
                 .daemon_json()
                 .is_some_and(|j| j.contains(r#""storage-driver":"overlay2""#)
                     && j.contains(r#""containerd-snapshotter":false"#))
+        );
+    }
+
+    #[test]
+    fn podman_engines_run_their_own_image_on_containers_storage() {
+        for (name, version) in [
+            ("podman-4.3", "4.3"),
+            ("podman-5.4", "5.4"),
+            ("podman-5.8", "5.8"),
+        ] {
+            let engine = Engine::named(name).expect("known");
+            assert_eq!(engine.family, Family::Podman);
+            assert_eq!(engine.version, version);
+            assert_eq!(engine.store, Store::ContainersStorage);
+            assert_eq!(
+                engine.image_tag(),
+                name,
+                "the image is named like the engine"
+            );
+            assert_eq!(engine.daemon_json(), None, "Podman reads no daemon.json");
+            assert!(!engine.needs_data_folder());
+        }
+        assert_eq!(
+            Engine::named("podman-5.8").expect("known").api_version(),
+            "1.44"
+        );
+        assert_eq!(
+            Engine::named("podman-4.3").expect("known").api_version(),
+            "1.41"
+        );
+        assert_eq!(Family::Podman.run_tmpfs(), "/run");
+        assert_eq!(Family::Podman.command(), ["unix:///run/dind/docker.sock"]);
+        // Podman escapes the quotes around the path in its log line.
+        let logged = r#"level=info msg="API service listening on \"/run/dind/docker.sock\". URI: \"unix:///run/dind/docker.sock\"""#;
+        assert!(logged.contains(&Family::Podman.ready_message()));
+    }
+
+    #[test]
+    fn docker_engines_keep_their_images_stores_and_socket() {
+        let on = |name| Engine::named(name).expect("known");
+        for (name, tag, api) in [
+            ("20.10", "20.10", "1.41"),
+            ("26.1-classic", "26.1", "1.45"),
+            ("26.1-containerd", "26.1", "1.45"),
+            ("28.5-classic", "28.5", "1.51"),
+            ("28.5-containerd", "28.5", "1.51"),
+            ("28.5-overlay2", "28.5", "1.51"),
+        ] {
+            assert_eq!(on(name).family, Family::Docker, "{name}");
+            assert_eq!(on(name).image_tag(), tag, "{name}");
+            assert_eq!(on(name).api_version(), api, "{name}");
+        }
+        assert!(on("26.1-containerd").needs_data_folder());
+        assert!(on("28.5-overlay2").needs_data_folder());
+        assert!(!on("28.5-classic").needs_data_folder());
+        assert_eq!(Family::Docker.run_tmpfs(), "/var/run");
+        assert_eq!(
+            Family::Docker.command()[0],
+            "--host=unix:///run/dind/docker.sock"
+        );
+        assert_eq!(
+            Family::Docker.ready_message(),
+            "API listen on /run/dind/docker.sock"
         );
     }
 

@@ -9,8 +9,7 @@ use anyhow::{Context, Result, bail};
 use bollard::Docker;
 use bollard::models::{ContainerConfig, ContainerCreateBody};
 use bollard::query_parameters::{
-    CommitContainerOptionsBuilder, ImportImageOptionsBuilder, RemoveImageOptionsBuilder,
-    TagImageOptionsBuilder,
+    CommitContainerOptionsBuilder, ImportImageOptionsBuilder, TagImageOptionsBuilder,
 };
 use futures_util::TryStreamExt;
 use sha2::{Digest, Sha256};
@@ -111,7 +110,11 @@ pub fn archive_at(specs: &[ImageSpec], now: SystemTime) -> Result<(Vec<u8>, Vec<
             "created": created,
             "config": { "Labels": labels, "Env": [format!("FIXTURE={}", spec.name)], "Cmd": ["/fixture"] },
             "rootfs": { "type": "layers", "diff_ids": [diff_id] },
-            "history": [{ "created": created, "created_by": "cascade-janitor fixture" }],
+            // A history entry of its own: Podman calls an image the child
+            // of any image whose layers and history are its own minus one
+            // entry, so a commit over one fixture would otherwise be a child
+            // (and make it "not dangling") of every fixture of the same age.
+            "history": [{ "created": created, "created_by": format!("cascade-janitor fixture {}", spec.name) }],
         });
         let bytes = serde_json::to_vec(&config)?;
         let hex = sha256_hex(&bytes);
@@ -228,7 +231,12 @@ pub async fn create_container(docker: &Docker, image: &str) -> Result<String> {
         .id)
 }
 
-/// `docker commit` of `container` to `repo:tag` with extra labels.
+/// `docker commit` of `container` to `repo:tag` with extra labels (plain
+/// `key=value`, no spaces or quotes).
+///
+/// The labels go both in the body's config and as `LABEL` changes: Podman
+/// 4.3 decodes the body and then ignores it (so body labels are dropped
+/// there), and Docker and Podman 5 apply either.
 pub async fn commit(
     docker: &Docker,
     container: &str,
@@ -236,11 +244,18 @@ pub async fn commit(
     tag: &str,
     labels: &[(&str, &str)],
 ) -> Result<String> {
-    let options = CommitContainerOptionsBuilder::new()
+    let changes: Vec<String> = labels
+        .iter()
+        .map(|(k, v)| format!("LABEL {k}={v}"))
+        .collect();
+    let mut options = CommitContainerOptionsBuilder::new()
         .container(container)
         .repo(repo)
-        .tag(tag)
-        .build();
+        .tag(tag);
+    if !changes.is_empty() {
+        options = options.changes(&changes.join("\n"));
+    }
+    let options = options.build();
     let config = ContainerConfig {
         labels: Some(
             labels
@@ -251,21 +266,42 @@ pub async fn commit(
         cmd: Some(vec!["/fixture".to_string()]),
         ..Default::default()
     };
-    Ok(docker
+    let id = docker
         .commit_container(options, config)
         .await
         .context("docker commit")?
-        .id)
+        .id;
+    Ok(listed_id(&id))
 }
 
-/// Removes a tag (never the image's parents).
-pub async fn untag(docker: &Docker, tag: &str) -> Result<()> {
-    let options = RemoveImageOptionsBuilder::new().noprune(true).build();
-    docker
-        .remove_image(tag, Some(options), None)
+/// An image ID as the engine's image list spells it: `sha256:<hex>`.
+/// Podman answers a commit (and names images in events and delete replies)
+/// with the bare hex; its list says `sha256:`, as Docker does everywhere.
+pub fn listed_id(id: &str) -> String {
+    if id.starts_with("sha256:") {
+        id.to_string()
+    } else {
+        format!("sha256:{id}")
+    }
+}
+
+/// Takes `tag` off the image that holds it, leaving that image and its
+/// children as they are, by moving the tag to a new unlabelled image (a
+/// placeholder, returned, that keeps the tag). Removing the tag instead
+/// (`docker rmi repo:tag`) differs between engines: Docker only untags an
+/// image that has children, Podman deletes an image with its last tag
+/// whatever its children. Moving the tag works the same on both.
+pub async fn move_tag_away(docker: &Docker, tag: &str) -> Result<String> {
+    let (repo, tag_part) = tag
+        .rsplit_once(':')
+        .with_context(|| format!("`{tag}` is not repo:tag"))?;
+    let placeholder = format!("placeholder-for-{tag}");
+    let loaded = load(docker, &[ImageSpec::new(&placeholder)]).await?;
+    let id = loaded[&placeholder].clone();
+    self::tag(docker, &id, repo, tag_part)
         .await
-        .context("untag")?;
-    Ok(())
+        .with_context(|| format!("moving {tag} away"))?;
+    Ok(id)
 }
 
 pub async fn tag(docker: &Docker, image: &str, repo: &str, tag: &str) -> Result<()> {
@@ -275,4 +311,53 @@ pub async fn tag(docker: &Docker, image: &str, repo: &str, tag: &str) -> Result<
         .await
         .context("docker tag")?;
     Ok(())
+}
+
+/// A tag as it was given: Podman stores every name fully qualified
+/// (`docker.io/library/<name>` when tagged through its Docker API,
+/// `localhost/<name>` when loaded from an archive), Docker the name itself.
+pub fn short_name(tag: &str) -> String {
+    ["docker.io/library/", "localhost/"]
+        .iter()
+        .find_map(|prefix| tag.strip_prefix(prefix))
+        .unwrap_or(tag)
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_names_drop_podmans_qualification_only() {
+        assert_eq!(short_name("docker.io/library/snap:latest"), "snap:latest");
+        assert_eq!(short_name("localhost/base:1"), "base:1");
+        assert_eq!(short_name("snap:latest"), "snap:latest");
+        assert_eq!(short_name("quay.io/x/y:1"), "quay.io/x/y:1");
+    }
+
+    #[test]
+    fn listed_ids_carry_the_digest_prefix() {
+        assert_eq!(listed_id("abc"), "sha256:abc");
+        assert_eq!(listed_id("sha256:abc"), "sha256:abc");
+    }
+
+    #[test]
+    fn every_fixture_has_a_history_of_its_own() -> Result<()> {
+        let now = SystemTime::now();
+        let (bytes, _) = archive_at(&[ImageSpec::new("a"), ImageSpec::new("b")], now)?;
+        let mut archive = tar::Archive::new(bytes.as_slice());
+        let mut histories = Vec::new();
+        for entry in archive.entries()? {
+            let entry = entry?;
+            let path = entry.path()?.to_string_lossy().to_string();
+            if path.ends_with(".json") && path != "manifest.json" {
+                let config: serde_json::Value = serde_json::from_reader(entry)?;
+                histories.push(config["history"].clone());
+            }
+        }
+        assert_eq!(histories.len(), 2);
+        assert_ne!(histories[0], histories[1], "same age, yet distinct");
+        Ok(())
+    }
 }

@@ -61,8 +61,11 @@ async fn doctor_counts_what_is_in_scope_and_removes_nothing() -> Result<()> {
     );
     // The classic store here runs `vfs` (`overlay2` on `28.5-overlay2`);
     // on the containerd store (26.1 and 28.5 with containerd-snapshotter)
-    // `Driver` names the snapshotter.
+    // `Driver` names the snapshotter. Podman's `/info` looks like a
+    // classic store's (`Driver` vfs, no `driver-type`); the janitor tells
+    // it from `/version`.
     let store = match (engine.engine.store, engine.engine.overlay2) {
+        (Store::ContainersStorage, _) => "storage: containers-storage, driver vfs, root dir ",
         (Store::Classic, false) => "storage: classic image store, driver vfs, root dir ",
         (Store::Classic, true) => "storage: classic image store, driver overlay2, root dir ",
         (Store::Containerd, _) => {
@@ -71,12 +74,20 @@ async fn doctor_counts_what_is_in_scope_and_removes_nothing() -> Result<()> {
     };
     assert!(line(&stdout, "storage:").starts_with(store), "{stdout}");
     // The API version the engine states, and the one every request uses.
-    let api = match engine.engine.version {
-        "28.5" => "API 1.51; the janitor speaks API 1.51)",
-        "26.1" => "API 1.45; the janitor speaks API 1.45)",
-        _ => "API 1.41; the janitor speaks API 1.41)",
+    let api = engine.engine.api_version();
+    let api = format!("API {api}; the janitor speaks API {api})");
+    assert!(line(&stdout, "engine:").ends_with(&api), "{stdout}");
+    // Which engine it is, and the row of proven engines that admits it.
+    let implementation = match engine.engine.store {
+        Store::ContainersStorage => "(Podman ",
+        _ => "(Docker ",
     };
-    assert!(line(&stdout, "engine:").ends_with(api), "{stdout}");
+    assert!(line(&stdout, "engine:").contains(implementation), "{stdout}");
+    let proven = line(&stdout, "proven:");
+    assert!(
+        proven.contains(engine.engine.name()) && proven.contains("cargo xtask safety --engine"),
+        "{stdout}"
+    );
     // The nested engine's /var/lib/docker is not this machine's: the folder
     // of that name here belongs to the host engine.
     // On `28.5-overlay2` the host's own folder of that name has the same

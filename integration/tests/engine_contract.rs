@@ -102,10 +102,7 @@ async fn a_delete_by_a_name_of_an_image_with_another_name_only_untags_it() -> Re
         .await
         .map_err(|e| anyhow::anyhow!("{name}: {e:?}"))?;
     let tags = engine.docker.inspect_image(id).await?.repo_tags.unwrap_or_default();
-    let tags: Vec<String> = tags
-        .into_iter()
-        .map(|t| t.trim_start_matches("docker.io/library/").to_string())
-        .collect();
+    let tags: Vec<String> = tags.iter().map(|t| fixtures::short_name(t)).collect();
     assert_eq!(tags, ["cascade-snapshot-p-w:latest"], "{name}: kept, untagged once");
     // With that name its only one, the same DELETE removes it.
     fixtures::tag(&engine.docker, id, "localhost/cascade-janitor-removing", "y").await?;

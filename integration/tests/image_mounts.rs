@@ -1,8 +1,9 @@
 //! Every use counts: an image a container mounts (`--mount type=image`,
 //! Docker 28+) is kept as in use, though the engine's own conflict check
 //! does not see it (`rmi` of a mounted image succeeds on 28.5). On 28.5
-//! (`CASCADE_TEST_ENGINE=28.5-containerd` or `28.5-classic`) the sweep keeps
-//! the mounted images; older engines refuse the mount type.
+//! (`CASCADE_TEST_ENGINE=28.5-containerd` or `28.5-classic`) and on every
+//! Podman the sweep keeps the mounted images; older Dockers refuse the
+//! mount type.
 
 use std::sync::Arc;
 
@@ -10,7 +11,7 @@ use anyhow::{Context, Result};
 use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
 use cascade_cleanup::{DanglingImageSweep, DockerImages, SkipReason, SweepConfig};
 use integration::NestedEngine;
-use integration::engine::{Engine, all_image_ids};
+use integration::engine::{Engine, Family, all_image_ids};
 use integration::fixtures::{self, ImageSpec};
 use tokio_util::sync::CancellationToken;
 
@@ -42,13 +43,15 @@ async fn mounting(engine: &NestedEngine, image: &str, source: &str) -> Result<St
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn images_a_container_mounts_are_in_use() -> Result<()> {
     let engine = NestedEngine::start().await?;
-    let major: u32 = Engine::current()?
+    let current = Engine::current()?;
+    let major: u32 = current
         .version
         .split('.')
         .next()
         .and_then(|m| m.parse().ok())
         .context("engine version")?;
-    if major < 28 {
+    // Podman (4.3 and up) takes image mounts through its Docker API too.
+    if current.family == Family::Docker && major < 28 {
         // Before Docker 28 the engine refuses the mount type, so no
         // container can hold an image this way.
         fixtures::load(&engine.docker, &[ImageSpec::new("base").tagged("base:1")]).await?;

@@ -42,7 +42,7 @@ async fn the_plan_says_why_each_labelled_image_is_kept() -> Result<()> {
         None::<bollard::query_parameters::RemoveContainerOptions>,
     )
     .await?;
-    fixtures::untag(d, "parent:1").await?;
+    fixtures::move_tag_away(d, "parent:1").await?;
     let before = all_image_ids(d).await?;
 
     let sweep = DanglingImageSweep::new(

@@ -47,24 +47,23 @@ async fn tag_while_held(
     pass.await.context("the pass")
 }
 
+/// The image's tags as they were given (Podman answers
+/// `docker.io/library/<name>` for a short name), or `None` once it is gone.
 async fn tags_of(engine: &NestedEngine, id: &str) -> Result<Option<Vec<String>>> {
     match engine.docker.inspect_image(id).await {
-        Ok(image) => Ok(Some(image.repo_tags.unwrap_or_default())),
+        Ok(image) => Ok(Some(
+            image
+                .repo_tags
+                .unwrap_or_default()
+                .iter()
+                .map(|t| fixtures::short_name(t))
+                .collect(),
+        )),
         Err(bollard::errors::Error::DockerResponseServerError {
             status_code: 404, ..
         }) => Ok(None),
         Err(e) => Err(e.into()),
     }
-}
-
-/// The tags of an image as the test gave them: Podman stores and lists a
-/// short name fully qualified (`docker.io/library/x:t`).
-fn familiar(tags: Option<Vec<String>>) -> Option<Vec<String>> {
-    tags.map(|tags| {
-        tags.into_iter()
-            .map(|t| t.trim_start_matches("docker.io/library/").to_string())
-            .collect()
-    })
 }
 
 /// What the pass reports for the raced image, and the one `DELETE` it
@@ -98,7 +97,7 @@ async fn survived(
     assert_eq!(report.skipped.len(), 1, "{name}: {report:#?}");
     assert_eq!(report.skipped[0].reason.as_str(), reason, "{name}");
     assert_eq!(
-        familiar(tags_of(engine, id).await?),
+        tags_of(engine, id).await?,
         Some(vec!["cascade-snapshot-raced:latest".to_string()]),
         "{name}: the image survives with its tag, and without the removal name"
     );
@@ -166,11 +165,7 @@ async fn a_tag_while_the_delete_is_on_its_way_survives_on_every_engine() -> Resu
 /// The API version each engine of the matrix speaks: the lower of its own
 /// and bollard 0.21.1's (1.53).
 fn expected_api(engine: &NestedEngine) -> &'static str {
-    match engine.engine.version {
-        "28.5" => "1.51",
-        "26.1" => "1.45",
-        _ => "1.41",
-    }
+    engine.engine.api_version()
 }
 
 #[tokio::test]

@@ -122,7 +122,8 @@ async fn ours_but_not_garbage_is_kept() -> Result<()> {
     )
     .await?;
     fixtures::create_container(d, &loaded["held"]).await?;
-    // A labelled image with a child: commit a container of it, then untag it.
+    // A labelled image with a child: commit a container of it, then move its
+    // tag to another image.
     let base_user = fixtures::create_container(d, "parent:1").await?;
     let child = fixtures::commit(d, &base_user, "child", "1", &[]).await?;
     d.remove_container(
@@ -130,7 +131,7 @@ async fn ours_but_not_garbage_is_kept() -> Result<()> {
         None::<bollard::query_parameters::RemoveContainerOptions>,
     )
     .await?;
-    fixtures::untag(d, "parent:1").await?;
+    fixtures::move_tag_away(d, "parent:1").await?;
     let before = all_image_ids(d).await?;
     assert!(before.contains(&loaded["parent"]) && before.contains(&child));
 
@@ -193,7 +194,7 @@ async fn implied_deletion_trap(d: &Docker, n: u32) -> Result<(String, String)> {
         None::<bollard::query_parameters::RemoveContainerOptions>,
     )
     .await?;
-    fixtures::untag(d, &format!("{base}:1")).await?; // the parent loses its tag, keeps its child
+    fixtures::move_tag_away(d, &format!("{base}:1")).await?; // the parent loses its tag, keeps its child
     fixtures::tag(d, &loaded[&mover], &snapshot, "latest").await?; // the child is now dangling
     Ok((loaded[&base].clone(), child))
 }

@@ -8,10 +8,16 @@
 //!   download` into a private apt state under `target/dind-apt/` (the
 //!   host's apt configuration, lists and cache are never touched),
 //!   unpacked with `dpkg-deb -x` into one rootfs and `docker import`ed.
+//! - `podman-4.3` (Debian `bookworm`), `podman-5.4` (`trixie`) and
+//!   `podman-5.8` (`sid`): the suite's `podman` and `crun` with their whole
+//!   dependency closure (`apt-get install -d` against an empty dpkg status,
+//!   in the same kind of private apt state), unpacked and imported the same
+//!   way; the entrypoint is `podman system service` on `vfs`.
 //!
 //! Each image carries the versions it holds as labels
-//! (`cascade.dind.docker`, `.containerd`, `.runc`), so `safety` prints
-//! what it really ran on.
+//! (`cascade.dind.docker`, `.containerd`, `.runc`; for Podman
+//! `cascade.dind.podman`, `.conmon`, `.crun`), so `safety` prints what it
+//! really ran on.
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -20,25 +26,34 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail, ensure};
 
-/// Repository of the nested-engine images; the tag is the engine version.
+/// Repository of the nested-engine images; the tag is the image name below.
 pub const DIND_REPOSITORY: &str = "cascade-janitor-dind";
 
-/// Engine versions an image can be built for, and where they come from.
+/// The images that can be built (their tag in [`DIND_REPOSITORY`]), and
+/// where each comes from.
 pub const VERSIONS: &[(&str, Source)] = &[
     ("20.10", Source::Host),
     ("26.1", Source::Suite("trixie")),
     ("28.5", Source::Suite("sid")),
+    ("podman-4.3", Source::Podman("bookworm")),
+    ("podman-5.4", Source::Podman("trixie")),
+    ("podman-5.8", Source::Podman("sid")),
 ];
 
 /// Every engine configuration of the matrix, in the order `safety` runs
-/// them. 20.10 only has the classic store (its `vfs` driver is fixed in
-/// the image's entrypoint).
+/// them: the five Docker ones, then the three Podman ones. 20.10 only has
+/// the classic store (its `vfs` driver is fixed in the image's
+/// entrypoint); Podman has one store, containers-storage on `vfs`, so its
+/// engine names are its image names.
 pub const ENGINES: &[&str] = &[
     "20.10",
     "26.1-classic",
     "26.1-containerd",
     "28.5-classic",
     "28.5-containerd",
+    "podman-4.3",
+    "podman-5.4",
+    "podman-5.8",
 ];
 
 /// Engines outside the default matrix, run by name (`--engine`):
@@ -46,14 +61,16 @@ pub const ENGINES: &[&str] = &[
 /// hosts use, where a commit takes milliseconds (a second on `vfs`).
 pub const EXTRA_ENGINES: &[&str] = &["28.5-overlay2"];
 
+/// Another name `--engine` takes for an engine: `20.10-classic` is `20.10`.
+const ALIASES: &[(&str, &str)] = &[("20.10-classic", "20.10")];
+
 /// The engine `wanted` names (`20.10-classic` is `20.10`), from the matrix
 /// or the extras.
 pub fn engine_named(wanted: &str) -> Option<&'static str> {
-    let wanted = if wanted == "20.10-classic" {
-        "20.10"
-    } else {
-        wanted
-    };
+    let wanted = ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == wanted)
+        .map_or(wanted, |(_, name)| *name);
     ENGINES
         .iter()
         .chain(EXTRA_ENGINES)
@@ -71,30 +88,127 @@ pub fn engine_names() -> String {
         .join(", ")
 }
 
+/// What `safety --engine` accepts: every engine and its aliases (the
+/// clap value parser, so the list is kept here only).
+pub fn engine_choices() -> Vec<&'static str> {
+    let mut choices: Vec<&'static str> = ENGINES.iter().chain(EXTRA_ENGINES).copied().collect();
+    choices.extend(ALIASES.iter().map(|(alias, _)| *alias));
+    choices
+}
+
+/// What `dind-image --engine` accepts: every image, and every engine name
+/// (which builds that engine's image).
+pub fn image_choices() -> Vec<&'static str> {
+    let mut choices: Vec<&'static str> = VERSIONS.iter().map(|(v, _)| *v).collect();
+    for engine in engine_choices() {
+        if !choices.contains(&engine) {
+            choices.push(engine);
+        }
+    }
+    choices
+}
+
 #[derive(Debug, Clone, Copy)]
 pub enum Source {
     /// The host's installed engine binaries.
     Host,
-    /// A Debian suite, through a private apt state.
+    /// A Debian suite's `docker.io`, through a private apt state.
     Suite(&'static str),
+    /// A Debian suite's `podman`, through a private apt state.
+    Podman(&'static str),
+}
+
+impl Source {
+    fn family(self) -> Family {
+        match self {
+            Source::Host | Source::Suite(_) => Family::Docker,
+            Source::Podman(_) => Family::Podman,
+        }
+    }
+}
+
+/// Which engine an image runs; it decides the labels and the rootfs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Docker,
+    Podman,
+}
+
+impl Family {
+    /// The components whose versions label the image: the label's last
+    /// part and the Debian package it is read from (the engine first).
+    fn components(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Family::Docker => &[
+                ("docker", "docker.io"),
+                ("containerd", "containerd"),
+                ("runc", "runc"),
+            ],
+            Family::Podman => &[("podman", "podman"), ("conmon", "conmon"), ("crun", "crun")],
+        }
+    }
+
+    /// Folders the engine expects in its rootfs, beyond what its packages
+    /// ship. `tmp` and `var/tmp` get mode 1777 ([`finish_rootfs`]); Podman
+    /// stages `docker build` contexts and loaded archives in `/var/tmp`
+    /// (without it: `stat /var/tmp`).
+    fn rootfs_dirs(self) -> &'static [&'static str] {
+        match self {
+            Family::Docker => &[
+                "tmp",
+                "run/dind",
+                "var/lib/docker",
+                "etc/docker",
+                "proc",
+                "sys",
+                "dev",
+            ],
+            Family::Podman => &[
+                "tmp",
+                "var/tmp",
+                "run/dind",
+                "var/lib/containers",
+                "etc",
+                "proc",
+                "sys",
+                "dev",
+            ],
+        }
+    }
 }
 
 const LABEL_PREFIX: &str = "cascade.dind";
-const COMPONENTS: [&str; 3] = ["docker", "containerd", "runc"];
 
-/// The version part of an engine name (`28.5-containerd` -> `28.5`).
+/// The image an engine runs (`28.5-containerd` -> `28.5`, `podman-5.4` ->
+/// `podman-5.4`); an image's own name is accepted too.
 pub fn version_of(engine: &str) -> Result<&'static str> {
-    let version = engine.split('-').next().unwrap_or(engine);
-    VERSIONS
-        .iter()
-        .map(|(v, _)| *v)
-        .find(|v| *v == version)
+    let image = |name: &str| VERSIONS.iter().map(|(v, _)| *v).find(|v| *v == name);
+    image(engine)
+        .or_else(|| engine.rsplit_once('-').and_then(|(v, _)| image(v)))
         .with_context(|| {
             format!(
-                "unknown engine `{engine}`; use one of {} (or the version alone: 20.10, 26.1, 28.5)",
-                engine_names()
+                "unknown engine `{engine}`; use one of {} (or an image alone: {})",
+                engine_names(),
+                VERSIONS
+                    .iter()
+                    .map(|(v, _)| *v)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         })
+}
+
+fn source_of(version: &str) -> Result<Source> {
+    VERSIONS
+        .iter()
+        .find(|(v, _)| *v == version)
+        .map(|(_, s)| *s)
+        .with_context(|| format!("no recipe for engine image {version}"))
+}
+
+/// The engine family an image (`version_of`'s answer) runs.
+pub fn family_of(version: &str) -> Result<Family> {
+    Ok(source_of(version)?.family())
 }
 
 pub fn image_tag(version: &str) -> String {
@@ -108,35 +222,33 @@ pub fn dind_image(version: &str, force: bool) -> Result<()> {
     if !force && crate::image_exists(&tag)? {
         eprintln!(
             "xtask: {tag} already exists ({}); use --force to rebuild",
-            describe(&tag)?
+            describe(version)?
         );
         return Ok(());
     }
-    let source = VERSIONS
-        .iter()
-        .find(|(v, _)| *v == version)
-        .map(|(_, s)| *s)
-        .with_context(|| format!("no recipe for engine version {version}"))?;
-    match source {
+    match source_of(version)? {
         Source::Host => from_host(&tag),
         Source::Suite(suite) => from_suite(version, suite, &tag),
+        Source::Podman(suite) => from_podman(version, suite, &tag),
     }?;
-    eprintln!("xtask: built {tag} ({})", describe(&tag)?);
+    eprintln!("xtask: built {tag} ({})", describe(version)?);
     Ok(())
 }
 
-/// "docker.io 26.1.5+dfsg1-9, containerd 1.7.24~ds1-6, runc 1.1.15+ds1-2",
-/// from the image's labels.
-pub fn describe(tag: &str) -> Result<String> {
+/// "docker.io 26.1.5+dfsg1-9, containerd 1.7.24~ds1-6, runc 1.1.15+ds1-2"
+/// (or "podman 5.4.2+ds1-2, conmon ..., crun ..."), from the labels of
+/// `version`'s image.
+pub fn describe(version: &str) -> Result<String> {
+    let tag = image_tag(version);
     let mut parts = Vec::new();
-    for component in COMPONENTS {
+    for (component, package) in family_of(version)?.components() {
         let out = Command::new("docker")
             .args([
                 "image",
                 "inspect",
                 "--format",
                 &format!(r#"{{{{index .Config.Labels "{LABEL_PREFIX}.{component}"}}}}"#),
-                tag,
+                &tag,
             ])
             .output()
             .context("cannot run `docker image inspect`")?;
@@ -146,12 +258,7 @@ pub fn describe(tag: &str) -> Result<String> {
         } else {
             value
         };
-        let name = if component == "docker" {
-            "docker.io"
-        } else {
-            component
-        };
-        parts.push(format!("{name} {value}"));
+        parts.push(format!("{package} {value}"));
     }
     Ok(parts.join(", "))
 }
@@ -203,10 +310,17 @@ fn label_change(versions: &[(&str, String)]) -> String {
     format!("LABEL {}", labels.join(" "))
 }
 
-fn print_versions(tag: &str, versions: &[(&str, String)]) {
+fn print_versions(tag: &str, family: Family, versions: &[(&str, String)]) {
     let list: Vec<String> = versions
         .iter()
-        .map(|(c, v)| format!("{} {v}", if *c == "docker" { "docker.io" } else { c }))
+        .map(|(c, v)| {
+            let package = family
+                .components()
+                .iter()
+                .find(|(component, _)| component == c)
+                .map_or(*c, |(_, package)| *package);
+            format!("{package} {v}")
+        })
         .collect();
     eprintln!("xtask: {tag} holds {}", list.join(", "));
 }
@@ -267,7 +381,7 @@ fn from_host(tag: &str) -> Result<()> {
         ("containerd", host_version("containerd", "containerd")),
         ("runc", host_version("runc", "runc")),
     ];
-    print_versions(tag, &versions);
+    print_versions(tag, Family::Docker, &versions);
     let mut archive = tar::Builder::new(Vec::new());
     archive.follow_symlinks(true);
     for dir in [
@@ -397,7 +511,9 @@ fn debian_mirror() -> String {
     "http://deb.debian.org/debian".into()
 }
 
-/// `apt-get`/`apt-cache` with every state path private to `state`.
+/// `apt-get`/`apt-cache` with every state path private to `state`: its
+/// own lists, cache, state folder and an empty dpkg status, and no lock on
+/// the host's dpkg database.
 fn apt(tool: &str, state: &Path) -> Command {
     let mut c = Command::new(tool);
     let opt = |k: &str, v: &Path| format!("{k}={}", v.display());
@@ -407,10 +523,13 @@ fn apt(tool: &str, state: &Path) -> Command {
         .args(["-o", "Dir::Etc::preferencesparts=/nonexistent"])
         .args(["-o", "Dir::Etc::preferences=/nonexistent"])
         .arg("-o")
+        .arg(opt("Dir::State", &state.join("state")))
+        .arg("-o")
         .arg(opt("Dir::State::Lists", &state.join("lists")))
         .arg("-o")
         .arg(opt("Dir::Cache", &state.join("cache")))
         .args(["-o", "Dir::State::status=/dev/null"])
+        .args(["-o", "Debug::NoLocking=1"])
         // Downloads land in our own folder; no `_apt` sandbox user needed.
         .args(["-o", "APT::Sandbox::User=root"])
         .env("DEBIAN_FRONTEND", "noninteractive");
@@ -431,112 +550,181 @@ fn run(what: &str, command: &mut Command) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-fn from_suite(version: &str, suite: &str, tag: &str) -> Result<()> {
-    let state = crate::workspace_root().join("target/dind-apt").join(suite);
-    let debs = state.join("debs");
-    let rootfs = state.join("rootfs");
-    for dir in [&debs, &rootfs] {
-        if dir.exists() {
-            std::fs::remove_dir_all(dir)?;
+/// A private apt state for one suite under `target/dind-apt/<name>`, its
+/// lists fresh, and an empty `rootfs/` beside it.
+struct AptState {
+    dir: PathBuf,
+    rootfs: PathBuf,
+    suite: String,
+}
+
+impl AptState {
+    fn update(name: &str, suite: &str) -> Result<AptState> {
+        let dir = crate::workspace_root().join("target/dind-apt").join(name);
+        let rootfs = dir.join("rootfs");
+        let debs = dir.join("debs");
+        let archives = dir.join("cache/archives");
+        // Packages of an earlier build must not be unpacked with this one's.
+        for old in [&debs, &rootfs, &archives] {
+            if old.exists() {
+                std::fs::remove_dir_all(old)?;
+            }
         }
+        for new in [
+            dir.join("lists/partial"),
+            dir.join("state"),
+            archives.join("partial"),
+            debs,
+            rootfs.clone(),
+        ] {
+            std::fs::create_dir_all(&new)?;
+        }
+        let mirror = debian_mirror();
+        std::fs::write(
+            dir.join("sources.list"),
+            format!(
+                "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] {mirror} {suite} main\n"
+            ),
+        )?;
+        eprintln!(
+            "xtask: apt-get update of {mirror} {suite} (private state in {})",
+            dir.display()
+        );
+        run(
+            &format!("apt-get update ({suite})"),
+            apt("apt-get", &dir).arg("update"),
+        )?;
+        Ok(AptState {
+            dir,
+            rootfs,
+            suite: suite.to_string(),
+        })
     }
-    for dir in [
-        state.join("lists/partial"),
-        state.join("cache/archives/partial"),
-        debs.clone(),
-        rootfs.clone(),
-    ] {
-        std::fs::create_dir_all(&dir)?;
+
+    fn apt_get(&self) -> Command {
+        apt("apt-get", &self.dir)
     }
-    let mirror = debian_mirror();
-    std::fs::write(
-        state.join("sources.list"),
-        format!(
-            "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] {mirror} {suite} main\n"
-        ),
-    )?;
-    eprintln!(
-        "xtask: apt-get update of {mirror} {suite} (private state in {})",
-        state.display()
-    );
-    run(
-        &format!("apt-get update ({suite})"),
-        apt("apt-get", &state).arg("update"),
-    )?;
+
+    /// Every `.deb` in `folder`, sorted.
+    fn debs_in(folder: &Path) -> Result<Vec<PathBuf>> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(folder)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "deb"))
+            .collect();
+        files.sort();
+        Ok(files)
+    }
+
+    /// `dpkg-deb -x` of every `.deb` in `folder` into the rootfs; returns
+    /// the versions of `family`'s components, in its order, and warns when
+    /// the engine is not the `version` the image is named for.
+    fn unpack(
+        &self,
+        folder: &Path,
+        family: Family,
+        version: &str,
+        tag: &str,
+    ) -> Result<Vec<(&'static str, String)>> {
+        let components = family.components();
+        let mut versions = Vec::new();
+        let debs = Self::debs_in(folder)?;
+        eprintln!(
+            "xtask: unpacking {} packages into {}",
+            debs.len(),
+            self.rootfs.display()
+        );
+        for deb in &debs {
+            let fields = run(
+                "dpkg-deb -f",
+                Command::new("dpkg-deb")
+                    .arg("-f")
+                    .arg(deb)
+                    .args(["Package", "Version"]),
+            )?;
+            let field = |name: &str| {
+                fields
+                    .lines()
+                    .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+                    .unwrap_or("")
+                    .to_string()
+            };
+            let (package, package_version) = (field("Package"), field("Version"));
+            if let Some((component, _)) = components.iter().find(|(_, p)| *p == package) {
+                versions.push((*component, package_version));
+            }
+            run(
+                "dpkg-deb -x",
+                Command::new("dpkg-deb")
+                    .arg("-x")
+                    .arg(deb)
+                    .arg(&self.rootfs),
+            )?;
+        }
+        versions.sort_by_key(|(c, _)| components.iter().position(|(x, _)| x == c));
+        let packages: Vec<&str> = components.iter().map(|(_, p)| *p).collect();
+        ensure!(
+            versions.len() == components.len(),
+            "apt-get from {} did not fetch {} (got {versions:?})",
+            self.suite,
+            packages.join(", ")
+        );
+        print_versions(tag, family, &versions);
+        let (engine, engine_version) = (packages[0], &versions[0].1);
+        let wanted = version.strip_prefix("podman-").unwrap_or(version);
+        if !engine_version.starts_with(&format!("{wanted}.")) {
+            // The suite moved on; the tag keeps its name, the labels the truth.
+            eprintln!(
+                "xtask: WARNING: {} now carries {engine} {engine_version}, not {wanted}.x; {tag} holds {engine_version}",
+                self.suite
+            );
+        }
+        Ok(versions)
+    }
+
+    /// `docker import` of the finished rootfs as `tag`.
+    fn import(&self, family: Family, tag: &str, changes: &[String]) -> Result<()> {
+        finish_rootfs(&self.rootfs, family)?;
+        eprintln!("xtask: importing {} as {tag}", self.rootfs.display());
+        let rootfs = &self.rootfs;
+        import(
+            tag,
+            |w| {
+                let mut tar = Command::new("tar")
+                    .arg("-C")
+                    .arg(rootfs)
+                    .args(["--numeric-owner", "-cf", "-", "."])
+                    .stdout(Stdio::piped())
+                    .spawn()
+                    .context("cannot run tar")?;
+                let mut out = tar.stdout.take().context("tar's stdout")?;
+                std::io::copy(&mut out, w)?;
+                let status = tar.wait()?;
+                ensure!(status.success(), "tar of the rootfs failed ({status})");
+                Ok(())
+            },
+            changes,
+        )
+    }
+}
+
+fn from_suite(version: &str, suite: &str, tag: &str) -> Result<()> {
+    let state = AptState::update(suite, suite)?;
+    let debs = state.dir.join("debs");
     // One suite in the list, every priority equal: the candidate apt
     // downloads is the newest version the suite has.
     eprintln!("xtask: apt-get download {}", SUITE_PACKAGES.join(" "));
     run(
         &format!("apt-get download ({suite})"),
-        apt("apt-get", &state)
+        state
+            .apt_get()
             .arg("download")
             .args(SUITE_PACKAGES)
             .current_dir(&debs),
     )?;
-    let mut versions = Vec::new();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&debs)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "deb"))
-        .collect();
-    files.sort();
-    for deb in &files {
-        let fields = run(
-            "dpkg-deb -f",
-            Command::new("dpkg-deb")
-                .arg("-f")
-                .arg(deb)
-                .args(["Package", "Version"]),
-        )?;
-        let field = |name: &str| {
-            fields
-                .lines()
-                .find_map(|l| l.strip_prefix(&format!("{name}: ")))
-                .unwrap_or("")
-                .to_string()
-        };
-        let (package, package_version) = (field("Package"), field("Version"));
-        match package.as_str() {
-            "docker.io" => versions.push(("docker", package_version)),
-            "containerd" => versions.push(("containerd", package_version)),
-            "runc" => versions.push(("runc", package_version)),
-            _ => {}
-        }
-        run(
-            "dpkg-deb -x",
-            Command::new("dpkg-deb").arg("-x").arg(deb).arg(&rootfs),
-        )?;
-    }
-    versions.sort_by_key(|(c, _)| COMPONENTS.iter().position(|x| x == c));
-    ensure!(
-        versions.len() == COMPONENTS.len(),
-        "apt-get download from {suite} did not fetch docker.io, containerd and runc (got {versions:?})"
-    );
-    print_versions(tag, &versions);
-    let docker = &versions[0].1;
-    if !docker.starts_with(&format!("{version}.")) {
-        // The suite moved on; the tag keeps its name, the labels the truth.
-        eprintln!(
-            "xtask: WARNING: {suite} now carries docker.io {docker}, not {version}.x; {tag} holds {docker}"
-        );
-    }
-    finish_rootfs(&rootfs)?;
-    eprintln!("xtask: importing {} as {tag}", rootfs.display());
-    import(
+    let versions = state.unpack(&debs, Family::Docker, version, tag)?;
+    state.import(
+        Family::Docker,
         tag,
-        |w| {
-            let mut tar = Command::new("tar")
-                .arg("-C")
-                .arg(&rootfs)
-                .args(["--numeric-owner", "-cf", "-", "."])
-                .stdout(Stdio::piped())
-                .spawn()
-                .context("cannot run tar")?;
-            let mut out = tar.stdout.take().context("tar's stdout")?;
-            std::io::copy(&mut out, w)?;
-            let status = tar.wait()?;
-            ensure!(status.success(), "tar of the rootfs failed ({status})");
-            Ok(())
-        },
         &[
             // No storage flag: the store comes from the mounted
             // /etc/docker/daemon.json (integration/src/engine.rs).
@@ -547,9 +735,51 @@ fn from_suite(version: &str, suite: &str, tag: &str) -> Result<()> {
     )
 }
 
-/// Merged-/usr symlinks, the folders dockerd expects, and a minimal
+// ------------------------------------------- podman-4.3, podman-5.4, podman-5.8
+
+/// What `apt-get install -d` resolves the closure of. crun is podman's
+/// runtime here (runc is the alternative its package accepts).
+const PODMAN_PACKAGES: &[&str] = &["podman", "crun"];
+
+/// `podman system service` on the socket the container's command names
+/// (`unix:///run/dind/docker.sock`, integration/src/engine.rs): its own
+/// storage on `vfs` (overlay cannot stack on the container's root), cgroupfs
+/// and a file for events (no systemd inside), and no idle timeout.
+const PODMAN_ENTRYPOINT: &str = r#"ENTRYPOINT ["/usr/bin/podman","--log-level=info","--root=/var/lib/containers/storage","--runroot=/run/containers/storage","--storage-driver=vfs","--cgroup-manager=cgroupfs","--events-backend=file","system","service","--time=0"]"#;
+
+fn from_podman(version: &str, suite: &str, tag: &str) -> Result<()> {
+    let state = AptState::update(&format!("podman-{suite}"), suite)?;
+    // The whole dependency closure, and nothing installed: the empty dpkg
+    // status (`apt`) makes apt fetch every package podman needs into the
+    // private cache, without recommends (fonts, gtk: `apt-cache depends
+    // --recurse` takes 318 packages, this about 100).
+    eprintln!(
+        "xtask: apt-get install -d --no-install-recommends {}",
+        PODMAN_PACKAGES.join(" ")
+    );
+    run(
+        &format!("apt-get install -d ({suite})"),
+        state
+            .apt_get()
+            .args(["install", "-d", "-y", "--no-install-recommends"])
+            .args(PODMAN_PACKAGES),
+    )?;
+    let archives = state.dir.join("cache/archives");
+    let versions = state.unpack(&archives, Family::Podman, version, tag)?;
+    state.import(
+        Family::Podman,
+        tag,
+        &[
+            PODMAN_ENTRYPOINT.into(),
+            "ENV PATH=/usr/sbin:/usr/bin".into(),
+            label_change(&versions),
+        ],
+    )
+}
+
+/// Merged-/usr symlinks, the folders the engine expects, and a minimal
 /// passwd/group.
-fn finish_rootfs(rootfs: &Path) -> Result<()> {
+fn finish_rootfs(rootfs: &Path, family: Family) -> Result<()> {
     for dir in ["lib", "lib64", "bin", "sbin"] {
         let top = rootfs.join(dir);
         let usr = rootfs.join("usr").join(dir);
@@ -570,19 +800,14 @@ fn finish_rootfs(rootfs: &Path) -> Result<()> {
         }
         std::os::unix::fs::symlink(format!("usr/{dir}"), &top)?;
     }
-    for dir in [
-        "tmp",
-        "run/dind",
-        "var/lib/docker",
-        "etc/docker",
-        "proc",
-        "sys",
-        "dev",
-    ] {
-        std::fs::create_dir_all(rootfs.join(dir))?;
-    }
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(rootfs.join("tmp"), std::fs::Permissions::from_mode(0o1777))?;
+    for dir in family.rootfs_dirs() {
+        let path = rootfs.join(dir);
+        std::fs::create_dir_all(&path)?;
+        if matches!(*dir, "tmp" | "var/tmp") {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o1777))?;
+        }
+    }
     std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n")?;
     std::fs::write(rootfs.join("etc/group"), "root:x:0:\n")?;
     Ok(())

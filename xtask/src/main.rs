@@ -1,9 +1,10 @@
 //! `cargo xtask`: the project's automation, in Rust.
 //!
-//! - `dind-image --engine 20.10|26.1|28.5`: builds the nested-engine image
-//!   of one engine version (no registry: see `dind.rs`).
+//! - `dind-image --engine 20.10|26.1|28.5|podman-4.3|podman-5.4|podman-5.8`:
+//!   builds the nested-engine image of one engine (no registry: see
+//!   `dind.rs`).
 //! - `safety [--engine E]`: runs the real-engine suite in `integration/` on
-//!   one engine of the matrix, or on all five.
+//!   one engine of the matrix, or on all eight (five Docker, three Podman).
 //! - `ci`: everything CI checks, in order: fmt, clippy, unit tests, the
 //!   Prometheus alert rules (promtool), safety on every engine, and a smoke
 //!   pass of the benchmarks.
@@ -22,6 +23,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use clap::builder::PossibleValuesParser;
 use clap::{Parser, Subcommand};
 
 mod dind;
@@ -39,23 +41,19 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Build one nested-engine image (cascade-janitor-dind:<version>): 20.10 from the host's dockerd, 26.1 from Debian trixie, 28.5 from sid
+    /// Build one nested-engine image (cascade-janitor-dind:<image>): 20.10 from the host's dockerd, 26.1 from Debian trixie, 28.5 from sid; podman-4.3, podman-5.4 and podman-5.8 from bookworm, trixie and sid
     DindImage {
-        /// Engine version: 20.10, 26.1 or 28.5 (an engine name such as 28.5-containerd also works)
-        #[arg(long, default_value = "20.10", value_parser = [
-            "20.10", "26.1", "28.5", "20.10-classic", "26.1-classic", "26.1-containerd", "28.5-classic", "28.5-containerd", "28.5-overlay2",
-        ])]
+        /// The image, or an engine name such as 28.5-containerd (builds that engine's image)
+        #[arg(long, default_value = "20.10", value_parser = PossibleValuesParser::new(dind::image_choices()))]
         engine: String,
         /// Rebuild even when the image already exists
         #[arg(long)]
         force: bool,
     },
-    /// Run the real-engine suite on one engine, or on all five (builds missing nested-engine images first)
+    /// Run the real-engine suite on one engine, or on all eight (builds missing nested-engine images first)
     Safety {
-        /// 20.10, 26.1-classic, 26.1-containerd, 28.5-classic or 28.5-containerd; default: all five. Also 28.5-overlay2 (the classic store on overlay2), outside the default five
-        #[arg(long, value_parser = [
-            "20.10", "20.10-classic", "26.1-classic", "26.1-containerd", "28.5-classic", "28.5-containerd", "28.5-overlay2",
-        ])]
+        /// One engine; default: the eight of the matrix, the five Docker ones then the three Podman ones. Also 28.5-overlay2 (the classic store on overlay2), outside the default eight
+        #[arg(long, value_parser = PossibleValuesParser::new(dind::engine_choices()))]
         engine: Option<String>,
     },
     /// Run every check CI runs: fmt, clippy -D warnings, unit tests, alert rules (promtool), safety suite on every engine, bench smoke pass
@@ -77,7 +75,7 @@ enum Task {
     Demo,
     /// Time the janitor against docker image prune, the one-at-a-time loop and a raw list, on one nested engine
     BenchCompare {
-        /// 20.10, 26.1-classic, 26.1-containerd, 28.5-classic, 28.5-containerd or 28.5-overlay2; default: CASCADE_TEST_ENGINE, else 20.10
+        /// An engine of `safety --engine`; default: CASCADE_TEST_ENGINE, else 20.10
         #[arg(long)]
         engine: Option<String>,
         /// The size the ratios and targets are read at
@@ -107,7 +105,7 @@ enum Task {
     },
     /// Commit latency on one nested engine while docker image prune and the janitor sweep (a POST /commit every 50 ms)
     BenchGentle {
-        /// 20.10, 26.1-classic, 26.1-containerd, 28.5-classic, 28.5-containerd or 28.5-overlay2; default: CASCADE_TEST_ENGINE, else 20.10
+        /// An engine of `safety --engine`; default: CASCADE_TEST_ENGINE, else 20.10
         #[arg(long)]
         engine: Option<String>,
         /// Labelled dangling images each removing phase sweeps
@@ -480,10 +478,11 @@ fn safety(engines: &[&'static str], require_image: bool) -> Result<()> {
 /// One engine's suite: nextest's output, every line prefixed with the
 /// engine, and its summary line read back for the counts.
 fn engine_suite(engine: &'static str, require_image: bool) -> Result<EngineRun> {
-    let tag = dind::image_tag(dind::version_of(engine)?);
+    let version = dind::version_of(engine)?;
+    let tag = dind::image_tag(version);
     eprintln!(
         "\nxtask: ===== engine {engine}: {tag} ({}) =====",
-        dind::describe(&tag)?
+        dind::describe(version)?
     );
     let gaps_file = workspace_root()
         .join("target/matrix")
@@ -683,5 +682,62 @@ mod tests {
             "not in the CI matrix"
         );
         assert_eq!(dind::engine_named("28.5-overlay"), None);
+    }
+
+    #[test]
+    fn podman_engines_are_in_the_matrix_after_the_docker_ones() {
+        let podman = ["podman-4.3", "podman-5.4", "podman-5.8"];
+        assert_eq!(dind::ENGINES.len(), 8);
+        assert_eq!(&dind::ENGINES[5..], podman, "Docker first, then Podman");
+        for engine in podman {
+            assert_eq!(dind::engine_named(engine), Some(engine));
+            // One store, so the engine's name is its image's.
+            assert_eq!(dind::version_of(engine).expect("known"), engine);
+            assert_eq!(
+                dind::family_of(engine).expect("known"),
+                dind::Family::Podman
+            );
+        }
+        for engine in &dind::ENGINES[..5] {
+            let image = dind::version_of(engine).expect("known");
+            assert_eq!(dind::family_of(image).expect("known"), dind::Family::Docker);
+        }
+        assert_eq!(dind::engine_named("podman-4"), None);
+        assert_eq!(dind::engine_named("podman"), None);
+        let error = dind::version_of("podman-6.1")
+            .expect_err("unknown")
+            .to_string();
+        assert!(error.contains("podman-5.8"), "{error}");
+    }
+
+    #[test]
+    fn the_flags_accept_exactly_the_engines_of_the_one_list() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        let parse = |args: &[&str]| Cli::try_parse_from([&["cargo xtask"], args].concat());
+        for engine in dind::ENGINES.iter().chain(dind::EXTRA_ENGINES) {
+            let Ok(Cli {
+                task: Task::Safety { engine: Some(got) },
+            }) = parse(&["safety", "--engine", engine])
+            else {
+                panic!("safety --engine {engine} is refused");
+            };
+            assert_eq!(got, *engine);
+            assert!(
+                parse(&["dind-image", "--engine", engine]).is_ok(),
+                "dind-image --engine {engine}"
+            );
+        }
+        for (image, _) in dind::VERSIONS {
+            assert!(
+                parse(&["dind-image", "--engine", image]).is_ok(),
+                "dind-image --engine {image}"
+            );
+        }
+        assert!(parse(&["safety", "--engine", "20.10-classic"]).is_ok());
+        // An image is not an engine where it has two stores.
+        assert!(parse(&["safety", "--engine", "28.5"]).is_err());
+        assert!(parse(&["safety", "--engine", "podman-6.1"]).is_err());
+        assert!(parse(&["dind-image", "--engine", "podman-6.1"]).is_err());
     }
 }

@@ -1002,6 +1002,7 @@ fn store_name(engine: &NestedEngine) -> &'static str {
     match engine.engine.store {
         integration::engine::Store::Classic => "classic",
         integration::engine::Store::Containerd => "containerd",
+        integration::engine::Store::ContainersStorage => "containers-storage",
     }
 }
 
