@@ -49,6 +49,19 @@ pub fn source<'a>(event: &'a sentry::protocol::Event<'static>) -> Option<&'a str
     event.tags.get("source").map(String::as_str)
 }
 
+/// How the janitor removes on `engine`: the strategy of the row of the
+/// proven-engine table that admits it (`[ref:proven_engines]`), so a test
+/// expects what the janitor does there, not what it does on Docker.
+pub async fn removal_strategy(
+    engine: &NestedEngine,
+) -> anyhow::Result<cascade_cleanup::RemovalStrategy> {
+    use cascade_cleanup::DockerImages;
+    let facts = cascade_engine::Engine::new(engine.docker.clone())
+        .engine_facts()
+        .await?;
+    Ok(cascade_cleanup::Admission::of(&facts.identity, false).strategy())
+}
+
 /// The `cascade-janitor` binary that `cargo xtask safety` builds before the
 /// suite: `target/<profile>/cascade-janitor`, beside this test's `deps/`.
 pub fn janitor_binary() -> PathBuf {

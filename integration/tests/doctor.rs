@@ -82,7 +82,10 @@ async fn doctor_counts_what_is_in_scope_and_removes_nothing() -> Result<()> {
         Store::ContainersStorage => "(Podman ",
         _ => "(Docker ",
     };
-    assert!(line(&stdout, "engine:").contains(implementation), "{stdout}");
+    assert!(
+        line(&stdout, "engine:").contains(implementation),
+        "{stdout}"
+    );
     let proven = line(&stdout, "proven:");
     assert!(
         proven.contains(engine.engine.name()) && proven.contains("cargo xtask safety --engine"),

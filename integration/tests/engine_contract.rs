@@ -69,7 +69,10 @@ async fn the_engine_is_admitted_by_the_row_that_names_it_as_its_proof() -> Resul
             identity.describe(),
             row.describe()
         ),
-        other => panic!("{name} ({}) is not admitted: {other:?}", identity.describe()),
+        other => panic!(
+            "{name} ({}) is not admitted: {other:?}",
+            identity.describe()
+        ),
     }
     engine.finish().await
 }
@@ -95,19 +98,45 @@ async fn a_delete_by_a_name_of_an_image_with_another_name_only_untags_it() -> Re
     let engine = NestedEngine::start().await?;
     let loaded = fixtures::load(&engine.docker, &[ImageSpec::new("named").ours()]).await?;
     let id = &loaded["named"];
-    fixtures::tag(&engine.docker, id, "localhost/cascade-janitor-removing", "x").await?;
+    fixtures::tag(
+        &engine.docker,
+        id,
+        "localhost/cascade-janitor-removing",
+        "x",
+    )
+    .await?;
     fixtures::tag(&engine.docker, id, "cascade-snapshot-p-w", "latest").await?;
     let name = engine.engine.name();
     delete(&engine, "localhost/cascade-janitor-removing:x")
         .await
         .map_err(|e| anyhow::anyhow!("{name}: {e:?}"))?;
-    let tags = engine.docker.inspect_image(id).await?.repo_tags.unwrap_or_default();
+    let tags = engine
+        .docker
+        .inspect_image(id)
+        .await?
+        .repo_tags
+        .unwrap_or_default();
     let tags: Vec<String> = tags.iter().map(|t| fixtures::short_name(t)).collect();
-    assert_eq!(tags, ["cascade-snapshot-p-w:latest"], "{name}: kept, untagged once");
+    assert_eq!(
+        tags,
+        ["cascade-snapshot-p-w:latest"],
+        "{name}: kept, untagged once"
+    );
     // With that name its only one, the same DELETE removes it.
-    fixtures::tag(&engine.docker, id, "localhost/cascade-janitor-removing", "y").await?;
-    fixtures::tag(&engine.docker, &loaded_other(&engine).await?, "cascade-snapshot-p-w", "latest")
-        .await?;
+    fixtures::tag(
+        &engine.docker,
+        id,
+        "localhost/cascade-janitor-removing",
+        "y",
+    )
+    .await?;
+    fixtures::tag(
+        &engine.docker,
+        &loaded_other(&engine).await?,
+        "cascade-snapshot-p-w",
+        "latest",
+    )
+    .await?;
     delete(&engine, "localhost/cascade-janitor-removing:y")
         .await
         .map_err(|e| anyhow::anyhow!("{name}: {e:?}"))?;
@@ -136,7 +165,8 @@ async fn noprune_keeps_an_unnamed_parent_except_on_podman_4() -> Result<()> {
     )
     .await?;
     let worker = fixtures::create_container(d, "base:1").await?;
-    let snapshot = fixtures::commit(d, &worker, "snap", "1", &[("cascade.managed", "true")]).await?;
+    let snapshot =
+        fixtures::commit(d, &worker, "snap", "1", &[("cascade.managed", "true")]).await?;
     engine.docker.remove_container(&worker, None).await?;
     fixtures::tag(d, &loaded["elsewhere"], "base", "1").await?;
     fixtures::tag(d, &loaded["elsewhere"], "snap", "1").await?;
@@ -224,7 +254,10 @@ async fn an_untagged_image_lists_as_untagged() -> Result<()> {
         let untagged = cascade_scope::is_untagged(&image.id, &image.repo_tags);
         let expected = image.id == loaded["untagged"];
         assert_eq!(untagged, expected, "{name}: {image:?}");
-        assert_eq!(image.labels.get("cascade.managed").map(String::as_str), Some("true"));
+        assert_eq!(
+            image.labels.get("cascade.managed").map(String::as_str),
+            Some("true")
+        );
     }
     engine.finish().await
 }
