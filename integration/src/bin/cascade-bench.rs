@@ -292,6 +292,8 @@ struct Results {
 enum Contender {
     RawList,
     DockerPrune,
+    /// `podman image prune`, on a Podman engine in place of `DockerPrune`.
+    PodmanPrune,
     OneAtATime,
     JanitorDryRun,
     JanitorPrune,
@@ -305,6 +307,7 @@ impl Contender {
         match self {
             Contender::RawList => "raw GET /images/json".into(),
             Contender::DockerPrune => "docker image prune".into(),
+            Contender::PodmanPrune => "podman image prune".into(),
             Contender::OneAtATime => "one-at-a-time loop".into(),
             Contender::JanitorDryRun => "cascade-janitor prune --dry-run".into(),
             Contender::JanitorPrune => "cascade-janitor prune".into(),
@@ -318,6 +321,7 @@ impl Contender {
         match self {
             Contender::RawList => "GET /images/json?filters={\"dangling\":[\"true\"],\"label\":[\"cascade.managed=true\"]} (fresh connection, body read, not decoded; in-process)".into(),
             Contender::DockerPrune => "DOCKER_HOST=$HOST docker image prune -f --filter label=cascade.managed=true".into(),
+            Contender::PodmanPrune => "podman image prune -f --filter label=cascade.managed=true --filter dangling=true (the nested engine's own podman, on its storage: docker exec ENGINE podman --root ... image prune ...)".into(),
             Contender::OneAtATime => "list, then DELETE /images/{id}?force=false&noprune=true one at a time on one keep-alive connection (hyper, in-process)".into(),
             Contender::JanitorDryRun => format!("{janitor} --dry-run"),
             Contender::JanitorPrune => janitor.into(),
@@ -342,9 +346,13 @@ async fn compare(args: CompareArgs) -> Result<()> {
     sizes.push(args.images);
     sizes.sort_unstable();
     sizes.dedup();
+    let engine_prune = match integration::engine::Engine::named(&args.engine)?.family {
+        integration::engine::Family::Docker => Contender::DockerPrune,
+        integration::engine::Family::Podman => Contender::PodmanPrune,
+    };
     let mut contenders = vec![
         Contender::RawList,
-        Contender::DockerPrune,
+        engine_prune,
         Contender::OneAtATime,
         Contender::JanitorDryRun,
         Contender::JanitorPrune,
@@ -505,7 +513,7 @@ async fn run_contender(
     // the measured window: what it prints is not one line per image on
     // every store (26.1's containerd store prints two digests per image).
     let ours_before = match contender {
-        Contender::DockerPrune => bench::count_ours(&engine.docker).await?,
+        Contender::DockerPrune | Contender::PodmanPrune => bench::count_ours(&engine.docker).await?,
         _ => expect,
     };
     let engine_before = EngineCpu::read(root)?;
@@ -528,6 +536,10 @@ async fn run_contender(
         }
         Contender::DockerPrune => {
             docker_prune(&host).await?;
+            (started.elapsed().as_secs_f64(), None)
+        }
+        Contender::PodmanPrune => {
+            podman_prune(engine).await?;
             (started.elapsed().as_secs_f64(), None)
         }
         Contender::JanitorDryRun
@@ -580,9 +592,9 @@ async fn run_contender(
     let engine_cpu = EngineCpu::read(root)?.since(engine_before);
     if contender.removes() {
         let left = bench::count_ours(&engine.docker).await?;
-        if *contender == Contender::DockerPrune {
+        if matches!(contender, Contender::DockerPrune | Contender::PodmanPrune) {
             check_count(
-                "docker image prune",
+                &contender.name(),
                 ours_before - left.min(ours_before),
                 expect,
             )?;
@@ -616,6 +628,40 @@ async fn docker_prune(host: &str) -> Result<()> {
         .stdin(Stdio::null())
         .kill_on_drop(true);
     checked_output(&mut command, "docker image prune").await?;
+    Ok(())
+}
+
+/// `podman image prune -f --filter label=cascade.managed=true --filter
+/// dangling=true`, run by the nested Podman engine's own binary on its own
+/// storage (the image's entrypoint up to `system service` holds the storage
+/// flags), so it competes with the service as a host's CLI would. Its CPU
+/// runs outside the engine's process tree: the table's engine CPU for it
+/// is the service's share only.
+async fn podman_prune(engine: &NestedEngine) -> Result<()> {
+    let mut inspect = tokio::process::Command::new("docker");
+    inspect.args([
+        "inspect",
+        "--format",
+        "{{json .Config.Entrypoint}}",
+        engine.container_id(),
+    ]);
+    let out = checked_output(&mut inspect, "docker inspect of the Podman engine").await?;
+    let entrypoint: Vec<String> = serde_json::from_slice(&out.stdout)
+        .context("the Podman engine's container has no entrypoint")?;
+    let podman: Vec<String> = entrypoint
+        .into_iter()
+        .take_while(|arg| arg != "system")
+        .filter(|arg| !arg.starts_with("--log-level"))
+        .collect();
+    let label = format!("label={}={}", bench::LABEL.0, bench::LABEL.1);
+    let mut command = tokio::process::Command::new("docker");
+    command
+        .args(["exec", engine.container_id()])
+        .args(&podman)
+        .args(["image", "prune", "-f", "--filter", &label, "--filter", "dangling=true"])
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    checked_output(&mut command, "podman image prune").await?;
     Ok(())
 }
 
@@ -1174,7 +1220,8 @@ fn table(results: &Results, main: usize) -> String {
     if let Some(size) = results.sizes.iter().find(|s| s.images == main) {
         let m = |n: &str| median_of(size, n).unwrap_or(f64::NAN);
         let sweep = m("cascade-janitor prune");
-        let prune = m("docker image prune");
+        // The engine's own prune: Docker's, or Podman's on a Podman engine.
+        let prune = m("docker image prune").min(m("podman image prune"));
         let lap = m("one-at-a-time loop");
         let dry = m("cascade-janitor prune --dry-run");
         let floor = m("raw GET /images/json");
