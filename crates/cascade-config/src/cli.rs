@@ -131,7 +131,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub stop_deadline: Duration,
     /// Serve /metrics and /healthz on this address, e.g. 127.0.0.1:9464 (off when unset)
-    #[arg(long, value_name = "ADDR", value_parser = cascade_metrics::parse_metrics_addr)]
+    #[arg(long, value_name = "ADDR", value_parser = parse_metrics_addr)]
     pub metrics_addr: Option<SocketAddr>,
     /// /healthz fails when the last completed sweep (of any result) is older
     /// than this many intervals
@@ -286,6 +286,17 @@ pub(crate) fn parse_min_sweep_gap(s: &str) -> Result<Duration, String> {
     )
 }
 
+/// A `--metrics-addr` value: an IP address and a port, nothing else (no host
+/// names, so what is exposed never depends on DNS). Binding it is
+/// `cascade-metrics`'s.
+pub(crate) fn parse_metrics_addr(s: &str) -> Result<SocketAddr, String> {
+    s.trim().parse().map_err(|_| {
+        format!(
+            "--metrics-addr {s}: not an IP:PORT address; write e.g. 127.0.0.1:9464 (this host only) or 0.0.0.0:9464 (every interface)"
+        )
+    })
+}
+
 pub(crate) fn parse_concurrency(s: &str) -> Result<Concurrency, String> {
     let s = s.trim();
     if s == "auto" {
@@ -387,6 +398,28 @@ mod tests {
         }
         // The longest accepted value survives being added to an Instant.
         let _ = std::time::Instant::now() + MAX_DURATION;
+    }
+
+    #[test]
+    fn metrics_addr_parses_ip_and_port_only() {
+        assert_eq!(
+            parse_metrics_addr("127.0.0.1:9464"),
+            Ok(SocketAddr::from(([127, 0, 0, 1], 9464)))
+        );
+        assert_eq!(
+            parse_metrics_addr("[::1]:9464"),
+            Ok(SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 9464)))
+        );
+        for bad in ["localhost:9464", "9464", "127.0.0.1", "127.0.0.1:99999", ""] {
+            let err = parse_metrics_addr(bad).expect_err(bad);
+            assert!(
+                err.starts_with(&format!(
+                    "--metrics-addr {bad}: not an IP:PORT address; write e.g. 127.0.0.1:9464"
+                )),
+                "{err}"
+            );
+            assert!(!err.contains('\n'), "{err}");
+        }
     }
 
     #[test]

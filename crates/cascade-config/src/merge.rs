@@ -446,11 +446,7 @@ impl Merger<'_> {
             Opt::MetricsAddr,
             args.metrics_addr,
             |f| f.metrics_addr.as_ref(),
-            |s| {
-                cascade_metrics::parse_metrics_addr(s)
-                    .map(Some)
-                    .map_err(|e| e.to_string())
-            },
+            |s| cli::parse_metrics_addr(s).map(Some),
         )?;
         self.record(
             Opt::MetricsAddr,
