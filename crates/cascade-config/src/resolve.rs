@@ -4,7 +4,10 @@
 //!
 //! Options are read in the order `--print-config` lists them, and each
 //! check runs as soon as the values it needs are read, so the first
-//! refusal is always the same one.
+//! refusal is always the same one. The one rule checked before the values
+//! are typed, `run` refusing a dry run, is called from here for the
+//! variable (`env::refuse_dry_run`) and from `ConfigFile::parse` for the
+//! file, so `dry_run = "yes"` is refused as a dry run, not as a bad type.
 
 use cascade_scope::Scope;
 use clap::ArgMatches;
