@@ -1,173 +1,39 @@
-//! The command line contract: clap definitions and the value parsers every
-//! source (flag, variable, file) shares.
+//! The command line contract: the clap command built from the table of
+//! options (`opt.rs`), and the value parsers every source (flag, variable,
+//! file) shares.
 //!
 //! Variables are not read by clap: `merge.rs` reads them from the
 //! environment it is given, so precedence can be tested without touching the
-//! process. Their names come from [`Opt::env`](crate::opt::Opt::env), and
-//! [`command`] writes them into `--help`.
+//! process. Their names come from `Opt::env`, and each option's help ends
+//! with its variable.
 
 use std::net::SocketAddr;
 use std::num::{NonZeroU32, NonZeroUsize};
-
-use cascade_cleanup::Concurrency;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use cascade_cleanup::Concurrency;
 use cascade_scope::Label;
-use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use clap::ValueEnum;
 
-use crate::opt::Opt;
+use crate::opt::{CommandName, Opt};
 
-#[derive(Debug, Parser)]
-#[command(
-    name = "cascade-janitor",
-    version,
-    about = "Removes dangling Docker images that carry the cascade label, and nothing else.",
-    long_about = "Removes dangling (untagged) Docker images that carry every configured label \
-                  (default cascade.managed=true), and nothing else: tagged images, images \
-                  without the label, images in use and images younger than --min-age are \
-                  never touched.\n\nExit codes: 0 success; 1 the engine could not be reached \
-                  or a sweep ended with failures; 2 bad usage or configuration."
-)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Command,
-}
+const ABOUT: &str =
+    "Removes dangling Docker images that carry the cascade label, and nothing else.";
 
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// The daemon: sweep now and every --interval until SIGTERM or SIGINT.
-    Run(RunArgs),
-    /// One sweep now.
-    Prune(PruneArgs),
-    /// Check the engine is reachable and show what is in scope.
-    Doctor(DoctorArgs),
-}
+const LONG_ABOUT: &str = "Removes dangling (untagged) Docker images that carry every configured label \
+                          (default cascade.managed=true), and nothing else: tagged images, images \
+                          without the label, images in use and images younger than --min-age are \
+                          never touched.\n\nExit codes: 0 success; 1 the engine could not be reached \
+                          or a sweep ended with failures; 2 bad usage or configuration.";
 
-#[derive(Debug, Args)]
-pub struct Common {
-    /// Docker engine address: unix:///path/to/docker.sock or tcp://HOST:PORT.
-    /// Repeatable: `run` sweeps each engine independently
-    /// [env: CASCADE_JANITOR_DOCKER_HOST (comma-separated), then DOCKER_HOST;
-    /// default: unix:///var/run/docker.sock]
-    // Checked in merge.rs, not by a value parser: clap's error would echo the
-    // value, and a URL with credentials must never be printed.
-    #[arg(long, value_name = "URL", value_delimiter = ',')]
-    pub docker_host: Vec<String>,
-
-    /// Only images carrying this label with exactly this value (repeatable: all must match)
-    #[arg(
-        long = "label",
-        value_name = "KEY=VALUE",
-        value_delimiter = ',',
-        default_value = cascade_scope::DEFAULT_LABEL,
-        value_parser = parse_label
-    )]
-    pub labels: Vec<Label>,
-
-    /// Keep images younger than this: they may be steps of a running build (0s disables)
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration, allow_hyphen_values = true)]
-    pub min_age: Duration,
-
-    /// Removals in flight at once: auto (a window that follows the engine's
-    /// latency, up to a per-store maximum, pausing when the engine is slow so
-    /// its other clients are served) or a fixed number N (at least 1)
-    #[arg(long, value_name = "auto|N", default_value = "auto", value_parser = parse_concurrency, allow_hyphen_values = true)]
-    pub concurrency: Concurrency,
-
-    /// Deadline of each Docker call
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_positive_duration, allow_hyphen_values = true)]
-    pub timeout: Duration,
-
-    /// Log format (logs go to stderr; RUST_LOG sets the level, default info)
-    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
-
-    /// CA certificate (PEM) that signed the engine's certificate, for tcp://
-    /// engines over TLS (default with DOCKER_TLS_VERIFY: $DOCKER_CERT_PATH/ca.pem)
-    #[arg(long, value_name = "PATH")]
-    pub tls_ca: Option<PathBuf>,
-
-    /// Client certificate (PEM) for tcp:// engines over TLS; needs --tls-key
-    #[arg(long, value_name = "PATH")]
-    pub tls_cert: Option<PathBuf>,
-
-    /// Private key (PEM) of --tls-cert
-    #[arg(long, value_name = "PATH")]
-    pub tls_key: Option<PathBuf>,
-
-    /// Allow plain (unencrypted, unauthenticated) tcp:// to an engine that is
-    /// not on the loopback address
-    #[arg(long)]
-    pub allow_plain_tcp: bool,
-
-    /// Remove on an engine the janitor has not been proven on (Docker 29
-    /// and later, Podman other than 4.3 and 5.4 to 5.8, other
-    /// implementations), with its most careful strategy; without it such an
-    /// engine is refused for removal (prune and run exit 1; doctor and
-    /// prune --dry-run still work)
-    #[arg(long)]
-    pub allow_unproven_engine: bool,
-
-    /// TOML file of defaults (keys = long option names with - replaced by _);
-    /// flags and CASCADE_JANITOR_* variables win over it
-    #[arg(long, value_name = "PATH")]
-    pub config: Option<PathBuf>,
-
-    /// Print the effective configuration and where each value came from, then
-    /// exit 0 without contacting any engine
-    #[arg(long)]
-    pub print_config: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct RunArgs {
-    #[command(flatten)]
-    pub common: Common,
-    /// Time between sweeps (at least 1s)
-    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_interval, allow_hyphen_values = true)]
-    pub interval: Duration,
-    /// How long shutdown waits for an in-flight sweep
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration, allow_hyphen_values = true)]
-    pub stop_deadline: Duration,
-    /// Serve /metrics and /healthz on this address, e.g. 127.0.0.1:9464 (off when unset)
-    #[arg(long, value_name = "ADDR", value_parser = cascade_metrics::parse_metrics_addr)]
-    pub metrics_addr: Option<SocketAddr>,
-    /// /healthz fails when the last completed sweep (of any result) is older
-    /// than this many intervals
-    #[arg(long, value_name = "N", default_value = "3", value_parser = parse_stale_intervals, allow_hyphen_values = true)]
-    pub stale_intervals: NonZeroU32,
-    /// Do not sweep on Docker events; sweep on the interval only
-    #[arg(long)]
-    pub no_events: bool,
-    /// Wait this long after the last relevant event before sweeping
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration, allow_hyphen_values = true)]
-    pub event_debounce: Duration,
-    /// Never sweep one engine more often than this, whatever triggers the sweep
-    /// (at least 1s, at most --interval)
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_min_sweep_gap, allow_hyphen_values = true)]
-    pub min_sweep_gap: Duration,
-}
-
-#[derive(Debug, Args)]
-pub struct PruneArgs {
-    #[command(flatten)]
-    pub common: Common,
-    /// Remove nothing; print what would be removed and why each other image is kept
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Report format on stdout
-    #[arg(long, value_enum, default_value_t = Output::Text)]
-    pub output: Output,
-    /// Progress on stderr: bar on a terminal, log lines otherwise (auto), or none
-    #[arg(long, value_enum, default_value_t = Progress::Auto)]
-    pub progress: Progress,
-}
-
-#[derive(Debug, Args)]
-pub struct DoctorArgs {
-    #[command(flatten)]
-    pub common: Common,
+/// What `--help` says of a command.
+fn about(command: CommandName) -> &'static str {
+    match command {
+        CommandName::Run => "The daemon: sweep now and every --interval until SIGTERM or SIGINT",
+        CommandName::Prune => "One sweep now",
+        CommandName::Doctor => "Check the engine is reachable and show what is in scope",
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -191,20 +57,59 @@ pub enum Progress {
     None,
 }
 
-/// The clap command, with each option's variable named in its help (clap
-/// itself reads no variable; see the module doc).
+/// The clap command: one subcommand per command, each with the arguments
+/// of its options (clap itself reads no variable; see the module doc).
 pub fn command() -> clap::Command {
-    let with_env = |arg: clap::Arg| -> clap::Arg {
-        match Opt::from_id(arg.get_id().as_str()) {
-            // docker_host documents its variables itself (two of them).
-            Some(key) if key != Opt::DockerHost => {
-                let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
-                arg.help(format!("{help} [env: {}]", key.env()))
-            }
-            _ => arg,
-        }
+    let subcommand = |name: CommandName| {
+        let options = Opt::ALL
+            .into_iter()
+            .filter(|o| o.commands().contains(&name));
+        clap::Command::new(name.as_str())
+            .about(about(name))
+            .args(options.map(Opt::arg))
     };
-    Cli::command().mut_subcommands(|sub| sub.mut_args(with_env))
+    clap::Command::new("cascade-janitor")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about(ABOUT)
+        .long_about(LONG_ABOUT)
+        .subcommand_required(true)
+        .arg_required_else_help(true)
+        .subcommands(CommandName::ALL.map(subcommand))
+}
+
+/// A value taken as written: `--docker-host`'s, checked after the merge.
+pub(crate) fn parse_text(s: &str) -> Result<String, String> {
+    Ok(s.to_string())
+}
+
+/// A path as written (`--config`).
+pub(crate) fn parse_path(s: &str) -> Result<PathBuf, String> {
+    Ok(PathBuf::from(s))
+}
+
+/// A `--tls-*` path from a variable or the file: blank is a mistake there.
+pub(crate) fn parse_pem_path(s: &str) -> Result<PathBuf, String> {
+    if s.trim().is_empty() {
+        Err("expected the path of a PEM file".to_string())
+    } else {
+        Ok(PathBuf::from(s))
+    }
+}
+
+/// A switch's value in a variable or the file.
+pub(crate) fn parse_bool(s: &str) -> Result<bool, String> {
+    s.parse().map_err(|_| "expected true or false".to_string())
+}
+
+/// One of a `ValueEnum`'s names, in a variable or the file.
+pub(crate) fn value_enum<T: ValueEnum>(s: &str) -> Result<T, String> {
+    T::from_str(s, false).map_err(|_| {
+        let names: Vec<String> = T::value_variants()
+            .iter()
+            .filter_map(|v| v.to_possible_value().map(|p| p.get_name().to_string()))
+            .collect();
+        format!("expected one of: {}", names.join(", "))
+    })
 }
 
 pub(crate) fn parse_stale_intervals(s: &str) -> Result<NonZeroU32, String> {
@@ -284,6 +189,17 @@ pub(crate) fn parse_min_sweep_gap(s: &str) -> Result<Duration, String> {
         "shorter lets engine events start sweeps back to back",
         parse_duration(s)?,
     )
+}
+
+/// A `--metrics-addr` value: an IP address and a port, nothing else (no host
+/// names, so what is exposed never depends on DNS). Binding it is
+/// `cascade-metrics`'s.
+pub(crate) fn parse_metrics_addr(s: &str) -> Result<SocketAddr, String> {
+    s.trim().parse().map_err(|_| {
+        format!(
+            "--metrics-addr {s}: not an IP:PORT address; write e.g. 127.0.0.1:9464 (this host only) or 0.0.0.0:9464 (every interface)"
+        )
+    })
 }
 
 pub(crate) fn parse_concurrency(s: &str) -> Result<Concurrency, String> {
@@ -387,6 +303,28 @@ mod tests {
         }
         // The longest accepted value survives being added to an Instant.
         let _ = std::time::Instant::now() + MAX_DURATION;
+    }
+
+    #[test]
+    fn metrics_addr_parses_ip_and_port_only() {
+        assert_eq!(
+            parse_metrics_addr("127.0.0.1:9464"),
+            Ok(SocketAddr::from(([127, 0, 0, 1], 9464)))
+        );
+        assert_eq!(
+            parse_metrics_addr("[::1]:9464"),
+            Ok(SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 9464)))
+        );
+        for bad in ["localhost:9464", "9464", "127.0.0.1", "127.0.0.1:99999", ""] {
+            let err = parse_metrics_addr(bad).expect_err(bad);
+            assert!(
+                err.starts_with(&format!(
+                    "--metrics-addr {bad}: not an IP:PORT address; write e.g. 127.0.0.1:9464"
+                )),
+                "{err}"
+            );
+            assert!(!err.contains('\n'), "{err}");
+        }
     }
 
     #[test]

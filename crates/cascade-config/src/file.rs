@@ -16,38 +16,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+pub use crate::opt::FileConfig;
 use crate::opt::{CommandName, Kind, Opt};
 use crate::{ConfigError, DRY_RUN_REFUSAL, Source};
-
-/// The file's values, each with where it stands in the text.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    // every command
-    pub docker_host: Option<Spanned<Strings>>,
-    pub label: Option<Spanned<Strings>>,
-    pub min_age: Option<Spanned<String>>,
-    pub concurrency: Option<Spanned<IntOrStr>>,
-    pub timeout: Option<Spanned<String>>,
-    pub log_format: Option<Spanned<String>>,
-    pub tls_ca: Option<Spanned<String>>,
-    pub tls_cert: Option<Spanned<String>>,
-    pub tls_key: Option<Spanned<String>>,
-    pub allow_plain_tcp: Option<Spanned<bool>>,
-    pub allow_unproven_engine: Option<Spanned<bool>>,
-    // run
-    pub interval: Option<Spanned<String>>,
-    pub stop_deadline: Option<Spanned<String>>,
-    pub metrics_addr: Option<Spanned<String>>,
-    pub stale_intervals: Option<Spanned<i64>>,
-    pub no_events: Option<Spanned<bool>>,
-    pub event_debounce: Option<Spanned<String>>,
-    pub min_sweep_gap: Option<Spanned<String>>,
-    // prune
-    pub dry_run: Option<Spanned<bool>>,
-    pub output: Option<Spanned<String>>,
-    pub progress: Option<Spanned<String>>,
-}
 
 /// A list option's value: an array of strings, or one string (a list of one).
 #[derive(Debug, Clone, Deserialize)]
@@ -57,8 +28,8 @@ pub enum Strings {
     Many(Vec<String>),
 }
 
-impl Strings {
-    pub fn to_vec(&self) -> Vec<String> {
+impl FileText for Strings {
+    fn texts(&self) -> Vec<String> {
         match self {
             Strings::One(s) => vec![s.clone()],
             Strings::Many(items) => items.clone(),
@@ -75,34 +46,34 @@ pub enum IntOrStr {
 }
 
 impl FileText for IntOrStr {
-    fn text(&self) -> String {
+    fn texts(&self) -> Vec<String> {
         match self {
-            IntOrStr::Int(n) => n.to_string(),
-            IntOrStr::Str(s) => s.clone(),
+            IntOrStr::Int(n) => vec![n.to_string()],
+            IntOrStr::Str(s) => vec![s.clone()],
         }
     }
 }
 
-/// A file value's text, for the flag's parser.
+/// A file value's texts (one, or a list's), for the flag's parser.
 pub trait FileText {
-    fn text(&self) -> String;
+    fn texts(&self) -> Vec<String>;
 }
 
 impl FileText for String {
-    fn text(&self) -> String {
-        self.clone()
+    fn texts(&self) -> Vec<String> {
+        vec![self.clone()]
     }
 }
 
 impl FileText for i64 {
-    fn text(&self) -> String {
-        self.to_string()
+    fn texts(&self) -> Vec<String> {
+        vec![self.to_string()]
     }
 }
 
 impl FileText for bool {
-    fn text(&self) -> String {
-        self.to_string()
+    fn texts(&self) -> Vec<String> {
+        vec![self.to_string()]
     }
 }
 
@@ -312,15 +283,9 @@ impl ConfigFile {
     }
 }
 
-/// An example line for `key`, from the option's clap default.
+/// An example line for `key`, from the option's default.
 pub fn example(key: Opt) -> String {
-    let command = crate::cli::command();
-    let default = command
-        .get_subcommands()
-        .flat_map(|s| s.get_arguments())
-        .find(|a| a.get_id() == key.id())
-        .and_then(|a| a.get_default_values().first())
-        .map(|v| v.to_string_lossy().into_owned());
+    let default = key.default().map(str::to_string);
     let show = crate::print::show_str;
     let value = match (key.kind(), default) {
         (Kind::Str, Some(d)) => show(&d),

@@ -8,11 +8,15 @@
 //! variables come from the [`Environment`] passed to [`load`] (never from the
 //! process directly), so every order is unit-tested with a map.
 //!
-//! Modules, one job each: `cli` (clap definitions and value parsers), `key`
-//! (every option as an enum value), `env` (variables: names, service links),
-//! `file` (the TOML file as a serde struct), `merge` (one value per option,
-//! with its source), `tls` (how each engine is reached), `print`
-//! (`--print-config`), `address` (engine URLs).
+//! Every option is declared once, in the table of `opt`; a macro turns it
+//! into the clap argument, the variable's name, the file key, the merge and
+//! the `--print-config` line. Modules, one job each: `opt` (the table, and
+//! the [`CommandName`]s), `cli` (the clap command and the value parsers),
+//! `env` (variables: names, service links), `file` (the TOML file as a
+//! serde struct), `merge` (one value per option, with its source),
+//! `resolve` (the checks that need several options, into [`Settings`]),
+//! `tls` (how each engine is reached), `print` (`--print-config`),
+//! `address` (engine URLs).
 //!
 //! Every refusal is a [`ConfigError`]: one line naming the culprit (flag,
 //! variable, or file and line) and the fix; the binary exits 2 with it.
@@ -24,6 +28,7 @@ mod file;
 mod merge;
 mod opt;
 mod print;
+mod resolve;
 mod tls;
 
 use std::ffi::OsString;
@@ -202,17 +207,18 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    use clap::FromArgMatches;
     let matches = cli::command().try_get_matches_from(args)?;
-    let parsed = cli::Cli::from_arg_matches(&matches)?;
-    let Some((_, sub)) = matches.subcommand() else {
+    let Some((command, sub)) = matches
+        .subcommand()
+        .and_then(|(name, sub)| Some((CommandName::from_name(name)?, sub)))
+    else {
         return Err(ConfigError::new(
             "a command is required: run, prune or doctor; see `cascade-janitor --help`".into(),
         )
         .into());
     };
     let ignored_variables = env::check_names(env)?;
-    let mut settings = merge::resolve(parsed.command, sub, env)?;
+    let mut settings = resolve::resolve(command, sub, env)?;
     settings.ignored_variables = ignored_variables;
     Ok(settings)
 }

@@ -11,8 +11,9 @@
 //! - [`serve`] answers `GET /metrics` (OpenMetrics text, rendered by
 //!   `prometheus-client`) and `GET /healthz` (200 or 503 with a JSON body)
 //!   until its cancellation token fires.
-//! - [`parse_metrics_addr`] and [`bind_metrics_addr`] turn the flag into a
-//!   listener, with one-line errors that name the flag and the fix.
+//! - [`bind_metrics_addr`] turns the address (parsed from the flag by
+//!   `cascade-config`) into a listener, with a one-line error that names the
+//!   flag and the fix.
 //!
 //! Every series carries an `engine` label (the Docker host URL), because one
 //! process may sweep several engines. Metric names (all prefixed
@@ -37,7 +38,7 @@
 //! let cleanup = DanglingImageCleanup::new(sweep, interval, stop_deadline)
 //!     .with_observer(observer)
 //!     .with_panic_observer(telemetry.panics(docker_host_url));
-//! let listener = bind_metrics_addr(parse_metrics_addr(&flag)?).await?;
+//! let listener = bind_metrics_addr(metrics_addr).await?;
 //! let server = tokio::spawn(serve(listener, Arc::clone(&telemetry), shutdown.clone()));
 //! ```
 
@@ -53,8 +54,7 @@ use cascade_cleanup::{PanicObserver, ReportObserver, SweepReport};
 pub use health::{AliveProbe, Clock, EngineHealth, HealthReport, SystemClock};
 pub use metrics::{DURATION_BUCKETS, METRIC_PREFIX, SCAN_ERROR_KIND, SweepResult};
 pub use server::{
-    METRICS_ADDR_FLAG, MetricsAddrError, OPENMETRICS_CONTENT_TYPE, bind_metrics_addr,
-    parse_metrics_addr, router, serve,
+    METRICS_ADDR_FLAG, MetricsAddrError, OPENMETRICS_CONTENT_TYPE, bind_metrics_addr, router, serve,
 };
 
 use health::{EngineEntry, PassTimes};

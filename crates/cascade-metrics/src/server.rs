@@ -1,5 +1,7 @@
-//! The HTTP endpoint: `/metrics` and `/healthz` over axum, and the
-//! `--metrics-addr` parsing and binding with operator-facing errors.
+//! The HTTP endpoint: `/metrics` and `/healthz` over axum, and binding the
+//! `--metrics-addr` listener with an operator-facing error. Parsing the
+//! address is configuration's (`cascade-config`), which hands over a
+//! `SocketAddr`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,14 +25,10 @@ pub const METRICS_ADDR_FLAG: &str = "--metrics-addr";
 pub const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// A `--metrics-addr` that cannot be used. Each message is one line naming the
-/// flag, the value and the fix; the binary should exit 2 (bad configuration).
+/// A `--metrics-addr` that cannot be bound. The message is one line naming the
+/// flag, the address and the fix; the binary should exit 2 (bad configuration).
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsAddrError {
-    #[error(
-        "{METRICS_ADDR_FLAG} {input}: not an IP:PORT address; write e.g. 127.0.0.1:9464 (this host only) or 0.0.0.0:9464 (every interface)"
-    )]
-    Invalid { input: String },
     #[error(
         "{METRICS_ADDR_FLAG} {addr}: cannot bind: {source}; choose a free port and an address of this host, e.g. 127.0.0.1:9464"
     )]
@@ -39,14 +37,6 @@ pub enum MetricsAddrError {
         #[source]
         source: std::io::Error,
     },
-}
-
-/// Parses a `--metrics-addr` value: an IP address and a port, nothing else
-/// (no host names, so what is exposed never depends on DNS).
-pub fn parse_metrics_addr(input: &str) -> Result<SocketAddr, MetricsAddrError> {
-    input.trim().parse().map_err(|_| MetricsAddrError::Invalid {
-        input: input.to_owned(),
-    })
 }
 
 /// Binds the listener `serve` takes. Bind before contacting any engine, so a

@@ -1,4 +1,4 @@
-//! `server.rs`: `--metrics-addr`, and the HTTP server over loopback.
+//! `server.rs`: binding `--metrics-addr`, and the HTTP server over loopback.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -6,31 +6,9 @@ use std::time::Duration;
 
 use super::*;
 
-#[test]
-fn metrics_addr_parses_ip_and_port_only() {
-    assert_eq!(
-        parse_metrics_addr("127.0.0.1:9464").unwrap(),
-        "127.0.0.1:9464".parse().unwrap()
-    );
-    assert_eq!(
-        parse_metrics_addr("[::1]:9464").unwrap(),
-        "[::1]:9464".parse().unwrap()
-    );
-    for bad in ["localhost:9464", "9464", "127.0.0.1", "127.0.0.1:99999", ""] {
-        let err = parse_metrics_addr(bad).unwrap_err().to_string();
-        assert!(
-            err.starts_with(&format!(
-                "--metrics-addr {bad}: not an IP:PORT address; write e.g. 127.0.0.1:9464"
-            )),
-            "{err}"
-        );
-        assert!(!err.contains('\n'), "{err}");
-    }
-}
-
 #[tokio::test]
 async fn a_port_in_use_names_the_flag_and_the_fix() {
-    let held = bind_metrics_addr(parse_metrics_addr("127.0.0.1:0").unwrap())
+    let held = bind_metrics_addr("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let addr = held.local_addr().unwrap();
@@ -91,7 +69,7 @@ async fn serves_metrics_and_healthz_until_cancelled() {
     let observe = t.engine(E1, probe(&alive));
     observe(&success_report());
 
-    let listener = bind_metrics_addr(parse_metrics_addr("127.0.0.1:0").unwrap())
+    let listener = bind_metrics_addr("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let addr = listener.local_addr().unwrap();
