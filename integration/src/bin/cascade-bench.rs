@@ -513,7 +513,9 @@ async fn run_contender(
     // the measured window: what it prints is not one line per image on
     // every store (26.1's containerd store prints two digests per image).
     let ours_before = match contender {
-        Contender::DockerPrune | Contender::PodmanPrune => bench::count_ours(&engine.docker).await?,
+        Contender::DockerPrune | Contender::PodmanPrune => {
+            bench::count_ours(&engine.docker).await?
+        }
         _ => expect,
     };
     let engine_before = EngineCpu::read(root)?;
@@ -658,7 +660,15 @@ async fn podman_prune(engine: &NestedEngine) -> Result<()> {
     command
         .args(["exec", engine.container_id()])
         .args(&podman)
-        .args(["image", "prune", "-f", "--filter", &label, "--filter", "dangling=true"])
+        .args([
+            "image",
+            "prune",
+            "-f",
+            "--filter",
+            &label,
+            "--filter",
+            "dangling=true",
+        ])
         .stdin(Stdio::null())
         .kill_on_drop(true);
     checked_output(&mut command, "podman image prune").await?;
