@@ -767,11 +767,12 @@ fn adaptive_keeps_few_in_flight_when_the_engine_slows_with_our_load() {
     assert!(report.failed.is_empty() && report.skipped.is_empty());
     let pace = report.removal_pace.expect("removals ran");
     // At 2 in flight latency is twice the baseline, the shrink threshold:
-    // the window probes one step past it, backs off, and averages no more.
+    // the window probes one step past it (3), backs off, and averages 2.
+    // Paused time and the fake's latency model make these exact.
     let in_flight = fake.edit(|s| s.max_removes_in_flight);
-    assert!(in_flight <= 3, "{in_flight} in flight: {pace:?}");
+    assert_eq!(in_flight, 3, "{pace:?}");
     assert_eq!(pace.window_max, in_flight);
-    assert!(pace.window_mean.get() <= 2.0, "{pace:?}");
+    assert_eq!(pace.window_mean.get(), 2.0, "{pace:?}");
     assert_eq!(pace.mode, crate::pace::PaceMode::Adaptive);
 
     // The same engine takes 8 at once if told to: the limit above is the
@@ -841,7 +842,10 @@ fn an_engine_that_slows_mid_pass_gets_pauses_between_our_removals() {
     });
     assert_eq!(report.removed.len(), 60);
     let pace = report.removal_pace.expect("removals ran");
-    assert!(pace.pauses > 0, "{pace:?}");
+    // From the 30th removal on, every one at window 1 is paced: 25 pauses
+    // of the excess latency, 1.78 s of idle time left to other clients.
+    assert_eq!(pace.pauses, 25, "{pace:?}");
+    assert_eq!(pace.paused, Duration::from_nanos(1_781_275_313), "{pace:?}");
     let last_answer = fake
         .edit(|s| s.removes_started.last().copied())
         .expect("removals")
@@ -913,7 +917,13 @@ fn transient_failures_slow_the_pass_but_every_image_is_removed_or_reported() {
             .all(|f| f.kind == cascade_classify::Disposition::Transient)
     );
     let pace = report.removal_pace.expect("removals ran");
-    assert!(pace.pauses > 0, "failures at window 1 pause: {pace:?}");
+    // The failures bring the window down to 1, and exactly one pause
+    // follows (paused time and the fake make its length exact).
+    assert_eq!(
+        (pace.pauses, pace.paused),
+        (1, Duration::from_millis(1010)),
+        "failures at window 1 pause: {pace:?}"
+    );
 }
 
 #[test]
