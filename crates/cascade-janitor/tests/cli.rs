@@ -2,17 +2,46 @@
 //! fix, the documented exit code, no panic, and no request to the engine.
 
 use std::os::unix::net::UnixListener;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// How long any one run of the binary may take here: every case exits
+/// before it contacts an engine, or within its own `--timeout` of 1 s.
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// Runs `command` to its end, or fails the test when it is still running
+/// after [`LIMIT`] (and kills it): a hang is a failure, not a stuck suite.
+fn finished(command: &mut Command) -> Output {
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(LIMIT) {
+        Ok(out) => out.expect("the binary's output"),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            panic!("the binary did not exit within {LIMIT:?}: {command:?}");
+        }
+    }
+}
 
 fn janitor(args: &[&str], docker_host: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cascade-janitor"))
-        .args(args)
-        .env_remove("DOCKER_HOST")
-        .env_remove("SENTRY_DSN")
-        .env("CASCADE_JANITOR_DOCKER_HOST", docker_host)
-        .env("RUST_BACKTRACE", "1")
-        .output()
-        .expect("the binary runs")
+    finished(
+        Command::new(env!("CARGO_BIN_EXE_cascade-janitor"))
+            .args(args)
+            .env_remove("DOCKER_HOST")
+            .env_remove("SENTRY_DSN")
+            .env("CASCADE_JANITOR_DOCKER_HOST", docker_host)
+            .env("RUST_BACKTRACE", "1"),
+    )
 }
 
 /// A unix socket that records whether anyone connected to it.
@@ -137,12 +166,12 @@ fn unreachable_engine_is_exit_1() {
 #[test]
 fn malformed_sentry_dsn_is_exit_2() {
     let witness = Witness::new();
-    let out = Command::new(env!("CARGO_BIN_EXE_cascade-janitor"))
-        .args(["prune", "--dry-run"])
-        .env("CASCADE_JANITOR_DOCKER_HOST", &witness.host)
-        .env("SENTRY_DSN", "not a dsn")
-        .output()
-        .expect("runs");
+    let out = finished(
+        Command::new(env!("CARGO_BIN_EXE_cascade-janitor"))
+            .args(["prune", "--dry-run"])
+            .env("CASCADE_JANITOR_DOCKER_HOST", &witness.host)
+            .env("SENTRY_DSN", "not a dsn"),
+    );
     assert_one_line_error(&out, 2, "SENTRY_DSN");
     assert!(!witness.was_contacted());
 }
@@ -170,20 +199,29 @@ fn an_engine_down_at_start_does_not_stop_the_daemon() {
         .spawn()
         .expect("the binary runs");
     let stderr = daemon.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
+    // Read on a thread, so each wait below has a deadline: a daemon that
+    // hangs without logging fails the test instead of stalling it.
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("scan failed") && tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
     // The first pass fails and names the engine; a second failed pass
     // proves the daemon outlived the first one and keeps trying.
-    let mut failures = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .filter(|l| l.contains("scan failed"));
-    let failed = failures
-        .next()
-        .expect("a failed pass is logged before stderr closes");
+    let mut next_failure = |what: &str| {
+        rx.recv_timeout(LIMIT).unwrap_or_else(|_| {
+            let _ = Command::new("kill")
+                .args(["-KILL", &daemon.id().to_string()])
+                .status();
+            panic!("{what} within {LIMIT:?}")
+        })
+    };
+    let failed = next_failure("a failed pass is logged");
     assert!(failed.contains("absent.sock"), "names the engine: {failed}");
-    let again = failures
-        .next()
-        .expect("a second failed pass is logged: run did not exit after the first");
+    let again = next_failure("a second failed pass is logged: run did not exit after the first");
     assert!(again.contains("absent.sock"), "names the engine: {again}");
     assert!(
         daemon.try_wait().expect("wait").is_none(),
@@ -200,12 +238,12 @@ fn an_engine_down_at_start_does_not_stop_the_daemon() {
 
 /// The binary with a clean environment: only what the test sets counts.
 fn configured(args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cascade-janitor"))
-        .args(args)
-        .env_clear()
-        .envs(env.iter().copied())
-        .output()
-        .expect("the binary runs")
+    finished(
+        Command::new(env!("CARGO_BIN_EXE_cascade-janitor"))
+            .args(args)
+            .env_clear()
+            .envs(env.iter().copied()),
+    )
 }
 
 /// A config file in a temporary folder.
