@@ -142,7 +142,7 @@ fn main() -> Result<()> {
                 }
                 None => dind::ENGINES.to_vec(),
             };
-            safety(&engines, false)
+            safety(&engines)
         }
         Task::Ci => ci(),
         Task::Image(args) => image::image(&args, &workspace_root()),
@@ -360,7 +360,7 @@ fn ci() -> Result<()> {
     alert_rules()?;
     // The hardened-image test runs for real in CI, not skipped.
     image::image(&image::ImageArgs::default(), &workspace_root())?;
-    safety(dind::ENGINES, true)?;
+    safety(dind::ENGINES)?;
     bench_smoke()
 }
 
@@ -393,9 +393,8 @@ struct EngineRun {
 
 /// The real-engine suite, once per engine, one engine after the other (a
 /// nested engine is itself busy: two suites at once on 2 cores only trade
-/// one wait for another). `require_image`: fail, not skip, the image test
-/// when `cascade-janitor:local` is missing.
-fn safety(engines: &[&'static str], require_image: bool) -> Result<()> {
+/// one wait for another).
+fn safety(engines: &[&'static str]) -> Result<()> {
     let mut versions: Vec<&str> = Vec::new();
     for engine in engines {
         let version = dind::version_of(engine)?;
@@ -405,6 +404,11 @@ fn safety(engines: &[&'static str], require_image: bool) -> Result<()> {
     }
     for version in &versions {
         dind::dind_image(version, false)?;
+    }
+    // integration/tests/image.rs runs the janitor's own image: build it
+    // when missing (`ci` and `cargo xtask image` rebuild it from the tree).
+    if !image_exists(image::JANITOR_IMAGE)? {
+        image::image(&image::ImageArgs::default(), &workspace_root())?;
     }
     // The suite drives the binary end to end; build it first.
     step(
@@ -437,7 +441,7 @@ fn safety(engines: &[&'static str], require_image: bool) -> Result<()> {
     let started = Instant::now();
     let mut runs = Vec::new();
     for engine in engines {
-        runs.push(engine_suite(engine, require_image)?);
+        runs.push(engine_suite(engine)?);
     }
     let total = started.elapsed();
     eprintln!("\nxtask: engine matrix");
@@ -477,7 +481,7 @@ fn safety(engines: &[&'static str], require_image: bool) -> Result<()> {
 
 /// One engine's suite: nextest's output, every line prefixed with the
 /// engine, and its summary line read back for the counts.
-fn engine_suite(engine: &'static str, require_image: bool) -> Result<EngineRun> {
+fn engine_suite(engine: &'static str) -> Result<EngineRun> {
     let version = dind::version_of(engine)?;
     let tag = dind::image_tag(version);
     eprintln!(
@@ -504,9 +508,6 @@ fn engine_suite(engine: &'static str, require_image: bool) -> Result<EngineRun> 
         .env("CASCADE_KNOWN_GAPS_FILE", &gaps_file)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    if require_image {
-        suite.env("JANITOR_TEST_REQUIRE_IMAGE", "1");
-    }
     eprintln!("xtask: safety suite on {engine}: {suite:?}");
     let started = Instant::now();
     let mut child = suite.spawn().context("cannot run cargo nextest")?;

@@ -27,7 +27,9 @@ fn finished(command: &mut Command) -> Output {
     match rx.recv_timeout(LIMIT) {
         Ok(out) => out.expect("the binary's output"),
         Err(_) => {
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
             panic!("the binary did not exit within {LIMIT:?}: {command:?}");
         }
     }
