@@ -23,8 +23,7 @@
 //!   long as the excess latency ([`PAUSE_PER_EXCESS`], at most
 //!   [`MAX_PAUSE`]), so the engine gets idle time to serve other clients.
 //!
-//! [`Concurrency::Fixed`] keeps the old behaviour: a constant window, no
-//! pause. Nothing here does I/O or reads a clock: the sweep passes the time.
+//! [`Concurrency::Fixed`] is a constant window with no pause. Nothing here does I/O or reads a clock: the sweep passes the time.
 
 use std::num::NonZeroUsize;
 use std::time::Duration;
@@ -151,7 +150,7 @@ impl Concurrency {
 }
 
 /// Adaptive with the store's maximum: the engine's other clients come
-/// first (issue 12).
+/// first.
 impl Default for Concurrency {
     fn default() -> Concurrency {
         Concurrency::AUTO

@@ -25,8 +25,8 @@ use crate::sentry_report;
 pub const DEFAULT_MIN_AGE: Duration = Duration::from_secs(10 * 60);
 /// Default removal concurrency: adaptive, up to the store's maximum
 /// (`pace::PaceLimits::for_store`), so the engine's other clients keep their
-/// latency while a sweep runs (issue 12). `--concurrency 4` was the fixed
-/// default before: the fastest setting measured on Docker 20.10 (10,000
+/// latency while a sweep runs (docs/BENCHMARKS.md, "Gentleness"). Of the
+/// fixed settings, 4 is the fastest measured on Docker 20.10 (10,000
 /// images: 5.4 s at 4, 7.3 s at 8, 10.6 s at 1).
 pub const DEFAULT_CONCURRENCY: Concurrency = Concurrency::AUTO;
 /// Default deadline of every single Docker call.
@@ -1164,8 +1164,8 @@ fn record_removal_failure(image: ImageRef, error: DockerError, report: &mut Swee
     }
 }
 
-/// The summary line, only when something was removed (the original rule);
-/// a quiet pass logs at debug.
+/// The summary line, only when something was removed; a quiet pass logs at
+/// debug, so an idle daemon's log stays quiet.
 fn log_summary(report: &SweepReport) {
     if !report.removed.is_empty() {
         tracing::info!(

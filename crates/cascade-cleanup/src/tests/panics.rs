@@ -1,4 +1,4 @@
-//! Panics surface and the loop survives them (issue 11, item 6): a panic in
+//! Panics surface and the loop survives them: a panic in
 //! a pass, in the observer or in the event follower is logged at error, is
 //! one Sentry event of a fixed shape, reaches the panic observer, and the
 //! loop goes on; a loop task that dies anyway is `Panicked` at `stop`.
