@@ -597,7 +597,8 @@ impl DanglingImageSweep {
             let listed = self
                 .call("listing images", self.docker.list_images(&labelled))
                 .await?;
-            let (images, tagged): (Vec<_>, Vec<_>) = listed
+            let (images, tagged): (Vec<_>, Vec<_>) = self
+                .asked_for(strategy, listed)
                 .into_iter()
                 .partition(|i| cascade_scope::is_untagged(&i.id, &i.repo_tags));
             let others = self.others(&images, tagged).await?;
@@ -610,7 +611,7 @@ impl DanglingImageSweep {
             let images = self
                 .call("listing images", self.docker.list_images(&filters))
                 .await?;
-            (images, Vec::new())
+            (self.asked_for(strategy, images), Vec::new())
         };
         if strategy.method == RemovalMethod::RemovalName && !self.config.dry_run {
             let named = HashMap::from([(
@@ -660,6 +661,21 @@ impl DanglingImageSweep {
             renamed,
             tree,
         })
+    }
+
+    /// What the listing returned for the scope. Where the engine was given
+    /// only the first label (`one_label_filter`), images without the others
+    /// were asked for knowingly, and are dropped here rather than reported
+    /// as an engine's mistake (`failed_verification`); every image left
+    /// still goes through `Scope::check`. `[ref:scope_invariant]`
+    fn asked_for(&self, strategy: &RemovalStrategy, listed: Vec<ListedImage>) -> Vec<ListedImage> {
+        if !strategy.one_label_filter {
+            return listed;
+        }
+        listed
+            .into_iter()
+            .filter(|i| self.config.scope.check_labels(&i.labels).is_ok())
+            .collect()
     }
 
     /// Labelled images a plan explains though they are not candidates: the
