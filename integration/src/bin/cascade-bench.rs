@@ -11,10 +11,13 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use bollard::Docker;
 use clap::{Parser, Subcommand};
 use integration::NestedEngine;
-use integration::bench::{self, CommitProbe, EngineCpu, Latency, SeedSet, Summary};
+use integration::bench::probe::{self, CommitProbe};
+use integration::bench::procfs::{self, CLOCK_TICKS_PER_SECOND, EngineCpu};
+use integration::bench::raw;
+use integration::bench::seed::{self, SeedSet, count_ours, label_filter};
+use integration::bench::stats::{Latency, Summary};
 use serde::Serialize;
 
 #[derive(Parser)]
@@ -37,16 +40,7 @@ enum Task {
         svg: PathBuf,
     },
     /// Load N labelled dangling images and M unlabelled ones into a nested engine
-    Seed {
-        #[arg(long, default_value_t = 10_000)]
-        images: usize,
-        #[arg(long, default_value_t = 1_000)]
-        decoys: usize,
-        /// unix:// socket of a nested engine; without it, one is started and
-        /// kept until Ctrl-C
-        #[arg(long)]
-        docker_host: Option<String>,
-    },
+    Seed(seed::SeedArgs),
     /// Time the contenders side by side on one nested engine
     Compare(CompareArgs),
     /// Commit latency on the engine while each contender sweeps
@@ -148,76 +142,10 @@ fn main() -> Result<()> {
             std::fs::write(&svg, chart(&results))?;
             Ok(())
         }
-        Task::Seed {
-            images,
-            decoys,
-            docker_host,
-        } => runtime.block_on(seed(images, decoys, docker_host)),
+        Task::Seed(args) => runtime.block_on(seed::run(args)),
         Task::Compare(args) => runtime.block_on(compare(args)),
         Task::Gentle(args) => runtime.block_on(gentle(args)),
     }
-}
-
-/// Sockets of the host engine: `seed` never loads into them.
-const HOST_SOCKETS: &[&str] = &["/var/run/docker.sock", "/run/docker.sock"];
-
-fn nested_socket(host: &str) -> Result<PathBuf> {
-    let Some(path) = host.strip_prefix("unix://") else {
-        bail!("--docker-host `{host}`: use the unix:///path/docker.sock of a nested engine");
-    };
-    let path = PathBuf::from(path);
-    let canonical = std::fs::canonicalize(&path)
-        .with_context(|| format!("--docker-host `{host}`: {} does not exist", path.display()))?;
-    for h in HOST_SOCKETS {
-        if std::fs::canonicalize(h).is_ok_and(|c| c == canonical) {
-            bail!(
-                "--docker-host `{host}` is the host engine; seed only nested engines (omit --docker-host to start one)"
-            );
-        }
-    }
-    Ok(path)
-}
-
-async fn seed(images: usize, decoys: usize, docker_host: Option<String>) -> Result<()> {
-    let generated = Instant::now();
-    let set = SeedSet::new(images, decoys)?;
-    let generated = generated.elapsed();
-    let (docker, engine) = match &docker_host {
-        Some(host) => {
-            let socket = nested_socket(host)?;
-            let docker = Docker::connect_with_unix(
-                &socket.to_string_lossy(),
-                120,
-                bollard::API_DEFAULT_VERSION,
-            )?
-            .negotiate_version()
-            .await
-            .with_context(|| format!("connecting to {host}"))?;
-            (docker, None)
-        }
-        None => {
-            eprintln!("cascade-bench: starting a nested engine");
-            let engine = NestedEngine::start().await?;
-            (engine.docker.clone(), Some(engine))
-        }
-    };
-    let (count, loaded) = set.restore(&docker).await?;
-    println!(
-        "seeded {images} labelled dangling + {decoys} unlabelled images: set generated in {:.2} s, {count} missing images loaded in {:.2} s",
-        generated.as_secs_f64(),
-        loaded.as_secs_f64()
-    );
-    if let Some(engine) = engine {
-        println!("nested engine: {}", engine.host());
-        println!(
-            "try: target/release/cascade-janitor prune --dry-run --docker-host {}",
-            engine.host()
-        );
-        println!("press Ctrl-C to remove the nested engine");
-        tokio::signal::ctrl_c().await?;
-        engine.finish().await?;
-    }
-    Ok(())
 }
 
 /// One contender's result for one run.
@@ -384,7 +312,7 @@ async fn compare(args: CompareArgs) -> Result<()> {
         idle: None,
     };
     let outcome = interruptible(async {
-        let root = dockerd_pid(&engine).await?;
+        let root = procfs::engine_pid(&engine).await?;
         // Sizes grow, and each set contains the smaller ones (same names,
         // same epoch): after a sweep, loading the set restores exactly it.
         for &size in &sizes {
@@ -513,9 +441,7 @@ async fn run_contender(
     // the measured window: what it prints is not one line per image on
     // every store (26.1's containerd store prints two digests per image).
     let ours_before = match contender {
-        Contender::DockerPrune | Contender::PodmanPrune => {
-            bench::count_ours(&engine.docker).await?
-        }
+        Contender::DockerPrune | Contender::PodmanPrune => count_ours(&engine.docker).await?,
         _ => expect,
     };
     let engine_before = EngineCpu::read(root)?;
@@ -523,7 +449,7 @@ async fn run_contender(
     let started = Instant::now();
     let (seconds, peak_rss_kib) = match contender {
         Contender::RawList => {
-            let bytes = bench::raw_list(&engine.socket).await?;
+            let bytes = raw::raw_list(&engine.socket).await?;
             let seconds = started.elapsed().as_secs_f64();
             if bytes < expect * 100 {
                 bail!("raw list returned only {bytes} bytes for {expect} images");
@@ -531,7 +457,7 @@ async fn run_contender(
             (seconds, None)
         }
         Contender::OneAtATime => {
-            let removed = bench::one_at_a_time(&engine.socket).await?;
+            let removed = raw::one_at_a_time(&engine.socket).await?;
             let seconds = started.elapsed().as_secs_f64();
             check_count("one-at-a-time loop", removed, expect)?;
             (seconds, None)
@@ -593,7 +519,7 @@ async fn run_contender(
     };
     let engine_cpu = EngineCpu::read(root)?.since(engine_before);
     if contender.removes() {
-        let left = bench::count_ours(&engine.docker).await?;
+        let left = count_ours(&engine.docker).await?;
         if matches!(contender, Contender::DockerPrune | Contender::PodmanPrune) {
             check_count(
                 &contender.name(),
@@ -619,13 +545,7 @@ async fn run_contender(
 async fn docker_prune(host: &str) -> Result<()> {
     let mut command = tokio::process::Command::new("docker");
     command
-        .args([
-            "image",
-            "prune",
-            "-f",
-            "--filter",
-            &format!("label={}={}", bench::LABEL.0, bench::LABEL.1),
-        ])
+        .args(["image", "prune", "-f", "--filter", &label_filter()])
         .env("DOCKER_HOST", host)
         .stdin(Stdio::null())
         .kill_on_drop(true);
@@ -655,7 +575,7 @@ async fn podman_prune(engine: &NestedEngine) -> Result<()> {
         .take_while(|arg| arg != "system")
         .filter(|arg| !arg.starts_with("--log-level"))
         .collect();
-    let label = format!("label={}={}", bench::LABEL.0, bench::LABEL.1);
+    let label = label_filter();
     let mut command = tokio::process::Command::new("docker");
     command
         .args(["exec", engine.container_id()])
@@ -736,7 +656,7 @@ async fn measure_idle(engine: &NestedEngine, set: &SeedSet, janitor: &Path) -> R
         .context("starting cascade-janitor run")?;
     let pid = child.id().context("pid")?;
     let deadline = Instant::now() + Duration::from_secs(120);
-    while bench::count_ours(&engine.docker).await? != 0 {
+    while count_ours(&engine.docker).await? != 0 {
         if Instant::now() > deadline {
             bail!("the daemon did not sweep the set within 120 s");
         }
@@ -745,10 +665,10 @@ async fn measure_idle(engine: &NestedEngine, set: &SeedSet, janitor: &Path) -> R
     // Let the pass finish and settle.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let window = Duration::from_secs(20);
-    let before = cpu_ticks(pid)?;
+    let before = procfs::cpu_ticks(pid)?;
     tokio::time::sleep(window).await;
-    let after = cpu_ticks(pid)?;
-    let rss_kib = rss_kib(pid)?;
+    let after = procfs::cpu_ticks(pid)?;
+    let rss_kib = procfs::rss_kib(pid)?;
     child.kill().await?;
     Ok(IdleResult {
         images_swept_first: set.images,
@@ -875,7 +795,7 @@ async fn measure_gentle(
     phases: &[Phase],
     args: &GentleArgs,
 ) -> Result<Vec<PhaseResult>> {
-    let root = dockerd_pid(engine).await?;
+    let root = procfs::engine_pid(engine).await?;
     let host = engine.host();
     let set = SeedSet::new(args.images, args.decoys)?;
     // The probe's container: from a tagged image of its own, unlabelled,
@@ -935,7 +855,7 @@ async fn measure_gentle(
             let engine_cpu = EngineCpu::read(root)?.since(cpu_before);
             if *phase == Phase::DockerPrune {
                 // Counted by listing, after the measured window.
-                let left = bench::count_ours(&engine.docker).await?;
+                let left = count_ours(&engine.docker).await?;
                 let removed = set.images - left.min(set.images);
                 check_count("docker image prune", removed, set.images)?;
             }
@@ -945,7 +865,7 @@ async fn measure_gentle(
                 engine_cpu,
                 restore_seconds: restore.as_secs_f64(),
             };
-            let commits = bench::started_within(&probe.samples(), from, until).len();
+            let commits = probe::started_within(&probe.samples(), from, until).len();
             eprintln!(
                 "cascade-bench: round {}: {:<44} {:>8.3} s, {commits} commits, engine CPU {:.2} s",
                 round + 1,
@@ -965,7 +885,7 @@ async fn measure_gentle(
         .map(|((phase, windows), runs)| {
             let latencies: Vec<Duration> = windows
                 .iter()
-                .flat_map(|(from, until)| bench::started_within(&samples, *from, *until))
+                .flat_map(|(from, until)| probe::started_within(&samples, *from, *until))
                 .collect();
             let walls: Vec<Duration> = runs
                 .iter()
@@ -1065,39 +985,6 @@ fn store_name(engine: &NestedEngine) -> &'static str {
 /// Now, UTC, RFC 3339 to the second.
 fn utc_now() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
-}
-
-/// The nested dockerd's PID on the host: the container's init process.
-async fn dockerd_pid(engine: &NestedEngine) -> Result<u32> {
-    let out = tokio::process::Command::new("docker")
-        .args([
-            "inspect",
-            "--format",
-            "{{.State.Pid}}",
-            engine.container_id(),
-        ])
-        .output()
-        .await
-        .context("docker inspect of the nested engine")?;
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .context("the nested engine's PID")
-}
-
-fn rss_kib(pid: u32) -> Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("VmRSS in /proc/<pid>/status")
-}
-
-/// utime + stime of a process, in clock ticks.
-fn cpu_ticks(pid: u32) -> Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    Ok(bench::ProcStat::parse(&stat)?.ticks)
 }
 
 fn median(values: &mut [f64]) -> f64 {
@@ -1200,7 +1087,7 @@ fn table(results: &Results, main: usize) -> String {
                 .samples
                 .iter()
                 .filter_map(|s| s.engine_cpu)
-                .map(|cpu| cpu.containerd as f64 / bench::CLOCK_TICKS_PER_SECOND)
+                .map(|cpu| cpu.containerd as f64 / CLOCK_TICKS_PER_SECOND)
                 .collect();
             let mut client: Vec<f64> = c
                 .samples
