@@ -16,7 +16,7 @@ use cascade_cleanup::{DanglingImageSweep, DockerImages, SweepConfig};
 use cascade_engine::Engine;
 use criterion::{BenchmarkId, Criterion, SamplingMode, criterion_group, criterion_main};
 use integration::NestedEngine;
-use integration::bench::SeedSet;
+use integration::bench::seed::SeedSet;
 use tokio_util::sync::CancellationToken;
 
 const DECOYS: usize = 1_000;
