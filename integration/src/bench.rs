@@ -31,7 +31,7 @@ pub mod results;
 pub mod seed;
 pub mod stats;
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use anyhow::{Result, bail};
 
@@ -59,14 +59,6 @@ pub fn store_name(engine: &NestedEngine) -> &'static str {
 /// Now, UTC, RFC 3339 to the second.
 pub fn utc_now() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
-}
-
-/// Seconds since the Unix epoch, for file names and records.
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// CPUs this process may use, for the results' header.

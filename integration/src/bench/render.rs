@@ -10,6 +10,7 @@ use super::contender::Contender;
 use super::procfs::CLOCK_TICKS_PER_SECOND;
 use super::results::{GentleResults, Results, SizeResult};
 use super::stats::{Summary, median};
+use crate::engine::{Engine, Family};
 
 /// A target of the comparison: a measure and the bound it must stay within.
 #[derive(Debug)]
@@ -30,7 +31,7 @@ pub enum Measure {
     Ratio {
         numerator: Contender,
         denominator: Contender,
-        against: &'static str,
+        against: Option<&'static str>,
         decimals: usize,
     },
     /// The contender's median per labelled image at the largest size over
@@ -52,9 +53,8 @@ pub const TARGETS: &[Target] = &[
         measure: Measure::Ratio {
             numerator: Contender::JanitorPrune,
             denominator: Contender::EnginePrune,
-            // Podman's own prune on a Podman engine; the row has always
-            // said Docker's.
-            against: "docker image prune",
+            // The engine's own prune: Docker's or Podman's.
+            against: None,
             decimals: 2,
         },
         bound: 0.6,
@@ -64,7 +64,7 @@ pub const TARGETS: &[Target] = &[
         measure: Measure::Ratio {
             numerator: Contender::JanitorPrune,
             denominator: Contender::OneAtATime,
-            against: "one-at-a-time",
+            against: Some("one-at-a-time"),
             decimals: 2,
         },
         bound: 0.45,
@@ -74,7 +74,7 @@ pub const TARGETS: &[Target] = &[
         measure: Measure::Ratio {
             numerator: Contender::JanitorDryRun,
             denominator: Contender::RawList,
-            against: "raw list",
+            against: Some("raw list"),
             decimals: 3,
         },
         bound: 1.3,
@@ -125,6 +125,8 @@ impl Target {
                 against,
                 decimals,
             } => {
+                let against =
+                    against.map_or_else(|| denominator.name(family_of(results)), str::to_string);
                 let name = format!("{what} ≤ {bound} × {against}");
                 let (Some(n), Some(d)) = (size.median(numerator), size.median(denominator)) else {
                     return not_measured(name);
@@ -185,8 +187,9 @@ pub fn compare_tables(results: &Results, main: usize) -> String {
     let or_unknown = |s: &str| if s.is_empty() { "?" } else { s }.to_string();
     let _ = writeln!(
         out,
-        "#### Engine {}: Docker {}, {} store ({}), N = {main} labelled dangling images + {} decoys, measured {}\n",
+        "#### Engine {}: {} {}, {} store ({}), N = {main} labelled dangling images + {} decoys, measured {}\n",
         or_unknown(&results.engine_name),
+        implementation(family_of(results)),
         results.engine,
         or_unknown(&results.store),
         results.storage_driver,
@@ -283,6 +286,19 @@ fn where_the_time_goes(out: &mut String, size: &SizeResult) {
     }
 }
 
+/// The engine family a comparison ran on (Docker when its name is not
+/// one of the matrix's: an old results file).
+fn family_of(results: &Results) -> Family {
+    Engine::named(&results.engine_name).map_or(Family::Docker, |e| e.family)
+}
+
+fn implementation(family: Family) -> &'static str {
+    match family {
+        Family::Docker => "Docker",
+        Family::Podman => "Podman",
+    }
+}
+
 /// The [`TARGETS`], judged at `size`.
 fn targets_table(out: &mut String, results: &Results, size: &SizeResult) {
     let _ = writeln!(
@@ -303,8 +319,9 @@ pub fn gentle_table(results: &GentleResults) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "#### Engine {}: Docker {}, {} store ({}), N = {} labelled dangling images + {} decoys, measured {}\n",
+        "#### Engine {}: {} {}, {} store ({}), N = {} labelled dangling images + {} decoys, measured {}\n",
         results.engine_name,
+        implementation(Engine::named(&results.engine_name).map_or(Family::Docker, |e| e.family)),
         results.engine,
         results.store,
         results.storage_driver,
