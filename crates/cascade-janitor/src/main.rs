@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use cascade_cleanup::{DanglingImageSweep, EventOptions, SweepConfig};
+use cascade_metrics::MetricsAddrError;
 use cascade_router::{EngineConfig, Janitor, JanitorConfig, LoopOutcome};
 use plumbing::CancelOnSignal;
 use tokio_util::sync::CancellationToken;
@@ -298,6 +299,16 @@ fn write_failure(e: std::io::Error) -> Failure {
     }
 }
 
+/// A `--metrics-addr` that cannot be bound, as one line naming the flag
+/// (the library names only the address): exit 2.
+fn metrics_addr_failure(error: MetricsAddrError) -> Failure {
+    match error {
+        MetricsAddrError::Bind { addr, source } => Failure::usage(format!(
+            "--metrics-addr {addr}: cannot bind: {source}; choose a free port and an address of this host, e.g. 127.0.0.1:9464"
+        )),
+    }
+}
+
 /// The router's configuration from the daemon's settings.
 fn janitor_config(common: &CommonSettings, settings: &RunSettings) -> JanitorConfig {
     JanitorConfig {
@@ -342,7 +353,7 @@ async fn run(common: &CommonSettings, settings: &RunSettings) -> Result<u8, Fail
         Some(addr) => Some(
             cascade_metrics::bind_metrics_addr(addr)
                 .await
-                .map_err(|e| Failure::usage(e.to_string()))?,
+                .map_err(metrics_addr_failure)?,
         ),
         None => None,
     };
@@ -510,6 +521,30 @@ mod tests {
             .into(),
             ..Event::default()
         }
+    }
+
+    /// The library's bind error names only the address; the binary's line
+    /// names its flag, as it always did.
+    #[tokio::test]
+    async fn a_metrics_address_that_cannot_be_bound_names_the_flag() {
+        let held = cascade_metrics::bind_metrics_addr("127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("a free port");
+        let addr = held.local_addr().expect("bound");
+        let error = cascade_metrics::bind_metrics_addr(addr)
+            .await
+            .expect_err("in use");
+        let source = match &error {
+            cascade_metrics::MetricsAddrError::Bind { source, .. } => source.to_string(),
+        };
+        let failure = super::metrics_addr_failure(error);
+        assert_eq!(failure.code, super::EXIT_USAGE);
+        assert_eq!(
+            failure.message,
+            format!(
+                "--metrics-addr {addr}: cannot bind: {source}; choose a free port and an address of this host, e.g. 127.0.0.1:9464"
+            )
+        );
     }
 
     #[test]

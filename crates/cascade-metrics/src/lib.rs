@@ -11,9 +11,9 @@
 //! - [`serve`] answers `GET /metrics` (OpenMetrics text, rendered by
 //!   `prometheus-client`) and `GET /healthz` (200 or 503 with a JSON body)
 //!   until its cancellation token fires.
-//! - [`bind_metrics_addr`] turns the address (parsed from the flag by
-//!   `cascade-config`) into a listener, with a one-line error that names the
-//!   flag and the fix.
+//! - [`bind_metrics_addr`] turns the address (parsed by its owner: the
+//!   binary's `cascade-config` parses `--metrics-addr`) into a listener, with
+//!   a one-line error that names the address and the fix.
 //!
 //! Every series carries an `engine` label (the Docker host URL), because one
 //! process may sweep several engines. Metric names (all prefixed
@@ -53,9 +53,7 @@ use cascade_cleanup::{PanicObserver, ReportObserver, SweepReport};
 
 pub use health::{AliveProbe, Clock, EngineHealth, HealthReport, SystemClock};
 pub use metrics::{DURATION_BUCKETS, METRIC_PREFIX, SCAN_ERROR_KIND, SweepResult};
-pub use server::{
-    METRICS_ADDR_FLAG, MetricsAddrError, OPENMETRICS_CONTENT_TYPE, bind_metrics_addr, router, serve,
-};
+pub use server::{MetricsAddrError, OPENMETRICS_CONTENT_TYPE, bind_metrics_addr, router, serve};
 
 use health::{EngineEntry, PassTimes};
 use metrics::SweepMetrics;

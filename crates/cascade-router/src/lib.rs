@@ -39,7 +39,7 @@ use cascade_cleanup::{
     DEFAULT_MIN_GAP, DEFAULT_STOP_DEADLINE, DanglingImageSweep, DockerImages, EngineEvents,
     EventOptions, EventTrigger, LoopEnd, LoopOptions, SweepConfig, panic_message, run_loop,
 };
-use cascade_engine::{EngineClient, EngineError};
+use cascade_engine::{EngineAddress, EngineClient, EngineError};
 use cascade_metrics::Telemetry;
 use cascade_scope::Scope;
 use futures_util::FutureExt;
@@ -215,8 +215,13 @@ impl Janitor {
     pub fn new(config: JanitorConfig) -> Result<Janitor, EngineError> {
         let timeout = config.call_timeout;
         Janitor::with_clients(config, |engine| {
+            let address =
+                EngineAddress::parse(&engine.host).map_err(|why| EngineError::BadAddress {
+                    host: why.address().to_string(),
+                    why,
+                })?;
             let client = Arc::new(EngineClient::with_tls(
-                &engine.host,
+                &address,
                 engine.tls.as_ref(),
                 timeout,
             )?);
