@@ -37,7 +37,7 @@ use std::time::Duration;
 use cascade_cleanup::{
     Concurrency, DEFAULT_CALL_TIMEOUT, DEFAULT_CONCURRENCY, DEFAULT_INTERVAL, DEFAULT_MIN_AGE,
     DEFAULT_MIN_GAP, DEFAULT_STOP_DEADLINE, DanglingImageSweep, DockerImages, EngineEvents,
-    EventOptions, EventTrigger, LoopEnd, LoopOptions, SweepConfig, panic_message, run_loop,
+    EventOptions, EventTrigger, LoopOptions, SweepConfig, panic_message, run_loop,
 };
 use cascade_engine::{EngineAddress, EngineClient, EngineError};
 use cascade_metrics::Telemetry;
@@ -47,6 +47,7 @@ use futures_util::future::BoxFuture;
 use tokio::task::{Id, JoinSet};
 use tokio_util::sync::CancellationToken;
 
+pub use cascade_cleanup::LoopOutcome;
 pub use cascade_engine::{DEFAULT_SOCKET, TlsFiles};
 
 /// One engine to sweep.
@@ -141,27 +142,6 @@ impl std::fmt::Debug for EngineClients {
     }
 }
 
-/// How a loop ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LoopOutcome {
-    /// Stopped when asked, idle or at a safe point of its pass.
-    Clean,
-    /// Its pass outlived the stop deadline and was abandoned. Removals
-    /// already sent may still complete; nothing unverified is removed by
-    /// abandoning. `[ref:scope_invariant]`
-    DeadlineExceeded,
-    /// The loop's task panicked, with this message (a panic in a pass, the
-    /// observer or the follower is caught inside and does not end it).
-    Panicked(String),
-    /// The task returned before it was asked to stop.
-    EndedEarly,
-    /// The engine is not one the janitor has been proven on: its first
-    /// pass removed nothing, and the loop ended. The text names the engine
-    /// and why; set [`JanitorConfig::allow_unproven_engine`] to remove on
-    /// it anyway.
-    Refused(String),
-}
-
 /// One loop's name (the engine's address for an engine loop) and outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoopReport {
@@ -171,7 +151,7 @@ pub struct LoopReport {
 
 /// A loop's body: runs until the token is cancelled, or says why it
 /// ended on its own.
-type LoopBody = Arc<dyn Fn(CancellationToken) -> BoxFuture<'static, LoopEnd> + Send + Sync>;
+type LoopBody = Arc<dyn Fn(CancellationToken) -> BoxFuture<'static, LoopOutcome> + Send + Sync>;
 
 struct LoopSpec {
     name: String,
@@ -182,8 +162,8 @@ struct LoopSpec {
 
 struct Running {
     cancel: CancellationToken,
-    /// Each task says how it ended, or how it panicked.
-    tasks: JoinSet<Result<LoopOutcome, String>>,
+    /// Each task says how it ended (a panic in it is caught and logged).
+    tasks: JoinSet<LoopOutcome>,
     /// Task id → index in `loops`.
     index: Vec<(Id, usize)>,
     /// Loops that ended before `stop`, kept for its result.
@@ -313,7 +293,17 @@ impl Janitor {
     {
         self.loops.push(LoopSpec {
             name: name.into(),
-            body: Arc::new(move |cancel| body(cancel).map(|()| LoopEnd::Cancelled).boxed()),
+            body: Arc::new(move |cancel: CancellationToken| {
+                body(cancel.clone())
+                    .map(move |()| {
+                        if cancel.is_cancelled() {
+                            LoopOutcome::Clean
+                        } else {
+                            LoopOutcome::EndedEarly
+                        }
+                    })
+                    .boxed()
+            }),
             alive: Arc::new(AtomicBool::new(false)),
         });
         self
@@ -346,8 +336,7 @@ impl Janitor {
         let mut tasks = JoinSet::new();
         let mut index = Vec::new();
         for (i, spec) in self.loops.iter().enumerate() {
-            let token = cancel.child_token();
-            let body = (spec.body)(token.clone());
+            let body = (spec.body)(cancel.child_token());
             let name = spec.name.clone();
             spec.alive.store(true, Ordering::SeqCst);
             // Moved into the task, so the flag falls when the task ends,
@@ -356,13 +345,11 @@ impl Janitor {
             let handle = tasks.spawn(async move {
                 let _alive = alive;
                 match AssertUnwindSafe(body).catch_unwind().await {
-                    Ok(LoopEnd::Refused(reason)) => Ok(LoopOutcome::Refused(reason)),
-                    Ok(LoopEnd::Cancelled) if token.is_cancelled() => Ok(LoopOutcome::Clean),
-                    Ok(LoopEnd::Cancelled) => Ok(LoopOutcome::EndedEarly),
+                    Ok(outcome) => outcome,
                     Err(panic) => {
                         let message = panic_message(&*panic);
                         tracing::error!(name, panic = %message, "janitor loop panicked and ended");
-                        Err(message)
+                        LoopOutcome::Panicked(message)
                     }
                 }
             });
@@ -460,19 +447,12 @@ impl Janitor {
     }
 }
 
-/// How a joined loop task ended.
-fn outcome(
-    joined: Result<(Id, Result<LoopOutcome, String>), tokio::task::JoinError>,
-) -> (Id, LoopOutcome) {
+/// How a joined loop task ended. Only `stop` aborts a task, after the
+/// deadline: `DeadlineExceeded`.
+fn outcome(joined: Result<(Id, LoopOutcome), tokio::task::JoinError>) -> (Id, LoopOutcome) {
     match joined {
-        Ok((id, Ok(outcome))) => (id, outcome),
-        Ok((id, Err(message))) => (id, LoopOutcome::Panicked(message)),
-        Err(e) if e.is_panic() => {
-            let id = e.id();
-            (id, LoopOutcome::Panicked(panic_message(&*e.into_panic())))
-        }
-        // Only `stop` aborts a task, after the deadline.
-        Err(e) => (e.id(), LoopOutcome::DeadlineExceeded),
+        Ok((id, outcome)) => (id, outcome),
+        Err(e) => (e.id(), LoopOutcome::of_join(Err(e))),
     }
 }
 

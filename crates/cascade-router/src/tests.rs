@@ -3,6 +3,7 @@
 //! and `stop` reports every loop's outcome.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 use cascade_cleanup::fake::{FakeDocker, FakeEvents, ours};
 use tokio::time::Instant;
@@ -19,10 +20,17 @@ fn stuck() -> Arc<FakeDocker> {
     Arc::new(fake)
 }
 
-/// A janitor over one fake engine per entry of `engines`.
+/// A janitor over one fake engine per entry of `engines`, a pass every
+/// minute.
 fn janitor(engines: &[(&str, &Arc<FakeDocker>)]) -> Janitor {
+    janitor_every(engines, Duration::from_secs(60))
+}
+
+/// A janitor over one fake engine per entry of `engines`, a pass every
+/// `interval`, no events, no minimum age, a stop deadline of 5 s.
+fn janitor_every(engines: &[(&str, &Arc<FakeDocker>)], interval: Duration) -> Janitor {
     let mut config = JanitorConfig::new(engines.iter().map(|(host, _)| *host));
-    config.interval = Duration::from_secs(60);
+    config.interval = interval;
     config.min_gap = Duration::from_secs(1);
     config.events = None;
     config.min_age = Duration::ZERO;
@@ -45,6 +53,42 @@ fn report(name: &str, outcome: LoopOutcome) -> LoopReport {
         name: name.to_string(),
         outcome,
     }
+}
+
+const MIN: Duration = Duration::from_secs(60);
+
+/// Captures every log line written while `f` runs on this thread.
+fn with_logs<R>(f: impl FnOnce() -> R) -> (R, String) {
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("buf").extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let out = tracing::subscriber::with_default(subscriber, f);
+    let text = String::from_utf8(buf.0.lock().expect("buf").clone()).expect("utf8");
+    (out, text)
+}
+
+/// Runs `f` on a paused current-thread runtime.
+fn paused<F: Future>(f: impl FnOnce() -> F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .expect("runtime")
+        .block_on(f())
 }
 
 fn alive(janitor: &Janitor) -> Vec<bool> {
@@ -189,4 +233,51 @@ async fn dropping_the_janitor_ends_its_loops() {
     drop(janitor);
     tokio::time::sleep(Duration::from_secs(300)).await;
     assert_eq!(one.lists_started_since(origin), [Duration::ZERO]);
+}
+
+#[test]
+fn start_twice_warns_and_keeps_one_timer() {
+    let one = Arc::new(FakeDocker::default());
+    let (origin, logs) = with_logs(|| {
+        paused(|| async {
+            let origin = Instant::now();
+            let mut janitor = janitor_every(&[(E1, &one)], 30 * MIN);
+            assert!(janitor.start());
+            assert!(!janitor.start(), "second start refused");
+            tokio::time::sleep(61 * MIN).await;
+            janitor.stop().await;
+            origin
+        })
+    });
+    assert_eq!(
+        one.lists_started_since(origin),
+        [0, 30, 60].map(|m| m * MIN),
+        "one timer"
+    );
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("WARN") && l.contains("already started")),
+        "{logs}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn stop_when_not_started_is_a_no_op_and_cycles_work() {
+    let one = Arc::new(FakeDocker::default());
+    let origin = Instant::now();
+    let mut janitor = janitor_every(&[(E1, &one)], 30 * MIN);
+    assert_eq!(janitor.stop().await, []);
+    assert_eq!(janitor.stop().await, []);
+    for cycle in 1..=3 {
+        assert!(janitor.start(), "cycle {cycle}");
+        assert!(janitor.is_started());
+        tokio::time::sleep(MIN).await;
+        assert_eq!(janitor.stop().await, [report(E1, LoopOutcome::Clean)]);
+        assert!(!janitor.is_started());
+    }
+    assert_eq!(
+        one.lists_started_since(origin),
+        [0, 1, 2].map(|m| m * MIN),
+        "each start runs a pass at once"
+    );
 }
