@@ -3,6 +3,7 @@
 //! `cascade-router` (`run`) or one sweep per engine (`prune`), `doctor`, and
 //! prints. Behaviour lives in those crates.
 
+mod daemon;
 mod doctor;
 mod engine;
 mod progress;
@@ -11,9 +12,9 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use cascade_cleanup::{DanglingImageSweep, EventOptions, SweepConfig};
+use cascade_cleanup::{DanglingImageSweep, SweepConfig};
 use cascade_metrics::MetricsAddrError;
-use cascade_router::{EngineConfig, Janitor, JanitorConfig, LoopOutcome};
+use cascade_router::LoopOutcome;
 use plumbing::CancelOnSignal;
 use tokio_util::sync::CancellationToken;
 
@@ -309,34 +310,6 @@ fn metrics_addr_failure(error: MetricsAddrError) -> Failure {
     }
 }
 
-/// The router's configuration from the daemon's settings.
-fn janitor_config(common: &CommonSettings, settings: &RunSettings) -> JanitorConfig {
-    JanitorConfig {
-        engines: common
-            .engines
-            .iter()
-            .map(|e| EngineConfig {
-                host: e.host.clone(),
-                tls: e.transport.tls().cloned(),
-            })
-            .collect(),
-        scope: common.scope.clone(),
-        min_age: common.min_age,
-        concurrency: common.concurrency,
-        call_timeout: common.timeout,
-        interval: settings.interval,
-        min_gap: settings.min_sweep_gap,
-        events: settings
-            .events
-            .then(|| EventOptions::with_debounce(settings.event_debounce)),
-        stop_deadline: settings.stop_deadline,
-        stale_after: settings
-            .interval
-            .saturating_mul(settings.stale_intervals.get()),
-        allow_unproven_engine: common.allow_unproven_engine,
-    }
-}
-
 /// The daemon: the router's `Janitor` (one loop per engine) and the metrics
 /// server when asked for. Nothing here contacts an engine before the loops
 /// run, so no engine can keep `run` from starting or make it exit.
@@ -368,7 +341,7 @@ async fn run(common: &CommonSettings, settings: &RunSettings) -> Result<u8, Fail
             return Ok(EXIT_OK);
         }
     }
-    let mut janitor = Janitor::new(janitor_config(common, settings))?;
+    let mut janitor = daemon::janitor(common, settings)?;
     janitor.start();
     let server_stop = CancellationToken::new();
     let server = listener.map(|listener| {
@@ -383,9 +356,9 @@ async fn run(common: &CommonSettings, settings: &RunSettings) -> Result<u8, Fail
         failed = janitor.wait_for_failure() => {
             janitor.stop().await;
             if let LoopOutcome::Refused(reason) = &failed.outcome {
-                return Err(Failure::unreachable(refusal_line(&failed.name, reason)));
+                return Err(Failure::unreachable(refusal_line(failed.name.as_str(), reason)));
             }
-            tracing::error!(name = failed.name, outcome = ?failed.outcome, "a sweep loop ended unexpectedly; exiting");
+            tracing::error!(name = %failed.name, outcome = ?failed.outcome, "a sweep loop ended unexpectedly; exiting");
             return Ok(EXIT_FAILURE);
         }
     };
@@ -396,7 +369,7 @@ async fn run(common: &CommonSettings, settings: &RunSettings) -> Result<u8, Fail
     let shutdown = async {
         for report in janitor.stop().await {
             if report.outcome != LoopOutcome::Clean {
-                tracing::warn!(name = report.name, outcome = ?report.outcome, "a sweep loop did not stop cleanly");
+                tracing::warn!(name = %report.name, outcome = ?report.outcome, "a sweep loop did not stop cleanly");
             }
         }
         server_stop.cancel();

@@ -1,6 +1,7 @@
 //! The janitor's supervision on paused time: loops built from a config run
 //! on schedule with their telemetry, a loop that dies is noticed at once,
-//! and `stop` reports every loop's outcome.
+//! `stop` reports every loop's outcome, and start and stop are defined
+//! whenever they are called.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -20,6 +21,10 @@ fn stuck() -> Arc<FakeDocker> {
     Arc::new(fake)
 }
 
+fn address(host: &str) -> EngineAddress {
+    EngineAddress::parse(host).expect("a valid address")
+}
+
 /// A janitor over one fake engine per entry of `engines`, a pass every
 /// minute.
 fn janitor(engines: &[(&str, &Arc<FakeDocker>)]) -> Janitor {
@@ -29,30 +34,34 @@ fn janitor(engines: &[(&str, &Arc<FakeDocker>)]) -> Janitor {
 /// A janitor over one fake engine per entry of `engines`, a pass every
 /// `interval`, no events, no minimum age, a stop deadline of 5 s.
 fn janitor_every(engines: &[(&str, &Arc<FakeDocker>)], interval: Duration) -> Janitor {
-    let mut config = JanitorConfig::new(engines.iter().map(|(host, _)| *host));
-    config.interval = interval;
-    config.min_gap = Duration::from_secs(1);
-    config.events = None;
-    config.min_age = Duration::ZERO;
-    config.stop_deadline = Duration::from_secs(5);
+    let config = JanitorConfig::builder(engines.iter().map(|(host, _)| address(host)))
+        .interval(interval)
+        .min_gap(Duration::from_secs(1))
+        .events(None)
+        .min_age(Duration::ZERO)
+        .stop_deadline(Duration::from_secs(5))
+        .build()
+        .expect("a valid configuration");
     let by_host: HashMap<&str, Arc<FakeDocker>> = engines
         .iter()
         .map(|(host, e)| (*host, Arc::clone(e)))
         .collect();
     Janitor::with_clients(config, |engine| {
-        Ok::<_, std::convert::Infallible>(EngineClients {
-            images: Arc::clone(&by_host[engine.host.as_str()]) as Arc<dyn DockerImages>,
-            events: Arc::new(FakeEvents::default()),
-        })
+        Ok::<_, std::convert::Infallible>(EngineClients::new(
+            Arc::clone(&by_host[engine.address().as_str()]) as Arc<dyn DockerImages>,
+            Arc::new(FakeEvents::default()),
+        ))
     })
     .expect("infallible")
 }
 
+/// The report of an engine loop (an address) or a job (anything else).
 fn report(name: &str, outcome: LoopOutcome) -> LoopReport {
-    LoopReport {
-        name: name.to_string(),
-        outcome,
-    }
+    let name = match EngineAddress::parse(name) {
+        Ok(address) => LoopName::Engine(address),
+        Err(_) => LoopName::Job(name.to_string()),
+    };
+    LoopReport { name, outcome }
 }
 
 const MIN: Duration = Duration::from_secs(60);
@@ -103,7 +112,13 @@ async fn every_engine_loop_runs_on_schedule_with_its_telemetry() {
         Arc::new(FakeDocker::default()),
     );
     let mut janitor = janitor(&[(E1, &one), (E2, &two)]);
-    assert_eq!(janitor.loop_names(), [E1, E2]);
+    assert_eq!(
+        janitor.loop_names(),
+        [
+            &LoopName::Engine(address(E1)),
+            &LoopName::Engine(address(E2))
+        ]
+    );
     assert_eq!(alive(&janitor), [false, false], "not alive before start");
     let origin = Instant::now();
     assert!(janitor.start());
@@ -279,5 +294,47 @@ async fn stop_when_not_started_is_a_no_op_and_cycles_work() {
         one.lists_started_since(origin),
         [0, 1, 2].map(|m| m * MIN),
         "each start runs a pass at once"
+    );
+}
+
+#[test]
+fn a_loop_is_named_by_its_engine_or_its_job() {
+    let engine = LoopName::Engine(address(E1));
+    assert_eq!(engine.to_string(), E1);
+    assert_eq!(engine.engine(), Some(&address(E1)));
+    let job = LoopName::Job("snapshot-eviction".into());
+    assert_eq!(job.as_str(), "snapshot-eviction");
+    assert_eq!(job.engine(), None);
+}
+
+/// `Janitor::new` reads each engine's TLS files; one that cannot be used is
+/// refused naming the field, before any engine is contacted.
+#[test]
+fn unusable_tls_files_are_refused_naming_the_field() {
+    let dir = std::env::temp_dir().join(format!("cascade-router-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let junk = dir.join("junk.pem");
+    std::fs::write(&junk, "SECRET-JUNK\n").expect("write");
+    let config = JanitorConfig::builder([
+        EngineConfig::new(address(E1)),
+        EngineConfig::new(address("tcp://10.0.0.5:2376")).with_tls(TlsFiles {
+            ca: junk.clone(),
+            client: None,
+        }),
+    ])
+    .build()
+    .expect("valid: the files are read by Janitor::new");
+    let err = Janitor::new(config).expect_err("junk is no CA");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(err.field(), "engines[1].tls");
+    let text = err.to_string();
+    assert!(
+        text.starts_with("`engines[1].tls`: cannot use TLS for tcp://10.0.0.5:2376: "),
+        "{text}"
+    );
+    assert!(text.contains(&junk.display().to_string()), "{text}");
+    assert!(
+        !text.contains("SECRET") && !text.contains("--tls"),
+        "{text}"
     );
 }
