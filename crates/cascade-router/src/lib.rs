@@ -415,7 +415,7 @@ impl Janitor {
                 LoopOutcome::Refused(reason) => tracing::error!(
                     name = %name,
                     %reason,
-                    "removal refused on this engine; nothing was removed. Set `allow_unproven_engine` in JanitorConfig to remove on it anyway"
+                    "removal refused on this engine; nothing was removed. Set `allow_unproven_engine` (JanitorConfigBuilder) to remove on it anyway"
                 ),
                 _ => tracing::error!(
                     name = %name,
