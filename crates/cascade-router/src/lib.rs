@@ -64,7 +64,7 @@ pub use cascade_cleanup::{
     Concurrency, DEFAULT_CALL_TIMEOUT, DEFAULT_CONCURRENCY, DEFAULT_EVENT_DEBOUNCE,
     DEFAULT_EVENT_IDLE_LIMIT, DEFAULT_INTERVAL, DEFAULT_MIN_AGE, DEFAULT_MIN_GAP,
     DEFAULT_STOP_DEADLINE, DockerImages, EngineEvents, EventOptions, LoopOutcome, MAX_DURATION,
-    MIN_GAP, MIN_INTERVAL, PROVEN_ENGINES, PanicObserver, PanicSite, ReportObserver, SweepReport,
+    MIN_GAP, MIN_INTERVAL, PanicObserver, PanicSite, ReportObserver, SweepReport,
 };
 pub use cascade_engine::{BadAddress, ClientCert, DEFAULT_SOCKET, EngineAddress, TlsFiles};
 pub use cascade_metrics::{
