@@ -18,7 +18,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cascade_cleanup::SweepReport;
+use cascade_cleanup::{LoopOutcome, SweepReport};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 pub use engine::{HostGuard, NestedEngine};
 
@@ -147,6 +149,25 @@ impl Reports {
     }
     pub async fn wait_for(&self, n: usize, limit: Duration) -> anyhow::Result<()> {
         wait_until(limit, &format!("{n} passes"), || async { self.len() >= n }).await
+    }
+}
+
+/// Stops a loop a test runs with `cascade_cleanup::run_loop` on a task of
+/// its own, as the loop's production owner (`cascade-router`'s `Janitor`)
+/// stops it: cancels its token, awaits the task up to `deadline`, aborts it
+/// after that; how it ended.
+pub async fn stop_loop(
+    cancel: &CancellationToken,
+    mut task: JoinHandle<LoopOutcome>,
+    deadline: Duration,
+) -> LoopOutcome {
+    cancel.cancel();
+    match tokio::time::timeout(deadline, &mut task).await {
+        Ok(joined) => LoopOutcome::of_join(joined),
+        Err(_) => {
+            task.abort();
+            LoopOutcome::of_join(task.await)
+        }
     }
 }
 

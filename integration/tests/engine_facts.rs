@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use anyhow::Result;
 use cascade_cleanup::{
-    DanglingImageCleanup, DanglingImageSweep, DockerImages, EngineEvents, EventOptions, SweepConfig,
+    DanglingImageSweep, DockerImages, EngineEvents, EventOptions, EventTrigger, LoopOptions,
+    SweepConfig, run_loop,
 };
 use integration::engine::all_image_ids;
 use integration::fixtures::{self, ImageSpec};
 use integration::proxy::{Fault, FaultProxy};
-use integration::{NestedEngine, wait_until};
+use integration::{NestedEngine, stop_loop, wait_until};
 use tokio_util::sync::CancellationToken;
 
 const HOUR: i64 = 3600;
@@ -84,21 +85,24 @@ async fn a_silent_event_stream_is_resubscribed() -> Result<()> {
         Arc::new(client.clone()) as Arc<dyn DockerImages>,
         SweepConfig::default(),
     );
-    let options = EventOptions {
-        idle_limit: Duration::from_secs(2),
-        ..EventOptions::default()
+    let mut options = EventOptions::default();
+    options.idle_limit = Duration::from_secs(2);
+    let options = LoopOptions {
+        events: Some(EventTrigger {
+            source: Arc::new(client) as Arc<dyn EngineEvents>,
+            options,
+        }),
+        ..LoopOptions::every(Duration::from_secs(3600))
     };
-    let cleanup =
-        DanglingImageCleanup::new(sweep, Duration::from_secs(3600), Duration::from_secs(10))
-            .with_events(Arc::new(client) as Arc<dyn EngineEvents>, options);
-    cleanup.start();
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(run_loop(Arc::new(sweep), options, cancel.clone()));
     // The first subscription got its 200 and then nothing, held open: only
     // the idle limit can end it.
     wait_until(Duration::from_secs(30), "a second subscription", || async {
         proxy.subscriptions() >= 2
     })
     .await?;
-    cleanup.stop().await;
+    stop_loop(&cancel, task, Duration::from_secs(10)).await;
     drop(proxy);
     engine.finish().await
 }

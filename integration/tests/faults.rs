@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
-use cascade_cleanup::{DanglingImageCleanup, DanglingImageSweep, SweepConfig};
+use cascade_cleanup::{DanglingImageSweep, LoopOptions, SweepConfig, run_loop};
 use cascade_engine::Engine;
 use integration::engine::all_image_ids;
 use integration::fixtures::{self, ImageSpec};
 use integration::proxy::{Fault, FaultProxy};
-use integration::{NestedEngine, Reports, capture_sentry, source, wait_until};
+use integration::{NestedEngine, Reports, capture_sentry, source, stop_loop, wait_until};
 use tokio_util::sync::CancellationToken;
 
 fn quick_config(call_timeout: Duration) -> SweepConfig {
@@ -34,17 +34,17 @@ fn engine_at(socket: &std::path::Path) -> Result<Engine> {
 async fn engine_goes_away_and_comes_back() -> Result<()> {
     let engine = NestedEngine::start().await?;
     let reports = Reports::default();
-    let cleanup = DanglingImageCleanup::new(
-        DanglingImageSweep::new(
-            Arc::new(engine_at(&engine.socket)?),
-            quick_config(Duration::from_secs(5)),
-        ),
-        Duration::from_secs(1),
-        Duration::from_secs(10),
-    )
-    .with_observer(reports.observer());
+    let sweep = Arc::new(DanglingImageSweep::new(
+        Arc::new(engine_at(&engine.socket)?),
+        quick_config(Duration::from_secs(5)),
+    ));
+    let options = LoopOptions {
+        observer: Some(reports.observer()),
+        ..LoopOptions::every(Duration::from_secs(1))
+    };
+    let cancel = CancellationToken::new();
     let ((), events) = capture_sentry(async {
-        cleanup.start();
+        let task = tokio::spawn(run_loop(sweep, options, cancel.clone()));
         reports
             .wait_for(1, Duration::from_secs(20))
             .await
@@ -79,8 +79,8 @@ async fn engine_goes_away_and_comes_back() -> Result<()> {
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        assert!(cleanup.is_running(), "the loop survived");
-        cleanup.stop().await;
+        assert!(!task.is_finished(), "the loop survived");
+        stop_loop(&cancel, task, Duration::from_secs(10)).await;
         assert!(
             down_until > down_from,
             "passes kept coming while the engine was down"
@@ -123,19 +123,19 @@ async fn a_hung_engine_costs_one_deadline_per_pass_and_the_schedule_holds() -> R
     let loaded = fixtures::load(&engine.docker, &[ImageSpec::new("ours").ours()]).await?;
     let proxy = FaultProxy::start(&engine.socket)?;
     let reports = Reports::default();
-    let cleanup = DanglingImageCleanup::new(
-        DanglingImageSweep::new(
-            Arc::new(engine_at(&proxy.socket)?),
-            quick_config(Duration::from_secs(1)),
-        ),
-        Duration::from_secs(2),
-        Duration::from_secs(10),
-    )
-    .with_observer(reports.observer());
+    let sweep = Arc::new(DanglingImageSweep::new(
+        Arc::new(engine_at(&proxy.socket)?),
+        quick_config(Duration::from_secs(1)),
+    ));
+    let options = LoopOptions {
+        observer: Some(reports.observer()),
+        ..LoopOptions::every(Duration::from_secs(2))
+    };
+    let cancel = CancellationToken::new();
     proxy.set(Fault::Hang);
     let started = tokio::time::Instant::now();
     let ((), events) = capture_sentry(async {
-        cleanup.start();
+        let task = tokio::spawn(run_loop(sweep, options, cancel.clone()));
         reports
             .wait_for(3, Duration::from_secs(15))
             .await
@@ -145,7 +145,7 @@ async fn a_hung_engine_costs_one_deadline_per_pass_and_the_schedule_holds() -> R
             .wait_for(4, Duration::from_secs(15))
             .await
             .expect("a pass after the hang");
-        cleanup.stop().await;
+        stop_loop(&cancel, task, Duration::from_secs(10)).await;
     })
     .await;
     let elapsed = started.elapsed();

@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use anyhow::Result;
 use cascade_cleanup::{
-    DanglingImageCleanup, DanglingImageSweep, EngineEvents, EventOptions, SweepConfig,
+    DanglingImageSweep, EngineEvents, EventOptions, EventTrigger, LoopOptions, SweepConfig,
+    run_loop,
 };
 use cascade_engine::Engine;
 use integration::engine::all_image_ids;
 use integration::fixtures::{self, ImageSpec};
-use integration::{NestedEngine, Reports, capture_sentry, wait_until};
+use integration::{NestedEngine, Reports, capture_sentry, stop_loop, wait_until};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test]
@@ -88,26 +89,26 @@ async fn a_commit_over_a_snapshot_triggers_an_early_sweep() -> Result<()> {
 
     let reports = Reports::default();
     // The clock alone would not sweep again for an hour.
-    let cleanup = DanglingImageCleanup::new(
-        DanglingImageSweep::new(
-            Arc::new(Engine::new(d.clone())),
-            SweepConfig {
-                min_age: Duration::ZERO,
-                ..SweepConfig::default()
-            },
-        ),
-        Duration::from_secs(3600),
-        Duration::from_secs(10),
-    )
-    .with_min_gap(Duration::from_secs(1))
-    .with_events(
-        Arc::new(Engine::new(d.clone())) as Arc<dyn EngineEvents>,
-        EventOptions::with_debounce(Duration::from_secs(1)),
-    )
-    .with_observer(reports.observer());
+    let sweep = Arc::new(DanglingImageSweep::new(
+        Arc::new(Engine::new(d.clone())),
+        SweepConfig {
+            min_age: Duration::ZERO,
+            ..SweepConfig::default()
+        },
+    ));
+    let options = LoopOptions {
+        min_gap: Duration::from_secs(1),
+        events: Some(EventTrigger {
+            source: Arc::new(Engine::new(d.clone())) as Arc<dyn EngineEvents>,
+            options: EventOptions::with_debounce(Duration::from_secs(1)),
+        }),
+        observer: Some(reports.observer()),
+        ..LoopOptions::every(Duration::from_secs(3600))
+    };
+    let cancel = CancellationToken::new();
 
     let (result, events) = capture_sentry(async {
-        cleanup.start();
+        let task = tokio::spawn(run_loop(sweep, options, cancel.clone()));
         reports.wait_for(1, Duration::from_secs(20)).await?;
         // The production leak: the tag moves to a new commit. The follower
         // may still be subscribing on a loaded machine, so commit again
@@ -154,8 +155,8 @@ async fn a_commit_over_a_snapshot_triggers_an_early_sweep() -> Result<()> {
         )
         .await?;
         assert!(reports.len() >= 3);
-        assert!(cleanup.is_running());
-        cleanup.stop().await;
+        assert!(!task.is_finished());
+        stop_loop(&cancel, task, Duration::from_secs(10)).await;
         anyhow::Ok(())
     })
     .await;

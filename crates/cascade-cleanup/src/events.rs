@@ -59,8 +59,10 @@ pub trait EngineEvents: Send + Sync + 'static {
     fn subscribe(&self, labels: &[String]) -> BoxStream<'static, Result<EngineEvent, DockerError>>;
 }
 
-/// How events turn into early sweeps.
+/// How events turn into early sweeps. Start from
+/// [`EventOptions::with_debounce`] or the default, and change a field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct EventOptions {
     /// Quiet time after the last event of a burst before asking for a pass.
     pub debounce: Duration,
@@ -69,6 +71,7 @@ pub struct EventOptions {
     /// First wait before re-subscribing after the stream broke; doubles on
     /// each further failure up to `max_backoff`.
     pub min_backoff: Duration,
+    /// The longest wait between two attempts to re-subscribe.
     pub max_backoff: Duration,
     /// A subscription that yields nothing (no event, no error, no end) for
     /// this long is dropped and made again, with a warning: a half-open
@@ -90,10 +93,12 @@ pub const DEFAULT_EVENT_DEBOUNCE: Duration = Duration::from_secs(5);
 pub const DEFAULT_EVENT_IDLE_LIMIT: Duration = Duration::from_secs(600);
 
 impl EventOptions {
+    /// The defaults with this debounce; a burst still asks after six times
+    /// the debounce (at least a second).
     pub fn with_debounce(debounce: Duration) -> EventOptions {
         EventOptions {
             debounce,
-            max_delay: (debounce * 6).max(Duration::from_secs(1)),
+            max_delay: debounce.saturating_mul(6).max(Duration::from_secs(1)),
             min_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(60),
             idle_limit: DEFAULT_EVENT_IDLE_LIMIT,

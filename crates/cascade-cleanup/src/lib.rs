@@ -22,10 +22,10 @@
 //!    an operator must see to Sentry.
 //!
 //! [`DanglingImageSweep::run`] returns a [`SweepReport`]; [`run_loop`] is the
-//! periodic loop as a future (for an owner that supervises its own tasks,
-//! such as `cascade-router`), and [`LoopHandle`] and [`DanglingImageCleanup`]
-//! own one loop. The loop survives a panic in a pass, its observer or its
-//! event follower, and reports it. [`census`] counts the scope for `doctor`.
+//! periodic loop as a future, for an owner that runs it on a task it owns
+//! and supervises (`cascade-router`'s `Janitor`), and says how it ended
+//! ([`LoopOutcome`]). The loop survives a panic in a pass, its observer or
+//! its event follower, and reports it. [`census`] counts the scope for `doctor`.
 //! Docker access goes through the [`DockerImages`] and [`EngineEvents`]
 //! traits; `cascade-engine` implements them for a real engine, so this crate
 //! knows no Docker client.
@@ -55,8 +55,8 @@ pub use events::{
     OwnEvents,
 };
 pub use lifecycle::{
-    DEFAULT_INTERVAL, DEFAULT_MIN_GAP, DEFAULT_STOP_DEADLINE, DanglingImageCleanup, EventTrigger,
-    LoopEnd, LoopHandle, LoopOptions, PanicObserver, PanicSite, ReportObserver, StopOutcome,
+    DEFAULT_INTERVAL, DEFAULT_MIN_GAP, DEFAULT_STOP_DEADLINE, EventTrigger, LoopOptions,
+    LoopOutcome, MAX_DURATION, MIN_GAP, MIN_INTERVAL, PanicObserver, PanicSite, ReportObserver,
     panic_is_guarded, panic_message, run_loop,
 };
 pub use pace::{Concurrency, PaceLimits, RemovalPace};

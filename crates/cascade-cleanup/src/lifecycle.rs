@@ -1,6 +1,10 @@
-//! The periodic loop and its owned lifecycle: `start` returns a handle,
-//! `stop` cancels the timer, lets the in-flight pass reach a safe point and
-//! awaits it, bounded by a deadline.
+//! The periodic loop, as a future its owner runs on a task it owns:
+//! [`run_loop`] sweeps on schedule and early on events until its token is
+//! cancelled, and says why it ended ([`LoopOutcome`]); the owner keeps the
+//! task's handle, cancels the token to stop it (a pass reaches a safe point:
+//! no new removal starts, removals already sent are answered), and aborts
+//! the task after its stop deadline ([`LoopOutcome::of_join`] says how each
+//! ended). `cascade-router`'s `Janitor` is that owner in production.
 //!
 //! A panic in a pass, in the observer or in the event follower is caught
 //! where it happens: logged at error, sent to Sentry
@@ -11,12 +15,12 @@
 
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
 use tokio::sync::Notify;
-use tokio::task::JoinHandle;
+use tokio::task::JoinError;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
@@ -26,8 +30,25 @@ use crate::sweep::{DanglingImageSweep, SweepReport};
 
 /// The original loop's period.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30 * 60);
-/// How long `stop` waits for an in-flight pass before abandoning it.
+/// How long an owner's stop waits for an in-flight pass before abandoning it.
 pub const DEFAULT_STOP_DEADLINE: Duration = Duration::from_secs(30);
+
+/// The shortest interval an owner may configure. A pass is at least one
+/// list call per engine; below a second the loop would sweep back to back
+/// and load the engine for nothing (nothing in this deployment creates
+/// images faster than that). `cascade-router`'s `JanitorConfig` and the
+/// binary's `--interval` refuse less.
+pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The shortest minimum gap an owner may configure. At 0s an event storm
+/// (or a debounce of 0s) starts a pass the moment the previous one ends:
+/// sweeps back to back.
+pub const MIN_GAP: Duration = Duration::from_secs(1);
+
+/// The longest duration an owner may configure: longer ones overflow when
+/// added to an `Instant` or multiplied (stale intervals × interval), and
+/// are mistakes (100 years, `36500d`).
+pub const MAX_DURATION: Duration = Duration::from_secs(36_500 * 24 * 60 * 60);
 
 /// Called with every pass's report (metrics, health, tests).
 pub type ReportObserver = Arc<dyn Fn(&SweepReport) + Send + Sync>;
@@ -45,8 +66,10 @@ pub enum PanicSite {
 }
 
 impl PanicSite {
+    /// Every site, in the order of the enum.
     pub const ALL: [PanicSite; 3] = [PanicSite::Sweep, PanicSite::Observer, PanicSite::Events];
 
+    /// The site's name in metrics and Sentry (`where`).
     pub fn as_str(self) -> &'static str {
         match self {
             PanicSite::Sweep => "sweep",
@@ -67,7 +90,9 @@ pub const DEFAULT_MIN_GAP: Duration = Duration::from_secs(60);
 /// Early sweeps from the engine's events.
 #[derive(Clone)]
 pub struct EventTrigger {
+    /// The engine's event stream.
     pub source: Arc<dyn EngineEvents>,
+    /// How its events become early passes.
     pub options: EventOptions,
 }
 
@@ -119,29 +144,44 @@ impl LoopOptions {
     }
 }
 
-/// How a loop ended.
+/// How a loop ended: what [`run_loop`] returns (`Clean` when its token was
+/// cancelled, `Refused`), or what its owner makes of a task that ended
+/// otherwise ([`LoopOutcome::of_join`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StopOutcome {
-    /// The loop was idle or its pass reached a safe point in time.
+#[non_exhaustive]
+pub enum LoopOutcome {
+    /// Stopped when asked, idle or at a safe point of its pass.
     Clean,
-    /// The pass did not finish within the deadline and was abandoned.
-    /// Removals already sent may still complete in the engine; nothing that
-    /// was not verified can be removed by abandoning. `[ref:scope_invariant]`
+    /// Its pass outlived the owner's stop deadline and was abandoned (the
+    /// task aborted). Removals already sent may still complete in the
+    /// engine; nothing that was not verified can be removed by abandoning.
+    /// `[ref:scope_invariant]`
     DeadlineExceeded,
-    /// The loop's task itself panicked (with this message), outside the
-    /// pass and observer, which are guarded: a bug in the loop, not a bad
-    /// pass.
+    /// The loop's task itself panicked, with this message, outside the
+    /// pass, the observer and the follower, which are guarded (a panic there
+    /// is caught and does not end the loop): a bug in the loop or in its
+    /// owner's code, not a bad pass.
     Panicked(String),
+    /// The task returned before it was asked to stop (an owner's job that
+    /// returned; an engine loop never does).
+    EndedEarly,
+    /// The engine is not one the janitor has been proven on, and removal on
+    /// it is not allowed (`SweepConfig::allow_unproven_engine`): the pass
+    /// removed nothing, and the loop ended so that its owner learns it at
+    /// once. The text (one line) names the engine and why.
+    /// `[ref:proven_engines]`
+    Refused(String),
 }
 
-impl StopOutcome {
-    /// The outcome of an awaited loop task.
-    pub fn of_join(joined: Result<(), tokio::task::JoinError>) -> StopOutcome {
+impl LoopOutcome {
+    /// How a loop task its owner awaited ended: what it returned, or how it
+    /// died (a panic is `Panicked`; an abort is `DeadlineExceeded`, since an
+    /// owner aborts a loop only after its stop deadline).
+    pub fn of_join(joined: Result<LoopOutcome, JoinError>) -> LoopOutcome {
         match joined {
-            Ok(()) => StopOutcome::Clean,
-            Err(e) if e.is_panic() => StopOutcome::Panicked(panic_message(&*e.into_panic())),
-            // Only an abort cancels a loop task, and only after its deadline.
-            Err(_) => StopOutcome::DeadlineExceeded,
+            Ok(outcome) => outcome,
+            Err(e) if e.is_panic() => LoopOutcome::Panicked(panic_message(&*e.into_panic())),
+            Err(_) => LoopOutcome::DeadlineExceeded,
         }
     }
 }
@@ -222,34 +262,29 @@ async fn guarded<T>(
     AssertUnwindSafe(polled).catch_unwind().await
 }
 
-/// Why [`run_loop`] returned.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LoopEnd {
-    /// Its token was cancelled: the owner asked it to stop.
-    Cancelled,
-    /// The engine is not one the janitor has been proven on, and removal on
-    /// it is not allowed: the pass removed nothing, and the loop ends so
-    /// that its owner learns it at once (the reason, one line).
-    /// `[ref:proven_engines]`
-    Refused(String),
-}
-
-/// The loop as a future, for an owner that supervises its own tasks (such
-/// as `cascade-router`'s `JoinSet`): it runs `sweep` now, then `interval`
-/// after each pass started, and early when the engine's events ask for it,
-/// until `cancel` fires. A pass that overruns the interval swallows the
+/// The loop as a future, for an owner that runs it on a task it owns and
+/// supervises (such as `cascade-router`'s `JoinSet`): it runs `sweep` now,
+/// then `interval` after each pass started, and early when the engine's
+/// events ask for it, until `cancel` fires, and then returns
+/// [`LoopOutcome::Clean`]. A pass that overruns the interval swallows the
 /// ticks it missed: passes never overlap and never run back to back to catch
 /// up. No pass starts less than `min_gap` after the previous one started.
-/// A pass refused on an unproven engine ends the loop, after the observer
-/// saw its report.
+/// A pass refused on an unproven engine ends the loop with
+/// [`LoopOutcome::Refused`], after the observer saw its report.
 ///
-/// Dropping the future (an abort after the stop deadline) ends the event
-/// follower too.
+/// It takes the options as given: the floors ([`MIN_INTERVAL`],
+/// [`MIN_GAP`]) are its owner's configuration's to enforce
+/// (`cascade-router`'s `JanitorConfig`).
+///
+/// Cancelling `cancel` lets the pass in flight reach a safe point (no new
+/// removal starts; removals already sent are answered). Dropping the future
+/// (aborting its task after the stop deadline) ends it at once, and the
+/// event follower with it.
 pub async fn run_loop(
     sweep: Arc<DanglingImageSweep>,
     options: LoopOptions,
     cancel: CancellationToken,
-) -> LoopEnd {
+) -> LoopOutcome {
     let engine = sweep.config().engine.clone();
     let trigger = Arc::new(Notify::new());
     let _follower = options.events.clone().map(|events| {
@@ -269,7 +304,7 @@ pub async fn run_loop(
     let end = loop {
         tokio::select! {
             biased;
-            _ = cancel.cancelled() => break LoopEnd::Cancelled,
+            _ = cancel.cancelled() => break LoopOutcome::Clean,
             _ = tokio::time::sleep_until(due) => {}
             _ = trigger.notified() => {
                 let floor = last_start.map(|s| s + options.min_gap);
@@ -301,7 +336,7 @@ pub async fn run_loop(
                     );
                 }
                 if let Some(reason) = report.refused.filter(|_| !report.dry_run) {
-                    break LoopEnd::Refused(reason);
+                    break LoopOutcome::Refused(reason);
                 }
             }
             Err(panic) => caught(
@@ -351,186 +386,5 @@ async fn follow_guarded(
             _ = tokio::time::sleep(backoff) => {}
         }
         backoff = (backoff * 2).min(events.options.max_backoff);
-    }
-}
-
-/// A running loop. Dropping it without `stop` cancels the loop too (the task
-/// notices the dropped token guard), so a loop never outlives its owner.
-#[derive(Debug)]
-pub struct LoopHandle {
-    cancel: CancellationToken,
-    task: JoinHandle<()>,
-    _guard: tokio_util::sync::DropGuard,
-}
-
-impl LoopHandle {
-    /// Spawns [`run_loop`] on its own task.
-    pub fn start(sweep: Arc<DanglingImageSweep>, options: LoopOptions) -> LoopHandle {
-        let cancel = CancellationToken::new();
-        let token = cancel.clone();
-        let task = tokio::spawn(async move {
-            if let LoopEnd::Refused(reason) = run_loop(sweep, options, token).await {
-                tracing::error!(%reason, "dangling image cleanup loop ended: removal refused");
-            }
-        });
-        LoopHandle {
-            _guard: cancel.clone().drop_guard(),
-            cancel,
-            task,
-        }
-    }
-
-    /// Cancels the timer, waits up to `deadline` for an in-flight pass to
-    /// reach a safe point, then abandons it.
-    pub async fn stop(mut self, deadline: Duration) -> StopOutcome {
-        self.cancel.cancel();
-        match tokio::time::timeout(deadline, &mut self.task).await {
-            Ok(joined) => {
-                let outcome = StopOutcome::of_join(joined);
-                if let StopOutcome::Panicked(message) = &outcome {
-                    tracing::error!(panic = %message, "dangling image cleanup loop had panicked");
-                }
-                outcome
-            }
-            Err(_) => {
-                tracing::warn!(
-                    deadline = %humantime::format_duration(deadline),
-                    "dangling image cleanup pass did not stop in time; abandoning it"
-                );
-                self.task.abort();
-                let _ = (&mut self.task).await;
-                StopOutcome::DeadlineExceeded
-            }
-        }
-    }
-
-    pub fn is_finished(&self) -> bool {
-        self.task.is_finished()
-    }
-
-    /// Asks the loop to start nothing new (no pass, no removal); `stop`
-    /// then waits for it.
-    pub fn cancel(&self) {
-        self.cancel.cancel();
-    }
-}
-
-/// The dangling-image cleanup as a service with the original's contract:
-/// `start` twice warns and keeps one timer, `stop` when not started is a
-/// no-op, start/stop cycles work.
-pub struct DanglingImageCleanup {
-    sweep: Arc<DanglingImageSweep>,
-    options: LoopOptions,
-    stop_deadline: Duration,
-    running: Mutex<Option<LoopHandle>>,
-}
-
-impl std::fmt::Debug for DanglingImageCleanup {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DanglingImageCleanup")
-            .field("options", &self.options)
-            .field("running", &self.is_running())
-            .finish_non_exhaustive()
-    }
-}
-
-impl DanglingImageCleanup {
-    pub fn new(sweep: DanglingImageSweep, interval: Duration, stop_deadline: Duration) -> Self {
-        DanglingImageCleanup {
-            sweep: Arc::new(sweep),
-            options: LoopOptions::every(interval),
-            stop_deadline,
-            running: Mutex::new(None),
-        }
-    }
-
-    /// Calls `observer` with the report of every scheduled pass.
-    pub fn with_observer(mut self, observer: ReportObserver) -> Self {
-        self.options.observer = Some(observer);
-        self
-    }
-
-    /// Tells `on_panic` of every panic the loop caught and survived.
-    pub fn with_panic_observer(mut self, on_panic: PanicObserver) -> Self {
-        self.options.on_panic = Some(on_panic);
-        self
-    }
-
-    /// No pass starts sooner than `min_gap` after the previous one started
-    /// (default: one minute, or the interval if shorter).
-    pub fn with_min_gap(mut self, min_gap: Duration) -> Self {
-        self.options.min_gap = min_gap;
-        self
-    }
-
-    /// Also sweeps shortly after the engine untags or commits a labelled
-    /// image, following `source`'s event stream while the loop runs.
-    pub fn with_events(mut self, source: Arc<dyn EngineEvents>, options: EventOptions) -> Self {
-        self.options.events = Some(EventTrigger { source, options });
-        self
-    }
-
-    pub fn sweep(&self) -> &DanglingImageSweep {
-        &self.sweep
-    }
-
-    /// Starts the loop; returns false (and warns) when it already runs.
-    /// Must be called within a tokio runtime.
-    pub fn start(&self) -> bool {
-        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-        if running.as_ref().is_some_and(|h| !h.is_finished()) {
-            tracing::warn!("dangling image cleanup already started; not starting a second timer");
-            return false;
-        }
-        *running = Some(LoopHandle::start(
-            Arc::clone(&self.sweep),
-            self.options.clone(),
-        ));
-        tracing::info!(
-            interval = %humantime::format_duration(self.options.interval),
-            min_gap = %humantime::format_duration(self.options.min_gap),
-            events = self.options.events.is_some(),
-            scope = %self.sweep.config().scope,
-            "dangling image cleanup started"
-        );
-        true
-    }
-
-    /// Asks a running loop to start nothing new, without waiting for it.
-    pub fn cancel(&self) {
-        if let Some(handle) = self
-            .running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-        {
-            handle.cancel();
-        }
-    }
-
-    /// Stops the loop; `None` when it was not running.
-    pub async fn stop(&self) -> Option<StopOutcome> {
-        let handle = self
-            .running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        let handle = handle?;
-        let outcome = handle.stop(self.stop_deadline).await;
-        tracing::info!(?outcome, "dangling image cleanup stopped");
-        Some(outcome)
-    }
-
-    pub fn is_running(&self) -> bool {
-        self.running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .is_some_and(|h| !h.is_finished())
-    }
-
-    /// One pass now, outside the schedule; waits for an in-flight pass first.
-    pub async fn run_now(&self) -> SweepReport {
-        self.sweep.run(&CancellationToken::new()).await
     }
 }

@@ -1,57 +1,17 @@
 //! Engine addresses, as far as configuration needs them.
 //!
-//! Parsing is `cascade-engine`'s (one parser for every address the janitor
-//! reads); this module adds the checks that are configuration's:
-//! credentials in the URL and loopback.
+//! Parsing and the checks are `cascade-engine`'s (one parser, one
+//! credentials check, one loopback check for every address the janitor
+//! reads, whether from this command line or an embedder's
+//! `JanitorConfig`); this module words their results for the command line.
 
-use std::net::IpAddr;
-
-pub use cascade_engine::{Address, DEFAULT_SOCKET};
+pub use cascade_engine::{
+    Address, DEFAULT_SOCKET, EngineAddress, has_credentials, is_loopback, redact,
+};
 
 /// Parses one `--docker-host` value; the error says why and how to write it.
 pub fn parse_host(host: &str) -> Result<Address, String> {
     cascade_engine::parse_host(host).map_err(|e| e.to_string())
-}
-
-/// Whether `host` may carry credentials (`tcp://user:pass@host:2376`). Any
-/// `@` outside a unix socket path counts, whatever else is wrong with the
-/// value: every other error message quotes the value, and must not.
-pub fn has_credentials(host: &str) -> bool {
-    !host.starts_with("unix://") && host.contains('@')
-}
-
-/// `host` with everything up to its last `@` replaced, for messages.
-pub fn redact(host: &str) -> String {
-    let (scheme, rest) = match host.split_once("://") {
-        Some((scheme, rest)) => (format!("{scheme}://"), rest),
-        None => (String::new(), host),
-    };
-    match rest.rsplit_once('@') {
-        Some((_, tail)) => format!("{scheme}<credentials>@{tail}"),
-        None => host.to_string(),
-    }
-}
-
-/// A TCP engine on this host's loopback: 127.0.0.0/8, ::1 or `localhost`.
-pub fn is_loopback(address: &Address) -> bool {
-    let Address::Http(url) = address else {
-        return false;
-    };
-    let authority = url.trim_start_matches("http://");
-    let Some((host, _port)) = authority.rsplit_once(':') else {
-        return false;
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.eq_ignore_ascii_case("localhost") {
-        return true;
-    }
-    match host.parse::<IpAddr>() {
-        Ok(IpAddr::V4(ip)) => ip.is_loopback(),
-        Ok(IpAddr::V6(ip)) => {
-            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
-        }
-        Err(_) => false,
-    }
 }
 
 #[cfg(test)]

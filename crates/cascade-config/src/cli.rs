@@ -128,16 +128,20 @@ const DURATION_HINT: &str = "expected a number with a unit, e.g. 0s, 90s, 10m, 1
 
 /// The longest duration accepted: longer ones overflow when added to an
 /// `Instant` or multiplied (stale intervals × interval), and are mistakes.
-pub const MAX_DURATION: Duration = Duration::from_secs(36_500 * 24 * 60 * 60);
+/// The library's limit (`cascade-router`'s `JanitorConfig` refuses more).
+pub const MAX_DURATION: Duration = cascade_cleanup::MAX_DURATION;
 
-/// The shortest `--interval`. A pass is at least one list call per engine;
-/// below a second the loop would sweep back to back and load the engine for
-/// nothing (nothing in this deployment creates images faster than that).
-pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+/// The shortest `--interval`: the library's floor of the loop's interval
+/// (`JanitorConfig` refuses less). A pass is at least one list call per
+/// engine; below a second the loop would sweep back to back and load the
+/// engine for nothing (nothing in this deployment creates images faster
+/// than that).
+pub const MIN_INTERVAL: Duration = cascade_cleanup::MIN_INTERVAL;
 
-/// The shortest `--min-sweep-gap`. At 0s an event storm (or a debounce of
-/// 0s) starts a pass the moment the previous one ends: sweeps back to back.
-pub const MIN_SWEEP_GAP: Duration = Duration::from_secs(1);
+/// The shortest `--min-sweep-gap`: the library's floor of the loop's
+/// minimum gap. At 0s an event storm (or a debounce of 0s) starts a pass
+/// the moment the previous one ends: sweeps back to back.
+pub const MIN_SWEEP_GAP: Duration = cascade_cleanup::MIN_GAP;
 
 const TOO_LONG: &str = "too long; at most 100 years (36500d)";
 

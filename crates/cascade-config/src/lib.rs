@@ -40,7 +40,7 @@ use std::time::Duration;
 
 use cascade_scope::Scope;
 
-pub use crate::address::{Address, DEFAULT_SOCKET, is_loopback, parse_host};
+pub use crate::address::{Address, DEFAULT_SOCKET, EngineAddress, is_loopback, parse_host};
 pub use crate::cli::{LogFormat, MAX_DURATION, MIN_INTERVAL, MIN_SWEEP_GAP, Output, Progress};
 pub use crate::env::Environment;
 pub use crate::opt::CommandName;
@@ -128,6 +128,9 @@ pub struct CommonSettings {
     /// `--allow-unproven-engine`: remove on an engine no row of the
     /// proven-engine table admits.
     pub allow_unproven_engine: bool,
+    /// `--allow-plain-tcp`: plain `tcp://` to an engine off this host is
+    /// allowed (each engine's `transport` already says how it is reached).
+    pub allow_plain_tcp: bool,
 }
 
 #[derive(Debug)]

@@ -12,7 +12,7 @@
 use cascade_scope::Scope;
 use clap::ArgMatches;
 
-use crate::address::{self, Address};
+use crate::address::{self, EngineAddress};
 use crate::env::{self, Environment};
 use crate::file::ConfigFile;
 use crate::merge::{Merger, invalid};
@@ -76,7 +76,7 @@ fn common(m: &mut Merger) -> Result<CommonSettings, ConfigError> {
     let timeout = m.timeout()?;
     let log_format = m.log_format()?;
     let allow_unproven_engine = m.allow_unproven_engine()?;
-    let engines = engines(m, hosts)?;
+    let (engines, allow_plain_tcp) = engines(m, hosts)?;
     Ok(CommonSettings {
         engines,
         scope,
@@ -85,12 +85,13 @@ fn common(m: &mut Merger) -> Result<CommonSettings, ConfigError> {
         timeout,
         log_format,
         allow_unproven_engine,
+        allow_plain_tcp,
     })
 }
 
 /// The engines' addresses: credentials refused before any message could
 /// quote them, then each parsed, none twice (however spelt).
-fn addresses(m: &mut Merger) -> Result<Vec<(String, Address)>, ConfigError> {
+fn addresses(m: &mut Merger) -> Result<Vec<(String, EngineAddress)>, ConfigError> {
     let key = Opt::DockerHost;
     let hosts = m.docker_host()?;
     let source = m.source_of(key);
@@ -107,9 +108,9 @@ fn addresses(m: &mut Merger) -> Result<Vec<(String, Address)>, ConfigError> {
             "no engine given; list at least one, e.g. docker_host = [\"unix:///var/run/docker.sock\"]",
         ));
     }
-    let mut parsed: Vec<(String, Address)> = Vec::new();
+    let mut parsed: Vec<(String, EngineAddress)> = Vec::new();
     for host in hosts {
-        let address = address::parse_host(&host).map_err(|why| match &source {
+        let address = EngineAddress::parse(&host).map_err(|why| match &source {
             Source::Env(name) if Some(name.as_str()) == key.below_file() => ConfigError::new(format!(
                 "{name} `{host}` is not a valid engine address: {why}; fix it, unset it, or pass --docker-host"
             )),
@@ -117,9 +118,9 @@ fn addresses(m: &mut Merger) -> Result<Vec<(String, Address)>, ConfigError> {
             Source::Flag(_) => ConfigError::new(format!(
                 "invalid value '{host}' for '--docker-host <URL>': {why}; see `cascade-janitor --help`"
             )),
-            other => invalid(other, key, &host, &why),
+            other => invalid(other, key, &host, &why.to_string()),
         })?;
-        if let Some((first, _)) = parsed.iter().find(|(_, a)| *a == address) {
+        if let Some((first, _)) = parsed.iter().find(|(_, a)| a.same_engine(&address)) {
             let why = if *first == host {
                 format!("`{host}` is given twice; list each engine once")
             } else {
@@ -132,9 +133,13 @@ fn addresses(m: &mut Merger) -> Result<Vec<(String, Address)>, ConfigError> {
     Ok(parsed)
 }
 
-/// Each engine with its transport; TLS files are checked only when some
-/// engine is `tcp://`, and `--print-config` shows the files in use.
-fn engines(m: &mut Merger, hosts: Vec<(String, Address)>) -> Result<Vec<Engine>, ConfigError> {
+/// Each engine with its transport, and `--allow-plain-tcp` (read here, in
+/// `--print-config`'s order); TLS files are checked only when some engine
+/// is `tcp://`, and `--print-config` shows the files in use.
+fn engines(
+    m: &mut Merger,
+    hosts: Vec<(String, EngineAddress)>,
+) -> Result<(Vec<Engine>, bool), ConfigError> {
     let given = |m: &Merger, key, path| Given {
         key,
         path,
@@ -144,7 +149,7 @@ fn engines(m: &mut Merger, hosts: Vec<(String, Address)>) -> Result<Vec<Engine>,
     let cert = m.tls_cert()?.map(|path| given(m, Opt::TlsCert, path));
     let key = m.tls_key()?.map(|path| given(m, Opt::TlsKey, path));
     let allow_plain_tcp = m.allow_plain_tcp()?;
-    let any_tcp = hosts.iter().any(|(_, a)| matches!(a, Address::Http(_)));
+    let any_tcp = hosts.iter().any(|(_, a)| !a.is_local());
     let resolved = if any_tcp {
         tls::resolve(ca, cert, key, m.env())?
     } else {
@@ -164,14 +169,24 @@ fn engines(m: &mut Merger, hosts: Vec<(String, Address)>) -> Result<Vec<Engine>,
 
     let culprit = m.source_of(Opt::DockerHost).culprit(Opt::DockerHost);
     let files = resolved.map(|r| r.files);
-    hosts
+    let engines = hosts
         .into_iter()
         .map(|(host, address)| {
-            let transport =
-                tls::transport(&host, &address, files.as_ref(), allow_plain_tcp, &culprit)?;
-            Ok(Engine { host, transport })
+            let transport = tls::transport(
+                &host,
+                address.target(),
+                files.as_ref(),
+                allow_plain_tcp,
+                &culprit,
+            )?;
+            Ok(Engine {
+                host,
+                address,
+                transport,
+            })
         })
-        .collect()
+        .collect::<Result<_, ConfigError>>()?;
+    Ok((engines, allow_plain_tcp))
 }
 
 fn run(m: &mut Merger) -> Result<RunSettings, ConfigError> {

@@ -15,7 +15,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::address::{Address, is_loopback};
+use crate::address::{Address, EngineAddress, is_loopback};
 use crate::env::Environment;
 use crate::opt::Opt;
 use crate::{ConfigError, Source};
@@ -45,10 +45,14 @@ impl Transport {
     }
 }
 
-/// One engine: the address as given, and how it is reached.
+/// One engine: the address as given, checked, and how it is reached.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Engine {
+    /// The address as given (`address.as_str()`).
     pub host: String,
+    /// The same address, checked: what the engine crate and
+    /// `cascade-router`'s `EngineConfig` take.
+    pub address: EngineAddress,
     pub transport: Transport,
 }
 

@@ -13,9 +13,12 @@ use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use tokio::time::Instant;
 
-use crate::address::Address;
-use crate::connect::{EngineError, POOL_IDLE_TIMEOUT, negotiate, parse_named, tls_config};
+use crate::address::EngineAddress;
+use crate::connect::{
+    EngineError, NoAnswer, POOL_IDLE_TIMEOUT, negotiate, parse_named, tls_config,
+};
 use crate::images::Engine;
+use crate::names::SettingNames;
 use crate::tls::TlsFiles;
 
 /// One engine as the daemon's sweep sees it. Creating it contacts nothing;
@@ -32,8 +35,9 @@ use crate::tls::TlsFiles;
 /// version (400 "client version ... is too old"), retrying that call once.
 #[derive(Debug, Clone)]
 pub struct EngineClient {
-    host: String,
-    address: Address,
+    address: EngineAddress,
+    /// What error messages call the settings they point at.
+    names: SettingNames,
     timeout: Duration,
     tls: Option<Arc<rustls::ClientConfig>>,
     /// A call after this long without one reconnects, so it renegotiates.
@@ -50,27 +54,38 @@ struct Connected {
 impl EngineClient {
     /// Checks the address only ([`EngineError::BadAddress`]); contacts nothing.
     pub fn new(host: &str, timeout: Duration) -> Result<EngineClient, EngineError> {
-        EngineClient::with_tls(host, None, timeout)
+        EngineClient::with_tls(&parse_named(host)?, None, timeout)
     }
 
-    /// [`EngineClient::new`] over TLS when `tls` is given. The files are
+    /// A client of `address`, over TLS when `tls` is given. The files are
     /// read here, once: one that cannot be used is [`EngineError::Tls`] at
-    /// start-up, not a failed scan every interval.
+    /// start-up, not a failed scan every interval. Contacts nothing.
     pub fn with_tls(
-        host: &str,
+        address: &EngineAddress,
         tls: Option<&TlsFiles>,
         timeout: Duration,
     ) -> Result<EngineClient, EngineError> {
-        let address = parse_named(host)?;
-        let tls = tls_config(host, &address, tls)?;
+        let tls = tls_config(address.as_str(), address.target(), tls)?;
         Ok(EngineClient {
-            host: host.to_string(),
-            address,
+            address: address.clone(),
+            names: SettingNames::LIBRARY,
             timeout,
             tls,
             reconnect_after: POOL_IDLE_TIMEOUT,
             engine: Arc::new(tokio::sync::Mutex::new(None)),
         })
+    }
+
+    /// Words its error messages with `names` (the owner's names of the
+    /// address and TLS settings) instead of the library's.
+    pub fn with_names(mut self, names: SettingNames) -> EngineClient {
+        self.names = names;
+        self
+    }
+
+    /// The engine's address.
+    pub fn address(&self) -> &EngineAddress {
+        &self.address
     }
 
     /// The API version the engine is spoken to in, once connected.
@@ -92,21 +107,25 @@ impl EngineClient {
             match connected.engine.renegotiate(self.timeout).await {
                 Ok(version) => {
                     if before.as_deref() != Some(version.as_str()) {
-                        tracing::info!(engine = %self.host, api_version = %version, "the engine's API version changed");
+                        tracing::info!(engine = %self.address, api_version = %version, "the engine's API version changed");
                     }
                     connected.last_call = Instant::now();
                     return Ok(connected.engine.clone());
                 }
                 Err(why) => {
                     *slot = None;
-                    return Err(self.unreachable(why));
+                    return Err(self.unreachable(NoAnswer {
+                        why,
+                        handshake_failed: false,
+                    }));
                 }
             }
         }
-        let engine = negotiate(&self.address, self.tls.as_ref(), self.timeout)
+        let engine = negotiate(self.address.target(), self.tls.as_ref(), self.timeout)
             .await
-            .map_err(|why| self.unreachable(why))?;
-        tracing::info!(engine = %self.host, api_version = engine.api_version().unwrap_or_default(), "connected to the Docker engine");
+            .map_err(|no| self.unreachable(no))?
+            .with_names(self.names);
+        tracing::info!(engine = %self.address, api_version = engine.api_version().unwrap_or_default(), "connected to the Docker engine");
         *slot = Some(Connected {
             engine: engine.clone(),
             last_call: Instant::now(),
@@ -114,16 +133,12 @@ impl EngineClient {
         Ok(engine)
     }
 
-    fn unreachable(&self, why: String) -> DockerError {
+    fn unreachable(&self, no: NoAnswer) -> DockerError {
         DockerError {
             // Cannot connect: transient, like any connection failure.
             disposition: Disposition::Transient,
             status: None,
-            message: EngineError::Unreachable {
-                host: self.host.clone(),
-                why,
-            }
-            .to_string(),
+            message: no.at(self.address.as_str()).message(&self.names),
         }
     }
 
@@ -137,7 +152,7 @@ impl EngineClient {
         let engine = self.engine().await?;
         let result = match f(engine.clone()).await {
             Err(error) if refuses_the_version(&error) => {
-                tracing::info!(engine = %self.host, error = %error.message, "the engine refused the API version; negotiating again");
+                tracing::info!(engine = %self.address, error = %error.message, "the engine refused the API version; negotiating again");
                 match engine.renegotiate(self.timeout).await {
                     Ok(_) => f(engine).await,
                     Err(_) => Err(error),
@@ -157,7 +172,7 @@ impl EngineClient {
 
     fn named(&self, error: DockerError) -> DockerError {
         DockerError {
-            message: format!("engine {}: {}", self.host, error.message),
+            message: format!("engine {}: {}", self.address, error.message),
             ..error
         }
     }

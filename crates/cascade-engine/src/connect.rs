@@ -12,31 +12,90 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use crate::address::{Address, BadAddress, parse_host};
+use crate::address::{Address, BadAddress, EngineAddress};
 use crate::images::Engine;
+use crate::names::SettingNames;
 use crate::tls::{TlsFiles, client_config, pooled_tls};
 
 /// Why no engine could be used. Each message is one line naming the engine
-/// and what to check.
+/// and what to check, in the library's terms ([`SettingNames::LIBRARY`]);
+/// [`EngineError::message`] words it with an owner's own names.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.message(&SettingNames::LIBRARY))]
 pub enum EngineError {
     /// The address names no engine: the caller's configuration is wrong.
-    #[error("invalid --docker-host `{host}`: {why}")]
+    /// `host` is the address as given, credentials replaced.
     BadAddress { host: String, why: BadAddress },
     /// The engine did not answer, or refused the connection.
-    #[error(
-        "cannot reach the Docker engine at {host}: {why}; is dockerd running, and is --docker-host (or DOCKER_HOST) right?"
-    )]
-    Unreachable { host: String, why: String },
+    Unreachable {
+        host: String,
+        why: String,
+        /// The TLS handshake failed (the engine's certificate is not the
+        /// CA's, or the engine refused the client certificate).
+        handshake_failed: bool,
+    },
     /// The TLS files cannot be used (not PEM, key and certificate not a
     /// pair): the caller's configuration is wrong.
-    #[error("cannot use TLS for {host}: {why}")]
     Tls { host: String, why: String },
 }
 
-pub(crate) fn parse_named(host: &str) -> Result<Address, EngineError> {
-    parse_host(host).map_err(|why| EngineError::BadAddress {
-        host: host.to_string(),
+impl EngineError {
+    /// The message, naming the settings to check with `names`.
+    pub fn message(&self, names: &SettingNames) -> String {
+        match self {
+            EngineError::BadAddress { host, why } => {
+                format!("invalid {} `{host}`: {why}", names.address)
+            }
+            EngineError::Unreachable {
+                host,
+                why,
+                handshake_failed,
+            } => {
+                let handshake = if *handshake_failed {
+                    format!(
+                        "; the TLS handshake failed: check that {} signed the engine's certificate, that it names this host, and that the engine accepts {}",
+                        names.tls_ca, names.tls_cert
+                    )
+                } else {
+                    String::new()
+                };
+                format!(
+                    "cannot reach the Docker engine at {host}: {why}{handshake}; is dockerd running, and is {} right?",
+                    names.address_sources
+                )
+            }
+            EngineError::Tls { host, why } => format!("cannot use TLS for {host}: {why}"),
+        }
+    }
+}
+
+/// Why a negotiation failed, without the engine's name (the caller adds it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NoAnswer {
+    pub(crate) why: String,
+    pub(crate) handshake_failed: bool,
+}
+
+impl NoAnswer {
+    fn plain(why: String) -> NoAnswer {
+        NoAnswer {
+            why,
+            handshake_failed: false,
+        }
+    }
+
+    pub(crate) fn at(self, host: &str) -> EngineError {
+        EngineError::Unreachable {
+            host: host.to_string(),
+            why: self.why,
+            handshake_failed: self.handshake_failed,
+        }
+    }
+}
+
+pub(crate) fn parse_named(host: &str) -> Result<EngineAddress, EngineError> {
+    EngineAddress::parse(host).map_err(|why| EngineError::BadAddress {
+        host: why.address().to_string(),
         why,
     })
 }
@@ -54,13 +113,10 @@ pub async fn connect_with(
     timeout: Duration,
 ) -> Result<Engine, EngineError> {
     let address = parse_named(host)?;
-    let tls = tls_config(host, &address, tls)?;
-    negotiate(&address, tls.as_ref(), timeout)
+    let tls = tls_config(host, address.target(), tls)?;
+    negotiate(address.target(), tls.as_ref(), timeout)
         .await
-        .map_err(|why| EngineError::Unreachable {
-            host: host.to_string(),
-            why,
-        })
+        .map_err(|no| no.at(host))
 }
 
 /// The rustls configuration for `host`, read from its files once.
@@ -155,7 +211,7 @@ pub(crate) async fn negotiate(
     address: &Address,
     tls: Option<&Arc<rustls::ClientConfig>>,
     timeout: Duration,
-) -> Result<Engine, String> {
+) -> Result<Engine, NoAnswer> {
     let secs = timeout.as_secs().max(1);
     let version = ApiVersion::default();
     let mut transport = match address {
@@ -164,7 +220,7 @@ pub(crate) async fn negotiate(
             // (Connect)"); a plain connect tells the operator what to fix.
             let probe = tokio::time::timeout(timeout, tokio::net::UnixStream::connect(path));
             if let Ok(Err(e)) = probe.await {
-                return Err(match e.kind() {
+                return Err(NoAnswer::plain(match e.kind() {
                     std::io::ErrorKind::NotFound => format!("{path} does not exist"),
                     std::io::ErrorKind::PermissionDenied => format!(
                         "permission denied on {path}; run the janitor as a member of the socket's group (see `ls -l {path}`)"
@@ -173,7 +229,7 @@ pub(crate) async fn negotiate(
                         format!("{path} refuses connections (nothing listens on it)")
                     }
                     _ => format!("{path}: {e}"),
-                });
+                }));
             }
             pooled_unix(path, version.clone())
         }
@@ -182,14 +238,14 @@ pub(crate) async fn negotiate(
             None => pooled_http(url, version.clone()),
         },
     };
-    let docker = transport.docker(secs).map_err(|e| e.to_string())?;
+    let docker = transport
+        .docker(secs)
+        .map_err(|e| NoAnswer::plain(e.to_string()))?;
     renegotiate(&docker, &version, timeout)
         .await
-        .map_err(|why| match tls {
-            Some(_) if is_tls_refusal(&why) => format!(
-                "{why}; the TLS handshake failed: check that --tls-ca signed the engine's certificate, that it names this host, and that the engine accepts --tls-cert"
-            ),
-            _ => why,
+        .map_err(|why| NoAnswer {
+            handshake_failed: tls.is_some() && is_tls_refusal(&why),
+            why,
         })?;
     Ok(Engine::negotiated(docker, version, transport))
 }
@@ -370,8 +426,50 @@ mod tests {
         let err = parse_named("docker.sock").expect_err("no scheme");
         assert_eq!(
             err.to_string(),
-            "invalid --docker-host `docker.sock`: unsupported scheme; use unix:///path/to/docker.sock or tcp://HOST:PORT"
+            "invalid engine address `docker.sock`: unsupported scheme; use unix:///path/to/docker.sock or tcp://HOST:PORT"
         );
+    }
+
+    #[test]
+    fn credentials_are_never_quoted() {
+        let err = parse_named("tcp://ops:s3cret@10.0.0.1:2376").expect_err("credentials");
+        let text = err.to_string();
+        assert!(text.contains("tcp://<credentials>@10.0.0.1:2376"), "{text}");
+        assert!(!text.contains("s3cret") && !text.contains("ops"), "{text}");
+    }
+
+    /// Each message names the settings in the owner's words: the library's
+    /// by default, an owner's when it gives its own.
+    #[test]
+    fn messages_name_the_settings_in_the_owners_words() {
+        let owner = SettingNames {
+            address: "ADDR",
+            the_address: "THE-ADDR",
+            address_sources: "ADDR-OR-VAR",
+            tls_ca: "CA-OPTION",
+            tls_cert: "CERT-OPTION",
+        };
+        let unreachable = EngineError::Unreachable {
+            host: "tcp://h:1".into(),
+            why: "refused".into(),
+            handshake_failed: true,
+        };
+        assert_eq!(
+            unreachable.to_string(),
+            "cannot reach the Docker engine at tcp://h:1: refused; the TLS handshake failed: check that the CA of the engine's TLS files signed the engine's certificate, that it names this host, and that the engine accepts the client certificate; is dockerd running, and is the engine address right?"
+        );
+        assert_eq!(
+            unreachable.message(&owner),
+            "cannot reach the Docker engine at tcp://h:1: refused; the TLS handshake failed: check that CA-OPTION signed the engine's certificate, that it names this host, and that the engine accepts CERT-OPTION; is dockerd running, and is ADDR-OR-VAR right?"
+        );
+        let bad = parse_named("docker.sock").expect_err("bad");
+        assert!(
+            bad.message(&owner)
+                .starts_with("invalid ADDR `docker.sock`: ")
+        );
+        for error in [unreachable, bad] {
+            assert!(!error.to_string().contains("--"), "{error}");
+        }
     }
 
     #[tokio::test]
@@ -387,6 +485,7 @@ mod tests {
             EngineError::Unreachable {
                 host: host.clone(),
                 why: format!("{} does not exist", path.display()),
+                handshake_failed: false,
             }
         );
     }

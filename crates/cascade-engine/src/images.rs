@@ -19,6 +19,7 @@ use cascade_cleanup::{
 
 use crate::connect::{ApiVersion, Transport};
 use crate::list::{ListDecoder, list_query};
+use crate::names::SettingNames;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use http_body_util::BodyExt;
@@ -35,6 +36,8 @@ pub struct Engine {
     /// The transport under `docker`, for the listing read as it arrives
     /// (`list.rs`); a client built elsewhere lists through bollard.
     transport: Option<Transport>,
+    /// What error messages call the settings they point at.
+    names: SettingNames,
 }
 
 impl Engine {
@@ -44,7 +47,15 @@ impl Engine {
             docker,
             version: ApiVersion::default(),
             transport: None,
+            names: SettingNames::LIBRARY,
         }
+    }
+
+    /// Words its error messages with `names` (the owner's names of the
+    /// address setting) instead of the library's.
+    pub fn with_names(mut self, names: SettingNames) -> Engine {
+        self.names = names;
+        self
     }
 
     pub(crate) fn negotiated(docker: Docker, version: ApiVersion, transport: Transport) -> Engine {
@@ -52,6 +63,7 @@ impl Engine {
             docker,
             version,
             transport: Some(transport),
+            names: SettingNames::LIBRARY,
         }
     }
 
@@ -276,7 +288,9 @@ async fn list_streamed(
     transport: &Transport,
     all: bool,
     filters: &HashMap<String, Vec<String>>,
+    names: &SettingNames,
 ) -> Result<Vec<ListedImage>, DockerError> {
+    let unreadable = |error| unreadable(error, names);
     let path = format!("/images/json?{}", list_query(all, filters));
     let response = transport.get(&path).await.map_err(docker_error)?;
     let status = response.status();
@@ -312,11 +326,11 @@ async fn list_streamed(
 
 /// A body that is not an image list: unexpected, so the scan fails, it is
 /// reported, and nothing is removed.
-fn unreadable(error: crate::list::ListError) -> DockerError {
+fn unreadable(error: crate::list::ListError, names: &SettingNames) -> DockerError {
     DockerError {
         disposition: Disposition::Unexpected,
         status: None,
-        message: format!("{error}; is --docker-host a Docker engine?"),
+        message: format!("{error}; is {} a Docker engine?", names.the_address),
     }
 }
 
@@ -329,7 +343,7 @@ impl Engine {
         filters: &HashMap<String, Vec<String>>,
     ) -> Result<Vec<ListedImage>, DockerError> {
         if let Some(transport) = &self.transport {
-            return list_streamed(transport, all, filters).await;
+            return list_streamed(transport, all, filters, &self.names).await;
         }
         let options = ListImagesOptionsBuilder::new()
             .all(all)

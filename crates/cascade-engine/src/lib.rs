@@ -5,7 +5,10 @@
 //! [`EngineEvents`](cascade_cleanup::EngineEvents)); this crate implements
 //! them with bollard:
 //!
-//! - [`parse_host`] and [`Address`]: which engine an address names;
+//! - [`EngineAddress`]: an engine's address, checked once (it names an
+//!   engine and carries no credentials) and kept as written; [`parse_host`]
+//!   and [`Address`]: where it listens; [`has_credentials`], [`redact`] and
+//!   [`is_loopback`], the checks every owner of an address applies;
 //! - [`connect`]: connects and negotiates the API version at once (one-shot
 //!   commands), over a pooled transport that keeps connections alive and
 //!   puts the negotiated version in every request's path (`/v1.41/...`);
@@ -20,7 +23,11 @@
 //! - [`disk`]: whether the engine's data root is visible from here.
 //!
 //! Errors are [`EngineError`]: a bad address or unusable TLS files (the
-//! caller's usage errors) or an unreachable engine. The binary maps them to its exit codes.
+//! caller's usage errors) or an unreachable engine. Messages that say what
+//! to check name the settings in the library's terms ("the engine
+//! address", "the CA of the engine's TLS files"), never a command-line
+//! flag; an owner with names of its own gives them as [`SettingNames`]
+//! (the binary names its flags, and maps the errors to its exit codes).
 
 mod address;
 mod client;
@@ -28,11 +35,15 @@ mod connect;
 pub mod disk;
 mod images;
 pub mod list;
+mod names;
 #[cfg(test)]
 mod tests;
 mod tls;
 
-pub use address::{Address, BadAddress, DEFAULT_SOCKET, is_local, parse_host};
+pub use address::{
+    Address, BadAddress, DEFAULT_SOCKET, EngineAddress, has_credentials, is_local, is_loopback,
+    parse_host, redact,
+};
 pub use bollard::Docker;
 pub use client::EngineClient;
 pub use connect::{EngineError, connect, connect_with};
@@ -40,4 +51,5 @@ pub use images::{
     Engine, EngineVersion, Storage, docker_error, engine_facts, engine_time, event_filters,
     image_store, listed_image,
 };
+pub use names::SettingNames;
 pub use tls::{ClientCert, TlsFiles};

@@ -1,4 +1,5 @@
-//! TLS engines (`tcp://` with `--tls-ca`, or `DOCKER_TLS_VERIFY`): rustls
+//! TLS engines (`tcp://` with a CA, and a client certificate when the
+//! engine asks for one; the binary's `--tls-*` or `DOCKER_TLS_VERIFY`): rustls
 //! with the ring provider, behind bollard's custom transport like the
 //! pooled unix client.
 //!

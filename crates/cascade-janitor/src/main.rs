@@ -3,6 +3,7 @@
 //! `cascade-router` (`run`) or one sweep per engine (`prune`), `doctor`, and
 //! prints. Behaviour lives in those crates.
 
+mod daemon;
 mod doctor;
 mod engine;
 mod progress;
@@ -11,8 +12,9 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use cascade_cleanup::{DanglingImageSweep, EventOptions, SweepConfig};
-use cascade_router::{EngineConfig, Janitor, JanitorConfig, LoopOutcome};
+use cascade_cleanup::{DanglingImageSweep, SweepConfig};
+use cascade_metrics::MetricsAddrError;
+use cascade_router::LoopOutcome;
 use plumbing::CancelOnSignal;
 use tokio_util::sync::CancellationToken;
 
@@ -298,31 +300,13 @@ fn write_failure(e: std::io::Error) -> Failure {
     }
 }
 
-/// The router's configuration from the daemon's settings.
-fn janitor_config(common: &CommonSettings, settings: &RunSettings) -> JanitorConfig {
-    JanitorConfig {
-        engines: common
-            .engines
-            .iter()
-            .map(|e| EngineConfig {
-                host: e.host.clone(),
-                tls: e.transport.tls().cloned(),
-            })
-            .collect(),
-        scope: common.scope.clone(),
-        min_age: common.min_age,
-        concurrency: common.concurrency,
-        call_timeout: common.timeout,
-        interval: settings.interval,
-        min_gap: settings.min_sweep_gap,
-        events: settings
-            .events
-            .then(|| EventOptions::with_debounce(settings.event_debounce)),
-        stop_deadline: settings.stop_deadline,
-        stale_after: settings
-            .interval
-            .saturating_mul(settings.stale_intervals.get()),
-        allow_unproven_engine: common.allow_unproven_engine,
+/// A `--metrics-addr` that cannot be bound, as one line naming the flag
+/// (the library names only the address): exit 2.
+fn metrics_addr_failure(error: MetricsAddrError) -> Failure {
+    match error {
+        MetricsAddrError::Bind { addr, source } => Failure::usage(format!(
+            "--metrics-addr {addr}: cannot bind: {source}; choose a free port and an address of this host, e.g. 127.0.0.1:9464"
+        )),
     }
 }
 
@@ -342,7 +326,7 @@ async fn run(common: &CommonSettings, settings: &RunSettings) -> Result<u8, Fail
         Some(addr) => Some(
             cascade_metrics::bind_metrics_addr(addr)
                 .await
-                .map_err(|e| Failure::usage(e.to_string()))?,
+                .map_err(metrics_addr_failure)?,
         ),
         None => None,
     };
@@ -357,7 +341,7 @@ async fn run(common: &CommonSettings, settings: &RunSettings) -> Result<u8, Fail
             return Ok(EXIT_OK);
         }
     }
-    let mut janitor = Janitor::new(janitor_config(common, settings))?;
+    let mut janitor = daemon::janitor(common, settings)?;
     janitor.start();
     let server_stop = CancellationToken::new();
     let server = listener.map(|listener| {
@@ -372,9 +356,9 @@ async fn run(common: &CommonSettings, settings: &RunSettings) -> Result<u8, Fail
         failed = janitor.wait_for_failure() => {
             janitor.stop().await;
             if let LoopOutcome::Refused(reason) = &failed.outcome {
-                return Err(Failure::unreachable(refusal_line(&failed.name, reason)));
+                return Err(Failure::unreachable(refusal_line(failed.name.as_str(), reason)));
             }
-            tracing::error!(name = failed.name, outcome = ?failed.outcome, "a sweep loop ended unexpectedly; exiting");
+            tracing::error!(name = %failed.name, outcome = ?failed.outcome, "a sweep loop ended unexpectedly; exiting");
             return Ok(EXIT_FAILURE);
         }
     };
@@ -385,7 +369,7 @@ async fn run(common: &CommonSettings, settings: &RunSettings) -> Result<u8, Fail
     let shutdown = async {
         for report in janitor.stop().await {
             if report.outcome != LoopOutcome::Clean {
-                tracing::warn!(name = report.name, outcome = ?report.outcome, "a sweep loop did not stop cleanly");
+                tracing::warn!(name = %report.name, outcome = ?report.outcome, "a sweep loop did not stop cleanly");
             }
         }
         server_stop.cancel();
@@ -510,6 +494,30 @@ mod tests {
             .into(),
             ..Event::default()
         }
+    }
+
+    /// The library's bind error names only the address; the binary's line
+    /// names its flag, as it always did.
+    #[tokio::test]
+    async fn a_metrics_address_that_cannot_be_bound_names_the_flag() {
+        let held = cascade_metrics::bind_metrics_addr("127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("a free port");
+        let addr = held.local_addr().expect("bound");
+        let error = cascade_metrics::bind_metrics_addr(addr)
+            .await
+            .expect_err("in use");
+        let source = match &error {
+            cascade_metrics::MetricsAddrError::Bind { source, .. } => source.to_string(),
+        };
+        let failure = super::metrics_addr_failure(error);
+        assert_eq!(failure.code, super::EXIT_USAGE);
+        assert_eq!(
+            failure.message,
+            format!(
+                "--metrics-addr {addr}: cannot bind: {source}; choose a free port and an address of this host, e.g. 127.0.0.1:9464"
+            )
+        );
     }
 
     #[test]

@@ -7,13 +7,13 @@
 //!
 //! - [`Telemetry`] holds the metric families and the health state. Register
 //!   each engine loop with [`Telemetry::engine`]; it returns the
-//!   [`ReportObserver`] to hand to `DanglingImageCleanup::with_observer`.
+//!   [`ReportObserver`] to put in that loop's `LoopOptions::observer`.
 //! - [`serve`] answers `GET /metrics` (OpenMetrics text, rendered by
 //!   `prometheus-client`) and `GET /healthz` (200 or 503 with a JSON body)
 //!   until its cancellation token fires.
-//! - [`bind_metrics_addr`] turns the address (parsed from the flag by
-//!   `cascade-config`) into a listener, with a one-line error that names the
-//!   flag and the fix.
+//! - [`bind_metrics_addr`] turns the address (parsed by its owner: the
+//!   binary's `cascade-config` parses `--metrics-addr`) into a listener, with
+//!   a one-line error that names the address and the fix.
 //!
 //! Every series carries an `engine` label (the Docker host URL), because one
 //! process may sweep several engines. Metric names (all prefixed
@@ -29,15 +29,18 @@
 //! # Wiring
 //!
 //! `cascade-router`'s `Janitor` does this for every engine; by hand, for one
-//! `DanglingImageCleanup`, the liveness probe can be a flag the owner clears
-//! when the loop ends:
+//! `cascade_cleanup::run_loop`, the liveness probe can be a flag the loop's
+//! task holds up while it runs:
 //!
 //! ```ignore
 //! let telemetry = Telemetry::new(interval * stale_intervals);
 //! let observer = telemetry.engine(docker_host_url, Arc::new(move || alive.load(SeqCst)));
-//! let cleanup = DanglingImageCleanup::new(sweep, interval, stop_deadline)
-//!     .with_observer(observer)
-//!     .with_panic_observer(telemetry.panics(docker_host_url));
+//! let options = LoopOptions {
+//!     observer: Some(observer),
+//!     on_panic: Some(telemetry.panics(docker_host_url)),
+//!     ..LoopOptions::every(interval)
+//! };
+//! let task = tokio::spawn(run_loop(sweep, options, cancel.clone()));
 //! let listener = bind_metrics_addr(metrics_addr).await?;
 //! let server = tokio::spawn(serve(listener, Arc::clone(&telemetry), shutdown.clone()));
 //! ```
@@ -53,9 +56,7 @@ use cascade_cleanup::{PanicObserver, ReportObserver, SweepReport};
 
 pub use health::{AliveProbe, Clock, EngineHealth, HealthReport, SystemClock};
 pub use metrics::{DURATION_BUCKETS, METRIC_PREFIX, SCAN_ERROR_KIND, SweepResult};
-pub use server::{
-    METRICS_ADDR_FLAG, MetricsAddrError, OPENMETRICS_CONTENT_TYPE, bind_metrics_addr, router, serve,
-};
+pub use server::{MetricsAddrError, OPENMETRICS_CONTENT_TYPE, bind_metrics_addr, router, serve};
 
 use health::{EngineEntry, PassTimes};
 use metrics::SweepMetrics;
@@ -71,7 +72,8 @@ pub struct Telemetry {
 
 impl Telemetry {
     /// `stale_after` is how long an engine may go without a completed pass
-    /// before `/healthz` fails: the caller computes interval × `--stale-intervals`.
+    /// before `/healthz` fails: a few intervals (the binary: interval ×
+    /// `--stale-intervals`; `cascade-router`: `JanitorConfig::stale_after`).
     pub fn new(stale_after: Duration) -> Arc<Telemetry> {
         Telemetry::with_clock(stale_after, Arc::new(SystemClock))
     }

@@ -1,7 +1,7 @@
-//! The HTTP endpoint: `/metrics` and `/healthz` over axum, and binding the
-//! `--metrics-addr` listener with an operator-facing error. Parsing the
-//! address is configuration's (`cascade-config`), which hands over a
-//! `SocketAddr`.
+//! The HTTP endpoint: `/metrics` and `/healthz` over axum, and binding its
+//! listener with an error that names the address and the fix. Parsing the
+//! address is the owner's (the binary's `cascade-config` parses
+//! `--metrics-addr`), which hands over a `SocketAddr`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,24 +16,27 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Telemetry;
 
-/// The flag whose value these errors talk about.
-pub const METRICS_ADDR_FLAG: &str = "--metrics-addr";
-
 /// Content type of `/metrics`: prometheus-client writes OpenMetrics text
 /// (counters as `<name>_total`, a final `# EOF`). Prometheus picks its parser
 /// from this header.
 pub const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// A `--metrics-addr` that cannot be bound. The message is one line naming the
-/// flag, the address and the fix; the binary should exit 2 (bad configuration).
+/// An address for `/metrics` and `/healthz` that cannot be bound. The
+/// message is one line naming the address, why, and the fix; it names no
+/// setting (the owner knows where the address came from: the binary names
+/// its `--metrics-addr` and exits 2).
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsAddrError {
+    /// The operating system refused the address (a port in use, an address
+    /// of another host, a privileged port).
     #[error(
-        "{METRICS_ADDR_FLAG} {addr}: cannot bind: {source}; choose a free port and an address of this host, e.g. 127.0.0.1:9464"
+        "cannot bind the metrics address {addr}: {source}; choose a free port and an address of this host, e.g. 127.0.0.1:9464"
     )]
     Bind {
+        /// The address asked for.
         addr: SocketAddr,
+        /// Why it was refused.
         #[source]
         source: std::io::Error,
     },

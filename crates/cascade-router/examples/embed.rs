@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use cascade_router::{DEFAULT_SOCKET, Janitor, JanitorConfig};
+use cascade_router::{DEFAULT_SOCKET, EngineAddress, Janitor, JanitorConfig};
 use tokio::io::AsyncReadExt;
 
 #[tokio::main(flavor = "current_thread")]
@@ -14,8 +14,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_writer(std::io::stderr)
         .init();
     let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| DEFAULT_SOCKET.to_string());
-    let mut config = JanitorConfig::new([host]);
-    config.interval = Duration::from_secs(10 * 60);
+    let engine: EngineAddress = host.parse()?; // refuses a bad address or credentials
+    // Every other setting keeps its default; /healthz follows the interval.
+    let config = JanitorConfig::builder([engine])
+        .interval(Duration::from_secs(10 * 60))
+        .build()?; // refuses what the binary refuses
     let mut janitor = Janitor::new(config)?; // contacts no engine yet
     janitor.start(); // with the router's other workers
 
@@ -26,7 +29,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // A loop that ended by itself is a bug: let the router restart.
         failed = janitor.wait_for_failure() => return Err(format!("{failed:?}").into()),
     }
-    // At shutdown: every loop's outcome (Clean, DeadlineExceeded, Panicked).
+    // At shutdown: every loop's outcome (Clean, DeadlineExceeded, Panicked, ...).
     for report in janitor.stop().await {
         println!("{}: {:?}", report.name, report.outcome);
     }

@@ -1,6 +1,15 @@
 //! The janitor as a Rust router embeds it: one [`Janitor`] built from a
-//! plain [`JanitorConfig`], started with the router's worker processor and
-//! stopped at its shutdown.
+//! checked [`JanitorConfig`], started with the router's worker processor
+//! and stopped at its shutdown. An embedder depends on this crate alone:
+//! every type its API uses is re-exported here.
+//!
+//! [`JanitorConfig::builder`] takes the engines ([`EngineAddress`]es, with
+//! [`TlsFiles`] for a TLS engine) and refuses, at
+//! [`build`](JanitorConfigBuilder::build), what the binary's command line
+//! refuses: intervals and gaps under a second, plain TCP to an engine off
+//! this host unless allowed, credentials in an address, and the rest (see
+//! [`ConfigError`]). The binary builds its daemon's configuration through
+//! the same builder, so the two cannot disagree.
 //!
 //! From the configuration the janitor builds one loop per engine: a lazily
 //! connecting `cascade-engine` client (an engine that is down fails its
@@ -9,7 +18,8 @@
 //! counter and liveness in one [`Telemetry`]). Nothing contacts an engine
 //! before the loops run.
 //!
-//! The loops are tasks of one tokio `JoinSet` that the janitor owns:
+//! The loops are tasks of one tokio `JoinSet` that the janitor owns, each
+//! running `cascade-cleanup`'s `run_loop`:
 //!
 //! - a loop that ends without being asked (a bug: a loop only ends when
 //!   stopped; or an engine no row of the proven-engine table admits, on
@@ -19,7 +29,8 @@
 //! - [`Janitor::stop`] cancels every loop at once (none starts new work while
 //!   another is still finishing), awaits them together up to the stop
 //!   deadline, aborts the rest, and returns every loop's [`LoopReport`]:
-//!   clean, deadline exceeded, panicked or ended early. None is thrown away;
+//!   clean, deadline exceeded, panicked, ended early or refused. None is
+//!   thrown away;
 //! - dropping the janitor aborts its loops: a loop never outlives its owner.
 //!
 //! Panics inside a pass, the observer or the event follower are caught by
@@ -28,6 +39,10 @@
 //!
 //! `examples/embed.rs` is the whole embedding in about 30 lines.
 
+#![deny(missing_docs)]
+
+mod config;
+
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -35,104 +50,69 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use cascade_cleanup::{
-    Concurrency, DEFAULT_CALL_TIMEOUT, DEFAULT_CONCURRENCY, DEFAULT_INTERVAL, DEFAULT_MIN_AGE,
-    DEFAULT_MIN_GAP, DEFAULT_STOP_DEADLINE, DanglingImageSweep, DockerImages, EngineEvents,
-    EventOptions, EventTrigger, LoopEnd, LoopOptions, SweepConfig, panic_message, run_loop,
+    DanglingImageSweep, EventTrigger, LoopOptions, SweepConfig, panic_message, run_loop,
 };
 use cascade_engine::{EngineClient, EngineError};
-use cascade_metrics::Telemetry;
-use cascade_scope::Scope;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use tokio::task::{Id, JoinSet};
-use tokio_util::sync::CancellationToken;
 
-pub use cascade_engine::{DEFAULT_SOCKET, TlsFiles};
+pub use crate::config::{
+    ConfigError, DEFAULT_STALE_INTERVALS, EngineConfig, JanitorConfig, JanitorConfigBuilder,
+};
+pub use cascade_cleanup::{
+    Concurrency, DEFAULT_CALL_TIMEOUT, DEFAULT_CONCURRENCY, DEFAULT_EVENT_DEBOUNCE,
+    DEFAULT_EVENT_IDLE_LIMIT, DEFAULT_INTERVAL, DEFAULT_MIN_AGE, DEFAULT_MIN_GAP,
+    DEFAULT_STOP_DEADLINE, DockerImages, EngineEvents, EventOptions, LoopOutcome, MAX_DURATION,
+    MIN_GAP, MIN_INTERVAL, PanicObserver, PanicSite, ReportObserver, SweepReport,
+};
+pub use cascade_engine::{BadAddress, ClientCert, DEFAULT_SOCKET, EngineAddress, TlsFiles};
+pub use cascade_metrics::{
+    AliveProbe, Clock, EngineHealth, HealthReport, MetricsAddrError, Telemetry, bind_metrics_addr,
+    serve,
+};
+pub use cascade_scope::{DEFAULT_LABEL, Label, LabelError, Scope, ScopeError};
+pub use tokio_util::sync::CancellationToken;
 
-/// One engine to sweep.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EngineConfig {
-    /// The engine's address: `unix:///path`, `tcp://HOST:PORT` or
-    /// `http://HOST:PORT`. It names the engine in logs and metrics.
-    pub host: String,
-    /// The PEM files of a TLS engine (`tcp://` only); `None`: plain.
-    pub tls: Option<TlsFiles>,
-}
-
-impl EngineConfig {
-    /// A unix socket or plain TCP engine.
-    pub fn new(host: impl Into<String>) -> EngineConfig {
-        EngineConfig {
-            host: host.into(),
-            tls: None,
-        }
-    }
-}
-
-/// Everything the janitor needs, as plain values. [`JanitorConfig::new`]
-/// fills in the defaults the binary documents; change any field after.
-#[derive(Debug, Clone)]
-pub struct JanitorConfig {
-    /// One loop each, in this order.
-    pub engines: Vec<EngineConfig>,
-    /// Which images may be removed `[ref:scope_invariant]`.
-    pub scope: Scope,
-    /// Images younger than this are kept.
-    pub min_age: Duration,
-    /// Removals in flight at once, per engine: `Concurrency::AUTO` (the
-    /// default) keeps a window that follows the engine's latency, up to the
-    /// maximum of its image store, and pauses when the engine is slow, so
-    /// the router's own engine calls keep their latency during a sweep;
-    /// `Concurrency::Fixed(n)` keeps exactly `n` in flight.
-    pub concurrency: Concurrency,
-    /// Deadline of each Docker call.
-    pub call_timeout: Duration,
-    /// Time between the starts of two scheduled passes.
-    pub interval: Duration,
-    /// No pass starts sooner than this after the previous one started.
-    pub min_gap: Duration,
-    /// Early passes on the engine's events; `None`: the interval only.
-    pub events: Option<EventOptions>,
-    /// How long `stop` waits for in-flight passes before abandoning them.
-    pub stop_deadline: Duration,
-    /// `/healthz` (the telemetry's health) fails for an engine whose last
-    /// pass ended longer ago than this.
-    pub stale_after: Duration,
-    /// Remove on an engine that no row of the proven-engine table admits
-    /// (`cascade_cleanup::PROVEN_ENGINES`), with the most careful strategy
-    /// of its implementation. Off (the default): on such an engine a loop's
-    /// first pass removes nothing and the loop ends with
-    /// [`LoopOutcome::Refused`].
-    pub allow_unproven_engine: bool,
-}
-
-impl JanitorConfig {
-    /// The defaults: the `cascade.managed=true` scope, a pass every 30
-    /// minutes and on events, images older than an hour.
-    pub fn new<H: Into<String>>(hosts: impl IntoIterator<Item = H>) -> JanitorConfig {
-        JanitorConfig {
-            engines: hosts.into_iter().map(EngineConfig::new).collect(),
-            scope: Scope::default(),
-            min_age: DEFAULT_MIN_AGE,
-            concurrency: DEFAULT_CONCURRENCY,
-            call_timeout: DEFAULT_CALL_TIMEOUT,
-            interval: DEFAULT_INTERVAL,
-            min_gap: DEFAULT_MIN_GAP,
-            events: Some(EventOptions::default()),
-            stop_deadline: DEFAULT_STOP_DEADLINE,
-            stale_after: DEFAULT_INTERVAL * 3,
-            allow_unproven_engine: false,
-        }
-    }
+/// What an embedder needs to sweep through its own engine client
+/// ([`Janitor::with_clients`]): the traits a client implements, every type
+/// their methods use, and `cascade-engine`'s own client.
+pub mod clients {
+    pub use async_trait::async_trait;
+    pub use cascade_classify::Disposition;
+    pub use cascade_cleanup::{
+        DockerError, DockerImages, EngineEvent, EngineEvents, EngineFacts, EngineIdentity,
+        ImageStore, Implementation, ListedImage, Release, RemovalAnswer,
+    };
+    pub use cascade_engine::{EngineClient, EngineError, SettingNames};
+    pub use futures_util::stream::BoxStream;
 }
 
 /// What one engine's loop talks to. [`Janitor::new`] uses `cascade-engine`'s
-/// [`EngineClient`] for both; tests and embedders with their own client use
+/// `EngineClient` for both; tests and embedders with their own client use
 /// [`Janitor::with_clients`].
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct EngineClients {
+    /// Lists, inspects, tags and removes images.
     pub images: Arc<dyn DockerImages>,
+    /// The engine's event stream, for early passes.
     pub events: Arc<dyn EngineEvents>,
+}
+
+impl EngineClients {
+    /// Separate clients for images and events.
+    pub fn new(images: Arc<dyn DockerImages>, events: Arc<dyn EngineEvents>) -> EngineClients {
+        EngineClients { images, events }
+    }
+
+    /// One client for both.
+    pub fn of<C: DockerImages + EngineEvents>(client: Arc<C>) -> EngineClients {
+        EngineClients {
+            images: Arc::clone(&client) as Arc<dyn DockerImages>,
+            events: client,
+        }
+    }
 }
 
 impl std::fmt::Debug for EngineClients {
@@ -141,40 +121,57 @@ impl std::fmt::Debug for EngineClients {
     }
 }
 
-/// How a loop ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LoopOutcome {
-    /// Stopped when asked, idle or at a safe point of its pass.
-    Clean,
-    /// Its pass outlived the stop deadline and was abandoned. Removals
-    /// already sent may still complete; nothing unverified is removed by
-    /// abandoning. `[ref:scope_invariant]`
-    DeadlineExceeded,
-    /// The loop's task panicked, with this message (a panic in a pass, the
-    /// observer or the follower is caught inside and does not end it).
-    Panicked(String),
-    /// The task returned before it was asked to stop.
-    EndedEarly,
-    /// The engine is not one the janitor has been proven on: its first
-    /// pass removed nothing, and the loop ended. The text names the engine
-    /// and why; set [`JanitorConfig::allow_unproven_engine`] to remove on
-    /// it anyway.
-    Refused(String),
+/// Which loop a report is about: an engine's, or a job added with
+/// [`Janitor::with_loop`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum LoopName {
+    /// The loop that sweeps this engine.
+    Engine(EngineAddress),
+    /// Another periodic job, by the name it was added with.
+    Job(String),
 }
 
-/// One loop's name (the engine's address for an engine loop) and outcome.
+impl LoopName {
+    /// The engine's address as written, or the job's name.
+    pub fn as_str(&self) -> &str {
+        match self {
+            LoopName::Engine(address) => address.as_str(),
+            LoopName::Job(name) => name,
+        }
+    }
+
+    /// The engine, for an engine loop.
+    pub fn engine(&self) -> Option<&EngineAddress> {
+        match self {
+            LoopName::Engine(address) => Some(address),
+            LoopName::Job(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for LoopName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One loop's name and how it ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LoopReport {
-    pub name: String,
+    /// Which loop.
+    pub name: LoopName,
+    /// How it ended.
     pub outcome: LoopOutcome,
 }
 
 /// A loop's body: runs until the token is cancelled, or says why it
 /// ended on its own.
-type LoopBody = Arc<dyn Fn(CancellationToken) -> BoxFuture<'static, LoopEnd> + Send + Sync>;
+type LoopBody = Arc<dyn Fn(CancellationToken) -> BoxFuture<'static, LoopOutcome> + Send + Sync>;
 
 struct LoopSpec {
-    name: String,
+    name: LoopName,
     body: LoopBody,
     /// Read by the telemetry's liveness probe; true while the task runs.
     alive: Arc<AtomicBool>,
@@ -182,8 +179,8 @@ struct LoopSpec {
 
 struct Running {
     cancel: CancellationToken,
-    /// Each task says how it ended, or how it panicked.
-    tasks: JoinSet<Result<LoopOutcome, String>>,
+    /// Each task says how it ended (a panic in it is caught and logged).
+    tasks: JoinSet<LoopOutcome>,
     /// Task id → index in `loops`.
     index: Vec<(Id, usize)>,
     /// Loops that ended before `stop`, kept for its result.
@@ -209,39 +206,50 @@ impl std::fmt::Debug for Janitor {
 }
 
 impl Janitor {
-    /// One loop per engine, each with a lazily connecting [`EngineClient`].
-    /// Fails only on a malformed address or unusable TLS files; contacts no
-    /// engine.
-    pub fn new(config: JanitorConfig) -> Result<Janitor, EngineError> {
-        let timeout = config.call_timeout;
-        Janitor::with_clients(config, |engine| {
-            let client = Arc::new(EngineClient::with_tls(
-                &engine.host,
-                engine.tls.as_ref(),
-                timeout,
-            )?);
-            Ok(EngineClients {
-                images: Arc::clone(&client) as Arc<dyn DockerImages>,
-                events: client,
-            })
+    /// One loop per engine, each with a lazily connecting `cascade-engine`
+    /// client. Contacts no engine; reads each engine's TLS files, and fails
+    /// only when one cannot be used ([`ConfigError::Tls`]): everything else
+    /// was checked when the configuration was built.
+    pub fn new(config: JanitorConfig) -> Result<Janitor, ConfigError> {
+        let timeout = config.call_timeout();
+        Janitor::build(config, |index, engine| {
+            let client = EngineClient::with_tls(engine.address(), engine.tls(), timeout).map_err(
+                |error| ConfigError::Tls {
+                    index,
+                    address: engine.address().clone(),
+                    why: match error {
+                        EngineError::Tls { why, .. } => why,
+                        other => other.to_string(),
+                    },
+                },
+            )?;
+            Ok(EngineClients::of(Arc::new(client)))
         })
     }
 
-    /// Like [`Janitor::new`], with the clients `connect` makes for each engine.
+    /// Like [`Janitor::new`], with the clients `connect` makes for each
+    /// engine (tests, or an embedder with its own client: see [`clients`]).
     pub fn with_clients<E>(
         config: JanitorConfig,
         mut connect: impl FnMut(&EngineConfig) -> Result<EngineClients, E>,
     ) -> Result<Janitor, E> {
-        let telemetry = Telemetry::new(config.stale_after);
+        Janitor::build(config, |_, engine| connect(engine))
+    }
+
+    fn build<E>(
+        config: JanitorConfig,
+        mut connect: impl FnMut(usize, &EngineConfig) -> Result<EngineClients, E>,
+    ) -> Result<Janitor, E> {
+        let telemetry = Telemetry::new(config.stale_after());
         let mut janitor = Janitor {
             loops: Vec::new(),
             telemetry: Arc::clone(&telemetry),
-            stop_deadline: config.stop_deadline,
+            stop_deadline: config.stop_deadline(),
             running: None,
         };
-        for engine in &config.engines {
-            let clients = connect(engine)?;
-            janitor.push_engine_loop(&config, &engine.host, clients);
+        for (index, engine) in config.engines().iter().enumerate() {
+            let clients = connect(index, engine)?;
+            janitor.push_engine_loop(&config, engine.address(), clients);
         }
         Ok(janitor)
     }
@@ -249,14 +257,20 @@ impl Janitor {
     /// One engine's loop: its sweep, observed by the telemetry, whose
     /// liveness probe reads a flag the loop's task holds up while it runs
     /// (no reference cycle between the loop and its observer).
-    fn push_engine_loop(&mut self, config: &JanitorConfig, host: &str, clients: EngineClients) {
+    fn push_engine_loop(
+        &mut self,
+        config: &JanitorConfig,
+        address: &EngineAddress,
+        clients: EngineClients,
+    ) {
+        let host = address.as_str();
         let sweep = Arc::new(DanglingImageSweep::new(
             clients.images,
             SweepConfig {
-                scope: config.scope.clone(),
-                min_age: config.min_age,
-                concurrency: config.concurrency,
-                call_timeout: config.call_timeout,
+                scope: config.scope().clone(),
+                min_age: config.min_age(),
+                concurrency: config.concurrency(),
+                call_timeout: config.call_timeout(),
                 dry_run: false,
                 // Free space around the removals only means something when
                 // nothing else writes meanwhile: not true of a daemon whose
@@ -264,19 +278,19 @@ impl Janitor {
                 // removed images' sizes (an upper bound).
                 measure_reclaimed: false,
                 engine: host.to_string(),
-                allow_unproven_engine: config.allow_unproven_engine,
+                allow_unproven_engine: config.allow_unproven_engine(),
             },
         ));
         let alive = Arc::new(AtomicBool::new(false));
         let probe = Arc::clone(&alive);
         let options = LoopOptions {
-            interval: config.interval,
-            min_gap: config.min_gap,
+            interval: config.interval(),
+            min_gap: config.min_gap(),
             observer: Some(
                 self.telemetry
                     .engine(host, Arc::new(move || probe.load(Ordering::SeqCst))),
             ),
-            events: config.events.map(|options| EventTrigger {
+            events: config.events().map(|options| EventTrigger {
                 source: clients.events,
                 options,
             }),
@@ -284,13 +298,13 @@ impl Janitor {
         };
         tracing::info!(
             engine = %host,
-            interval = %humantime::format_duration(config.interval),
-            events = config.events.is_some(),
-            scope = %config.scope,
+            interval = %humantime::format_duration(config.interval()),
+            events = config.events().is_some(),
+            scope = %config.scope(),
             "sweeping this engine"
         );
         self.loops.push(LoopSpec {
-            name: host.to_string(),
+            name: LoopName::Engine(address.clone()),
             body: Arc::new(move |cancel| {
                 run_loop(Arc::clone(&sweep), options.clone(), cancel).boxed()
             }),
@@ -300,31 +314,45 @@ impl Janitor {
 
     /// Adds another periodic job (snapshot eviction, orphan containers):
     /// `body` runs until its token is cancelled, supervised like the engine
-    /// loops. Its name appears in logs and in `stop`'s reports.
+    /// loops. Its name ([`LoopName::Job`]) appears in logs and in `stop`'s
+    /// reports; a body that returns before its token was cancelled ended
+    /// early ([`LoopOutcome::EndedEarly`]).
     pub fn with_loop<F, Fut>(mut self, name: impl Into<String>, body: F) -> Janitor
     where
         F: Fn(CancellationToken) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
         self.loops.push(LoopSpec {
-            name: name.into(),
-            body: Arc::new(move |cancel| body(cancel).map(|()| LoopEnd::Cancelled).boxed()),
+            name: LoopName::Job(name.into()),
+            body: Arc::new(move |cancel: CancellationToken| {
+                body(cancel.clone())
+                    .map(move |()| {
+                        if cancel.is_cancelled() {
+                            LoopOutcome::Clean
+                        } else {
+                            LoopOutcome::EndedEarly
+                        }
+                    })
+                    .boxed()
+            }),
             alive: Arc::new(AtomicBool::new(false)),
         });
         self
     }
 
-    /// Metrics and health of every engine loop: serve it with
-    /// `cascade_metrics::serve`, or render it into the router's own /metrics.
+    /// Metrics and health of every engine loop: serve it with [`serve`]
+    /// (on a listener from [`bind_metrics_addr`]), or render it into the
+    /// router's own /metrics.
     pub fn telemetry(&self) -> &Arc<Telemetry> {
         &self.telemetry
     }
 
     /// The loops' names, in start order.
-    pub fn loop_names(&self) -> Vec<&str> {
-        self.loops.iter().map(|l| l.name.as_str()).collect()
+    pub fn loop_names(&self) -> Vec<&LoopName> {
+        self.loops.iter().map(|l| &l.name).collect()
     }
 
+    /// True between [`Janitor::start`] and [`Janitor::stop`].
     pub fn is_started(&self) -> bool {
         self.running.is_some()
     }
@@ -341,8 +369,7 @@ impl Janitor {
         let mut tasks = JoinSet::new();
         let mut index = Vec::new();
         for (i, spec) in self.loops.iter().enumerate() {
-            let token = cancel.child_token();
-            let body = (spec.body)(token.clone());
+            let body = (spec.body)(cancel.child_token());
             let name = spec.name.clone();
             spec.alive.store(true, Ordering::SeqCst);
             // Moved into the task, so the flag falls when the task ends,
@@ -351,13 +378,11 @@ impl Janitor {
             let handle = tasks.spawn(async move {
                 let _alive = alive;
                 match AssertUnwindSafe(body).catch_unwind().await {
-                    Ok(LoopEnd::Refused(reason)) => Ok(LoopOutcome::Refused(reason)),
-                    Ok(LoopEnd::Cancelled) if token.is_cancelled() => Ok(LoopOutcome::Clean),
-                    Ok(LoopEnd::Cancelled) => Ok(LoopOutcome::EndedEarly),
+                    Ok(outcome) => outcome,
                     Err(panic) => {
                         let message = panic_message(&*panic);
-                        tracing::error!(name, panic = %message, "janitor loop panicked and ended");
-                        Err(message)
+                        tracing::error!(name = %name, panic = %message, "janitor loop panicked and ended");
+                        LoopOutcome::Panicked(message)
                     }
                 }
             });
@@ -388,12 +413,12 @@ impl Janitor {
             let name = self.loops[i].name.clone();
             match &outcome {
                 LoopOutcome::Refused(reason) => tracing::error!(
-                    name,
+                    name = %name,
                     %reason,
-                    "removal refused on this engine; nothing was removed. Set `allow_unproven_engine` in JanitorConfig to remove on it anyway"
+                    "removal refused on this engine; nothing was removed. Set `allow_unproven_engine` (JanitorConfigBuilder) to remove on it anyway"
                 ),
                 _ => tracing::error!(
-                    name,
+                    name = %name,
                     ?outcome,
                     "a janitor loop ended without being asked to"
                 ),
@@ -449,25 +474,18 @@ impl Janitor {
             })
             .collect();
         for report in &reports {
-            tracing::info!(name = report.name, outcome = ?report.outcome, "janitor loop stopped");
+            tracing::info!(name = %report.name, outcome = ?report.outcome, "janitor loop stopped");
         }
         reports
     }
 }
 
-/// How a joined loop task ended.
-fn outcome(
-    joined: Result<(Id, Result<LoopOutcome, String>), tokio::task::JoinError>,
-) -> (Id, LoopOutcome) {
+/// How a joined loop task ended. Only `stop` aborts a task, after the
+/// deadline: `DeadlineExceeded`.
+fn outcome(joined: Result<(Id, LoopOutcome), tokio::task::JoinError>) -> (Id, LoopOutcome) {
     match joined {
-        Ok((id, Ok(outcome))) => (id, outcome),
-        Ok((id, Err(message))) => (id, LoopOutcome::Panicked(message)),
-        Err(e) if e.is_panic() => {
-            let id = e.id();
-            (id, LoopOutcome::Panicked(panic_message(&*e.into_panic())))
-        }
-        // Only `stop` aborts a task, after the deadline.
-        Err(e) => (e.id(), LoopOutcome::DeadlineExceeded),
+        Ok((id, outcome)) => (id, outcome),
+        Err(e) => (e.id(), LoopOutcome::of_join(Err(e))),
     }
 }
 

@@ -12,15 +12,19 @@ fn secs(s: &[u64]) -> Vec<Duration> {
     s.iter().map(|&s| Duration::from_secs(s)).collect()
 }
 
-fn evented(
-    fake: &Arc<FakeDocker>,
-    events: &Arc<FakeEvents>,
-    min_gap: Duration,
-) -> DanglingImageCleanup {
-    service(fake, 30 * MIN).with_min_gap(min_gap).with_events(
-        Arc::clone(events) as Arc<dyn EngineEvents>,
-        EventOptions::with_debounce(Duration::from_secs(5)),
-    )
+/// A loop every 30 minutes over `fake`, with this minimum gap, following
+/// `events` with a debounce of 5 s; started on a task the test owns.
+fn evented(fake: &Arc<FakeDocker>, events: &Arc<FakeEvents>, min_gap: Duration) -> OwnedLoop {
+    let (sweep, options) = every(fake, 30 * MIN);
+    let options = LoopOptions {
+        min_gap,
+        events: Some(EventTrigger {
+            source: Arc::clone(events) as Arc<dyn EngineEvents>,
+            options: EventOptions::with_debounce(Duration::from_secs(5)),
+        }),
+        ..options
+    };
+    OwnedLoop::spawn(&sweep, options)
 }
 
 #[test]
@@ -30,15 +34,14 @@ fn a_burst_of_events_triggers_one_early_sweep() {
     let tx = events.queue();
     let origin = with_sentry(|| async {
         let origin = Instant::now();
-        let svc = evented(&fake, &events, Duration::from_secs(10));
-        svc.start();
+        let mut svc = evented(&fake, &events, Duration::from_secs(10));
         tokio::time::sleep(Duration::from_secs(60)).await;
         for _ in 0..5 {
             tx.send(untag()).expect("send");
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
         tokio::time::sleep(10 * MIN).await;
-        svc.stop().await;
+        svc.stop(STOP_DEADLINE).await;
         origin
     })
     .0;
@@ -58,12 +61,11 @@ fn early_sweeps_respect_the_floor() {
     let tx = events.queue();
     let origin = with_sentry(|| async {
         let origin = Instant::now();
-        let svc = evented(&fake, &events, 2 * MIN);
-        svc.start();
+        let mut svc = evented(&fake, &events, 2 * MIN);
         tokio::time::sleep(Duration::from_secs(1)).await;
         tx.send(untag()).expect("send");
         tokio::time::sleep(5 * MIN).await;
-        svc.stop().await;
+        svc.stop(STOP_DEADLINE).await;
         origin
     })
     .0;
@@ -78,15 +80,14 @@ fn a_broken_event_stream_is_resubscribed_with_backoff() {
     let events = Arc::new(FakeEvents::default());
     let started = with_sentry(|| async {
         let started = Instant::now();
-        let svc = evented(&fake, &events, Duration::from_secs(10));
-        svc.start();
+        let mut svc = evented(&fake, &events, Duration::from_secs(10));
         tokio::time::sleep(Duration::from_secs(20)).await;
         // It came back: events flow again and trigger a sweep.
         let tx = events.queue();
         tokio::time::sleep(Duration::from_secs(20)).await;
         tx.send(untag()).expect("send");
         tokio::time::sleep(Duration::from_secs(10)).await;
-        svc.stop().await;
+        svc.stop(STOP_DEADLINE).await;
         started
     })
     .0;
@@ -108,10 +109,9 @@ fn events_stop_with_the_loop() {
     let events = Arc::new(FakeEvents::default());
     let tx = events.queue();
     with_sentry(|| async {
-        let svc = evented(&fake, &events, Duration::from_secs(10));
-        svc.start();
+        let mut svc = evented(&fake, &events, Duration::from_secs(10));
         tokio::time::sleep(Duration::from_secs(1)).await;
-        assert_eq!(svc.stop().await, Some(StopOutcome::Clean));
+        assert_eq!(svc.stop(STOP_DEADLINE).await, LoopOutcome::Clean);
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert!(tx.is_closed(), "the subscription was dropped");
     });
@@ -128,14 +128,13 @@ fn a_silent_event_stream_is_resubscribed_with_a_warning() {
     let (origin, logs) = with_logs(|| {
         with_sentry(|| async {
             let origin = Instant::now();
-            let svc = evented(&fake, &events, Duration::from_secs(10));
-            svc.start();
+            let mut svc = evented(&fake, &events, Duration::from_secs(10));
             // An event on the second subscription, 1 s before its limit,
             // restarts the count.
             tokio::time::sleep_until(origin + 2 * limit - Duration::from_secs(1)).await;
             senders[1].send(untag()).expect("send");
             tokio::time::sleep_until(origin + 3 * limit).await;
-            svc.stop().await;
+            svc.stop(STOP_DEADLINE).await;
             origin
         })
         .0

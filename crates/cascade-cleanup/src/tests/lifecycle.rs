@@ -1,4 +1,7 @@
-//! `lifecycle.rs`: the loop's schedule, overlap, stop and drop.
+//! `lifecycle.rs`: the loop's schedule, overlap, stop and abort, driven
+//! through `run_loop` on a task the test owns, as its production owner
+//! (`cascade-router`'s `Janitor`) runs it. Starting twice and stopping when
+//! not started are the owner's contract, pinned in `cascade-router`.
 
 use std::num::NonZeroUsize;
 use std::sync::Arc;
@@ -7,7 +10,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::*;
-use crate::fake::{FakeDocker, ours};
+use crate::fake::{FakeDocker, FakeEvents, ours};
 
 fn minutes(m: &[u32]) -> Vec<Duration> {
     m.iter().map(|&m| m * MIN).collect()
@@ -18,10 +21,10 @@ fn loop_runs_at_start_and_every_interval() {
     let fake = Arc::new(FakeDocker::default());
     let origin = with_sentry(|| async {
         let origin = Instant::now();
-        let svc = service(&fake, 30 * MIN);
-        assert!(svc.start());
+        let (sweep, options) = every(&fake, 30 * MIN);
+        let mut owned = OwnedLoop::spawn(&sweep, options);
         tokio::time::sleep(91 * MIN).await;
-        assert_eq!(svc.stop().await, Some(StopOutcome::Clean));
+        assert_eq!(owned.stop(STOP_DEADLINE).await, LoopOutcome::Clean);
         tokio::time::sleep(120 * MIN).await;
         origin
     })
@@ -34,45 +37,17 @@ fn loop_runs_at_start_and_every_interval() {
 }
 
 #[test]
-fn start_twice_warns_and_keeps_one_timer() {
-    let fake = Arc::new(FakeDocker::default());
-    let ((origin, _), logs) = with_logs(|| {
-        with_sentry(|| async {
-            let origin = Instant::now();
-            let svc = service(&fake, 30 * MIN);
-            assert!(svc.start());
-            assert!(!svc.start(), "second start refused");
-            tokio::time::sleep(61 * MIN).await;
-            svc.stop().await;
-            origin
-        })
-    });
-    assert_eq!(
-        fake.lists_started_since(origin),
-        minutes(&[0, 30, 60]),
-        "one timer"
-    );
-    assert!(
-        logs.lines()
-            .any(|l| l.contains("WARN") && l.contains("already started")),
-        "{logs}"
-    );
-}
-
-#[test]
-fn stop_when_not_started_is_a_no_op_and_cycles_work() {
+fn a_sweep_is_looped_again_after_its_loop_stopped() {
     let fake = Arc::new(FakeDocker::default());
     let origin = with_sentry(|| async {
         let origin = Instant::now();
-        let svc = service(&fake, 30 * MIN);
-        assert_eq!(svc.stop().await, None);
-        assert_eq!(svc.stop().await, None);
+        let (sweep, options) = every(&fake, 30 * MIN);
         for cycle in 1..=3 {
-            assert!(svc.start(), "cycle {cycle}");
-            assert!(svc.is_running());
+            let mut owned = OwnedLoop::spawn(&sweep, options.clone());
             tokio::time::sleep(MIN).await;
-            assert_eq!(svc.stop().await, Some(StopOutcome::Clean));
-            assert!(!svc.is_running());
+            assert!(owned.is_running(), "cycle {cycle}");
+            assert_eq!(owned.stop(STOP_DEADLINE).await, LoopOutcome::Clean);
+            assert!(!owned.is_running());
         }
         origin
     })
@@ -84,19 +59,15 @@ fn stop_when_not_started_is_a_no_op_and_cycles_work() {
     );
 }
 
-/// A loop whose every pass lists for 45 minutes, overrunning its 30
-/// minute interval.
-fn overrunning(fake: &Arc<FakeDocker>) -> Arc<DanglingImageCleanup> {
+/// A sweep whose every pass lists for 45 minutes, overrunning the 30
+/// minute interval of its loop.
+fn overrunning(fake: &Arc<FakeDocker>) -> (Arc<DanglingImageSweep>, LoopOptions) {
     fake.edit(|s| s.list_delay = 45 * MIN);
     let cfg = SweepConfig {
         call_timeout: 24 * 60 * MIN,
         ..config(Duration::ZERO)
     };
-    Arc::new(DanglingImageCleanup::new(
-        sweep(fake, cfg),
-        30 * MIN,
-        Duration::from_secs(30),
-    ))
+    (Arc::new(sweep(fake, cfg)), LoopOptions::every(30 * MIN))
 }
 
 #[test]
@@ -104,10 +75,10 @@ fn missed_ticks_are_skipped_not_caught_up() {
     let fake = Arc::new(FakeDocker::default());
     let origin = with_sentry(|| async {
         let origin = Instant::now();
-        let svc = overrunning(&fake);
-        svc.start();
+        let (sweep, options) = overrunning(&fake);
+        let mut owned = OwnedLoop::spawn(&sweep, options);
         tokio::time::sleep(180 * MIN).await;
-        svc.stop().await;
+        owned.stop(STOP_DEADLINE).await;
         origin
     })
     .0;
@@ -122,22 +93,24 @@ fn passes_never_overlap_whoever_starts_them() {
     let fake = Arc::new(FakeDocker::default());
     let origin = with_sentry(|| async {
         let origin = Instant::now();
-        let svc = overrunning(&fake);
-        svc.start();
+        let (sweep, options) = overrunning(&fake);
+        let mut owned = OwnedLoop::spawn(&sweep, options);
+        // One pass now, outside the schedule, on the same sweep.
         let manual = tokio::spawn({
-            let svc = Arc::clone(&svc);
-            async move { svc.run_now().await }
+            let sweep = Arc::clone(&sweep);
+            async move { sweep.run(&CancellationToken::new()).await }
         });
         tokio::time::sleep(180 * MIN).await;
-        manual.await.expect("run_now");
-        svc.stop().await;
+        manual.await.expect("manual pass");
+        owned.stop(STOP_DEADLINE).await;
         origin
     })
     .0;
     assert_eq!(fake.edit(|s| s.max_lists_in_flight), 1, "never two at once");
-    // The loop's pass at 0; run_now waits for it (45); the loop's next pass,
-    // due at 75, waits for run_now's (90), and is due again 30 minutes after
-    // it asked, which has passed by its end at 135: 165.
+    // The loop's pass at 0; the manual one waits for it (45); the loop's
+    // next pass, due at 75, waits for the manual one's (90), and is due
+    // again 30 minutes after it asked, which has passed by its end at 135:
+    // 165.
     assert_eq!(fake.lists_started_since(origin), minutes(&[0, 45, 90, 165]));
 }
 
@@ -152,11 +125,11 @@ fn stop_during_a_pass_waits_for_a_safe_point() {
             concurrency: Concurrency::Fixed(NonZeroUsize::new(1).expect("nz")),
             ..config(Duration::ZERO)
         };
-        let svc = DanglingImageCleanup::new(sweep(&fake, cfg), 30 * MIN, Duration::from_secs(30));
-        svc.start();
+        let sweep = Arc::new(sweep(&fake, cfg));
+        let mut owned = OwnedLoop::spawn(&sweep, LoopOptions::every(30 * MIN));
         tokio::time::sleep(Duration::from_secs(3)).await; // second removal in flight
         let started = tokio::time::Instant::now();
-        assert_eq!(svc.stop().await, Some(StopOutcome::Clean));
+        assert_eq!(owned.stop(STOP_DEADLINE).await, LoopOutcome::Clean);
         assert_eq!(
             started.elapsed(),
             Duration::from_secs(1),
@@ -180,28 +153,39 @@ fn stop_abandons_a_pass_that_outlives_the_deadline() {
             call_timeout: Duration::from_secs(3600),
             ..config(Duration::ZERO)
         };
-        let svc = DanglingImageCleanup::new(sweep(&fake, cfg), 30 * MIN, Duration::from_secs(10));
-        svc.start();
+        let sweep = Arc::new(sweep(&fake, cfg));
+        let mut owned = OwnedLoop::spawn(&sweep, LoopOptions::every(30 * MIN));
         tokio::time::sleep(Duration::from_secs(1)).await;
         let started = tokio::time::Instant::now();
-        assert_eq!(svc.stop().await, Some(StopOutcome::DeadlineExceeded));
+        assert_eq!(
+            owned.stop(Duration::from_secs(10)).await,
+            LoopOutcome::DeadlineExceeded
+        );
         assert_eq!(started.elapsed(), Duration::from_secs(10));
-        assert!(!svc.is_running());
+        assert!(!owned.is_running());
     });
 }
 
+/// An owner that drops the loop (the `Janitor` dropped, its tasks aborted)
+/// ends it at once, and its event follower with it: a loop never outlives
+/// its owner.
 #[test]
-fn dropping_a_handle_ends_its_loop() {
+fn aborting_the_loop_ends_it_and_its_follower() {
     let fake = Arc::new(FakeDocker::default());
+    let events = Arc::new(FakeEvents::default());
+    let tx = events.queue();
     let origin = with_sentry(|| async {
         let origin = Instant::now();
-        let handle = LoopHandle::start(
-            Arc::new(sweep(&fake, config(Duration::ZERO))),
-            LoopOptions::every(30 * MIN),
-        );
+        let (sweep, mut options) = every(&fake, 30 * MIN);
+        options.events = Some(EventTrigger {
+            source: Arc::clone(&events) as Arc<dyn EngineEvents>,
+            options: EventOptions::default(),
+        });
+        let owned = OwnedLoop::spawn(&sweep, options);
         tokio::time::sleep(MIN).await;
-        drop(handle);
+        owned.task.abort();
         tokio::time::sleep(120 * MIN).await;
+        assert!(tx.is_closed(), "the subscription was dropped");
         origin
     })
     .0;

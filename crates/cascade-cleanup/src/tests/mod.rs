@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sentry::protocol::Event;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::fake::FakeDocker;
@@ -77,11 +78,48 @@ fn ids(images: &[ImageRef]) -> Vec<String> {
     v
 }
 
-fn service(fake: &Arc<FakeDocker>, interval: Duration) -> DanglingImageCleanup {
-    DanglingImageCleanup::new(
-        sweep(fake, config(Duration::ZERO)),
-        interval,
-        Duration::from_secs(30),
+/// A loop as production runs it (`cascade-router`'s `Janitor` does the
+/// same for each engine): [`run_loop`] on a task the test owns, with the
+/// token that stops it. No wrapper of the crate's stands in between.
+struct OwnedLoop {
+    cancel: CancellationToken,
+    task: JoinHandle<LoopOutcome>,
+}
+
+/// The stop deadline the loop tests give their owner.
+const STOP_DEADLINE: Duration = Duration::from_secs(30);
+
+impl OwnedLoop {
+    /// Spawns `run_loop(sweep, options)` on the current runtime.
+    fn spawn(sweep: &Arc<DanglingImageSweep>, options: LoopOptions) -> OwnedLoop {
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(run_loop(Arc::clone(sweep), options, cancel.clone()));
+        OwnedLoop { cancel, task }
+    }
+
+    fn is_running(&self) -> bool {
+        !self.task.is_finished()
+    }
+
+    /// What an owner's stop does: cancel the token, await the task up to
+    /// `deadline`, abort it after that; how it ended.
+    async fn stop(&mut self, deadline: Duration) -> LoopOutcome {
+        self.cancel.cancel();
+        match tokio::time::timeout(deadline, &mut self.task).await {
+            Ok(joined) => LoopOutcome::of_join(joined),
+            Err(_) => {
+                self.task.abort();
+                LoopOutcome::of_join((&mut self.task).await)
+            }
+        }
+    }
+}
+
+/// A sweep over `fake` with no minimum age, and a loop every `interval`.
+fn every(fake: &Arc<FakeDocker>, interval: Duration) -> (Arc<DanglingImageSweep>, LoopOptions) {
+    (
+        Arc::new(sweep(fake, config(Duration::ZERO))),
+        LoopOptions::every(interval),
     )
 }
 

@@ -1,7 +1,7 @@
 //! Panics surface and the loop survives them: a panic in
 //! a pass, in the observer or in the event follower is logged at error, is
 //! one Sentry event of a fixed shape, reaches the panic observer, and the
-//! loop goes on; a loop task that dies anyway is `Panicked` at `stop`.
+//! loop goes on; a loop task that dies anyway is `Panicked` to its owner.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,7 +15,7 @@ use sentry::protocol::Event;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::Instant;
 
-use super::{config, with_logs, with_sentry};
+use super::{OwnedLoop, STOP_DEADLINE, config, with_logs, with_sentry};
 use crate::fake::{FakeDocker, ours};
 use crate::*;
 
@@ -93,7 +93,12 @@ fn panic_recorder() -> (PanicObserver, Arc<Mutex<Vec<PanicSite>>>) {
     (observer, seen)
 }
 
-fn cleanup(engine: &Arc<PanickyEngine>, interval: Duration) -> DanglingImageCleanup {
+/// A sweep of `engine` named `unix:///run/test.sock`, and a loop every
+/// `interval` (the test adds observers and events to the options).
+fn cleanup(
+    engine: &Arc<PanickyEngine>,
+    interval: Duration,
+) -> (Arc<DanglingImageSweep>, LoopOptions) {
     let sweep = DanglingImageSweep::new(
         Arc::clone(engine) as Arc<dyn DockerImages>,
         SweepConfig {
@@ -101,7 +106,7 @@ fn cleanup(engine: &Arc<PanickyEngine>, interval: Duration) -> DanglingImageClea
             ..config(Duration::ZERO)
         },
     );
-    DanglingImageCleanup::new(sweep, interval, Duration::from_secs(30))
+    (Arc::new(sweep), LoopOptions::every(interval))
 }
 
 /// The Sentry events about caught panics, as (where, panic text, engine),
@@ -132,15 +137,16 @@ fn a_panicking_pass_is_reported_and_the_loop_goes_on() {
     let (on_panic, seen) = panic_recorder();
     let (((outcome, origin), events), logs) = with_logs(|| {
         with_sentry(|| async {
-            let svc = cleanup(&engine, Duration::from_secs(60)).with_panic_observer(on_panic);
+            let (sweep, mut options) = cleanup(&engine, Duration::from_secs(60));
+            options.on_panic = Some(on_panic);
             let origin = Instant::now();
-            assert!(svc.start());
+            let mut svc = OwnedLoop::spawn(&sweep, options);
             tokio::time::sleep(Duration::from_secs(150)).await;
             assert!(svc.is_running(), "the loop survived its panicking pass");
-            (svc.stop().await, origin)
+            (svc.stop(STOP_DEADLINE).await, origin)
         })
     });
-    assert_eq!(outcome, Some(StopOutcome::Clean));
+    assert_eq!(outcome, LoopOutcome::Clean);
     assert_eq!(
         engine.lists_since(origin),
         [0, 60, 120].map(Duration::from_secs),
@@ -181,15 +187,15 @@ fn a_panicking_observer_cannot_kill_the_loop() {
         }
     });
     let ((outcome, origin), events) = with_sentry(|| async {
-        let svc = cleanup(&engine, Duration::from_secs(60))
-            .with_observer(observer)
-            .with_panic_observer(on_panic);
+        let (sweep, mut options) = cleanup(&engine, Duration::from_secs(60));
+        options.observer = Some(observer);
+        options.on_panic = Some(on_panic);
         let origin = Instant::now();
-        svc.start();
+        let mut svc = OwnedLoop::spawn(&sweep, options);
         tokio::time::sleep(Duration::from_secs(150)).await;
-        (svc.stop().await, origin)
+        (svc.stop(STOP_DEADLINE).await, origin)
     });
-    assert_eq!(outcome, Some(StopOutcome::Clean));
+    assert_eq!(outcome, LoopOutcome::Clean);
     assert_eq!(
         engine.lists_since(origin),
         [0, 60, 120].map(Duration::from_secs)
@@ -245,15 +251,15 @@ fn a_panicking_event_follower_is_restarted() {
     let tx = events.queue();
     let (on_panic, seen) = panic_recorder();
     let ((origin, subscriptions), sentry_events) = with_sentry(|| async {
-        let svc = cleanup(&engine, Duration::from_secs(3600))
-            .with_min_gap(Duration::from_secs(1))
-            .with_events(
-                Arc::clone(&events) as Arc<dyn EngineEvents>,
-                EventOptions::with_debounce(Duration::from_secs(1)),
-            )
-            .with_panic_observer(on_panic);
+        let (sweep, mut options) = cleanup(&engine, Duration::from_secs(3600));
+        options.min_gap = Duration::from_secs(1);
+        options.events = Some(EventTrigger {
+            source: Arc::clone(&events) as Arc<dyn EngineEvents>,
+            options: EventOptions::with_debounce(Duration::from_secs(1)),
+        });
+        options.on_panic = Some(on_panic);
         let origin = Instant::now();
-        svc.start();
+        let mut svc = OwnedLoop::spawn(&sweep, options);
         tokio::time::sleep(Duration::from_secs(2)).await;
         tx.send(Ok(EngineEvent {
             action: "untag".into(),
@@ -262,7 +268,7 @@ fn a_panicking_event_follower_is_restarted() {
         }))
         .expect("follower listening");
         tokio::time::sleep(Duration::from_secs(10)).await;
-        assert_eq!(svc.stop().await, Some(StopOutcome::Clean));
+        assert_eq!(svc.stop(STOP_DEADLINE).await, LoopOutcome::Clean);
         let subscriptions = events.subscriptions.lock().expect("subs").clone();
         (origin, subscriptions)
     });
@@ -297,16 +303,14 @@ fn stop_reports_a_dead_loop_as_panicked() {
     // is a bug that kills the loop task, which `stop` must not call clean.
     let on_panic: PanicObserver = Arc::new(|_| panic!("metrics bug"));
     let (outcome, _) = with_sentry(|| async {
-        let svc = cleanup(&engine, Duration::from_secs(60)).with_panic_observer(on_panic);
-        svc.start();
+        let (sweep, mut options) = cleanup(&engine, Duration::from_secs(60));
+        options.on_panic = Some(on_panic);
+        let mut svc = OwnedLoop::spawn(&sweep, options);
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert!(!svc.is_running(), "the loop task died");
-        svc.stop().await
+        svc.stop(STOP_DEADLINE).await
     });
-    assert_eq!(
-        outcome,
-        Some(StopOutcome::Panicked("metrics bug".to_string()))
-    );
+    assert_eq!(outcome, LoopOutcome::Panicked("metrics bug".to_string()));
 }
 
 #[test]
@@ -331,10 +335,11 @@ fn a_caught_panic_is_marked_guarded_for_the_process_panic_hook() {
     });
     let observer: ReportObserver = Arc::new(|_| panic!("hook test: observer"));
     let outside = with_sentry(|| async {
-        let svc = cleanup(&engine, Duration::from_secs(60)).with_observer(observer);
-        svc.start();
+        let (sweep, mut options) = cleanup(&engine, Duration::from_secs(60));
+        options.observer = Some(observer);
+        let mut svc = OwnedLoop::spawn(&sweep, options);
         tokio::time::sleep(Duration::from_secs(61)).await;
-        svc.stop().await;
+        svc.stop(STOP_DEADLINE).await;
         std::panic::catch_unwind(|| panic!("hook test: outside a loop")).is_err()
     })
     .0;
