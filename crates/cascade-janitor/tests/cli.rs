@@ -213,7 +213,7 @@ fn an_engine_down_at_start_does_not_stop_the_daemon() {
     });
     // The first pass fails and names the engine; a second failed pass
     // proves the daemon outlived the first one and keeps trying.
-    let mut next_failure = |what: &str| {
+    let next_failure = |what: &str| {
         rx.recv_timeout(LIMIT).unwrap_or_else(|_| {
             let _ = Command::new("kill")
                 .args(["-KILL", &daemon.id().to_string()])
