@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use cascade_cleanup::{
     DanglingImageSweep, EngineEvents, EventOptions, EventTrigger, LoopOptions, SweepConfig,
     run_loop,
@@ -132,7 +132,10 @@ async fn a_commit_over_a_snapshot_triggers_an_early_sweep() -> Result<()> {
             all_image_ids(d).await?.contains(&latest),
             "the tagged snapshot stays"
         );
-        assert!(reports.len() >= 2, "the start pass and an early one");
+        // Exactly one pass removed it, and not the start pass: an early one
+        // (the clock's next pass is an hour away).
+        assert_eq!(removed_by(&reports, &first), [1], "{:#?}", reports.all());
+        let before_reconnect = latest.clone();
 
         // The stream breaks with the engine; it is followed again after.
         // `stop_engine` returns once the engine's process has exited, so the
@@ -154,7 +157,12 @@ async fn a_commit_over_a_snapshot_triggers_an_early_sweep() -> Result<()> {
             },
         )
         .await?;
-        assert!(reports.len() >= 3);
+        assert_eq!(
+            removed_by(&reports, &before_reconnect).len(),
+            1,
+            "one pass after the reconnect removed it: {:#?}",
+            reports.all()
+        );
         assert!(!task.is_finished());
         stop_loop(&cancel, task, Duration::from_secs(10)).await;
         anyhow::Ok(())
@@ -163,6 +171,17 @@ async fn a_commit_over_a_snapshot_triggers_an_early_sweep() -> Result<()> {
     result?;
     assert!(events.is_empty(), "{events:?}");
     engine.finish().await
+}
+
+/// The indexes of the passes whose report removed image `id`.
+fn removed_by(reports: &Reports, id: &str) -> Vec<usize> {
+    reports
+        .all()
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.removed.iter().any(|i| i.id == id))
+        .map(|(n, _)| n)
+        .collect()
 }
 
 /// `GET path` on 127.0.0.1:port with a bare HTTP/1.0 request: status, body.
@@ -210,16 +229,48 @@ async fn metrics_and_health_after_a_known_sweep() -> Result<()> {
     )
     .await?;
     fixtures::create_container(d, &loaded["held"]).await?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
+    // What the daemon reports as reclaimed: the sum of the removed images'
+    // sizes as the engine lists them (it does not measure free space).
+    let listed = d
+        .list_images(Some(
+            bollard::query_parameters::ListImagesOptionsBuilder::new()
+                .all(true)
+                .build(),
+        ))
+        .await?;
+    let removed_bytes: i64 = listed
+        .iter()
+        .filter(|i| ["a", "b", "c"].iter().any(|n| loaded[*n] == i.id))
+        .map(|i| i.size)
+        .sum();
+    // Port 0: the daemon binds a free port itself and logs which.
     let mut daemon = integration::janitor()
         .args(["run", "--min-age", "0s", "--interval", "1h", "--no-events"])
         .args(["--docker-host", &engine.host()])
-        .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
+        .args(["--metrics-addr", "127.0.0.1:0"])
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()?;
+    let log = integration::StderrLog::collect(&mut daemon);
+    wait_until(
+        Duration::from_secs(20),
+        "the metrics address in the log",
+        || async { log.contains("serving /metrics and /healthz on http://127.0.0.1:") },
+    )
+    .await?;
+    let port: u16 = log
+        .lines()
+        .iter()
+        .find_map(|l| {
+            let rest = l
+                .split("serving /metrics and /healthz on http://127.0.0.1:")
+                .nth(1)?;
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        })
+        .context("the port in the log line")?;
     let host = engine.host();
     let engine_label = format!("engine=\"{host}\"");
     wait_until(Duration::from_secs(20), "a healthy first sweep", || async {
@@ -247,7 +298,7 @@ async fn metrics_and_health_after_a_known_sweep() -> Result<()> {
     assert_eq!(value("sweeps_total", "result=\"partial\""), 0.0);
     assert_eq!(value("images_in_scope", ""), 4.0);
     assert_eq!(value("errors_total", "kind=\"unexpected\""), 0.0);
-    assert!(value("reclaimed_bytes_total", "") > 0.0);
+    assert_eq!(value("reclaimed_bytes_total", ""), removed_bytes as f64);
     assert_eq!(value("sweep_duration_seconds_count", ""), 1.0);
 
     let pid = daemon.id().expect("running").to_string();

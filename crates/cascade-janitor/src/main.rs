@@ -341,6 +341,10 @@ async fn run(common: &CommonSettings, settings: &RunSettings) -> Result<u8, Fail
             return Ok(EXIT_OK);
         }
     }
+    if let Some(addr) = listener.as_ref().and_then(|l| l.local_addr().ok()) {
+        // The port actually bound: `--metrics-addr 127.0.0.1:0` picks one.
+        tracing::info!(%addr, "serving /metrics and /healthz on http://{addr}");
+    }
     let mut janitor = daemon::janitor(common, settings)?;
     janitor.start();
     let server_stop = CancellationToken::new();
