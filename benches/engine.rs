@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cascade_cleanup::{DanglingImageSweep, DockerImages, SweepConfig};
-use cascade_engine::Engine;
+use cascade_engine::EngineConnection;
 use criterion::{BenchmarkId, Criterion, SamplingMode, criterion_group, criterion_main};
 use integration::NestedEngine;
 use integration::bench::seed::SeedSet;
@@ -30,7 +30,7 @@ fn sizes() -> Vec<usize> {
 }
 
 fn sweep(engine: &NestedEngine, dry_run: bool) -> DanglingImageSweep {
-    let docker: Arc<dyn DockerImages> = Arc::new(Engine::new(engine.docker.clone()));
+    let docker: Arc<dyn DockerImages> = Arc::new(EngineConnection::new(engine.docker.clone()));
     DanglingImageSweep::new(
         docker,
         SweepConfig {

@@ -58,7 +58,7 @@ pub async fn removal_strategy(
     engine: &NestedEngine,
 ) -> anyhow::Result<cascade_cleanup::RemovalStrategy> {
     use cascade_cleanup::DockerImages;
-    let facts = cascade_engine::Engine::new(engine.docker.clone())
+    let facts = cascade_engine::EngineConnection::new(engine.docker.clone())
         .engine_facts()
         .await?;
     Ok(cascade_cleanup::Admission::of(&facts.identity, false).strategy())

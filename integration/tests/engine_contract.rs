@@ -20,14 +20,14 @@ use std::collections::HashMap;
 use anyhow::Result;
 use bollard::query_parameters::RemoveImageOptionsBuilder;
 use cascade_cleanup::{Admission, DockerImages, ImageStore, Implementation};
-use cascade_engine::Engine;
+use cascade_engine::EngineConnection;
 use integration::NestedEngine;
 use integration::engine::all_image_ids;
 use integration::fixtures::{self, ImageSpec};
 
 /// The engine through the janitor's own client.
-fn janitor_view(engine: &NestedEngine) -> Engine {
-    Engine::new(engine.docker.clone())
+fn janitor_view(engine: &NestedEngine) -> EngineConnection {
+    EngineConnection::new(engine.docker.clone())
 }
 
 /// `DELETE /images/{name}?force=false&noprune=true`, as the janitor sends it.

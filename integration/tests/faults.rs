@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use cascade_cleanup::{DanglingImageSweep, LoopOptions, SweepConfig, run_loop};
-use cascade_engine::Engine;
+use cascade_engine::EngineConnection;
 use integration::engine::all_image_ids;
 use integration::fixtures::{self, ImageSpec};
 use integration::proxy::{Fault, FaultProxy};
@@ -22,8 +22,8 @@ fn quick_config(call_timeout: Duration) -> SweepConfig {
     }
 }
 
-fn engine_at(socket: &std::path::Path) -> Result<Engine> {
-    Ok(Engine::new(bollard::Docker::connect_with_unix(
+fn engine_at(socket: &std::path::Path) -> Result<EngineConnection> {
+    Ok(EngineConnection::new(bollard::Docker::connect_with_unix(
         &socket.to_string_lossy(),
         30,
         bollard::API_DEFAULT_VERSION,

@@ -10,7 +10,7 @@ use cascade_cleanup::{
     DanglingImageSweep, EngineEvents, EventOptions, EventTrigger, LoopOptions, SweepConfig,
     run_loop,
 };
-use cascade_engine::Engine;
+use cascade_engine::EngineConnection;
 use integration::engine::all_image_ids;
 use integration::fixtures::{self, ImageSpec};
 use integration::{NestedEngine, Reports, capture_sentry, stop_loop, wait_until};
@@ -47,7 +47,7 @@ async fn the_plan_says_why_each_labelled_image_is_kept() -> Result<()> {
     let before = all_image_ids(d).await?;
 
     let sweep = DanglingImageSweep::new(
-        Arc::new(Engine::new(d.clone())),
+        Arc::new(EngineConnection::new(d.clone())),
         SweepConfig {
             dry_run: true,
             min_age: Duration::from_secs(600),
@@ -90,7 +90,7 @@ async fn a_commit_over_a_snapshot_triggers_an_early_sweep() -> Result<()> {
     let reports = Reports::default();
     // The clock alone would not sweep again for an hour.
     let sweep = Arc::new(DanglingImageSweep::new(
-        Arc::new(Engine::new(d.clone())),
+        Arc::new(EngineConnection::new(d.clone())),
         SweepConfig {
             min_age: Duration::ZERO,
             ..SweepConfig::default()
@@ -99,7 +99,7 @@ async fn a_commit_over_a_snapshot_triggers_an_early_sweep() -> Result<()> {
     let options = LoopOptions {
         min_gap: Duration::from_secs(1),
         events: Some(EventTrigger {
-            source: Arc::new(Engine::new(d.clone())) as Arc<dyn EngineEvents>,
+            source: Arc::new(EngineConnection::new(d.clone())) as Arc<dyn EngineEvents>,
             options: EventOptions::with_debounce(Duration::from_secs(1)),
         }),
         observer: Some(reports.observer()),

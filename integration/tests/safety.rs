@@ -12,7 +12,7 @@ use bollard::Docker;
 use cascade_cleanup::{
     DanglingImageSweep, DockerError, DockerImages, ListedImage, SweepConfig, SweepReport,
 };
-use cascade_engine::Engine;
+use cascade_engine::EngineConnection;
 use cascade_scope::{Label, Scope};
 use integration::engine::all_image_ids;
 use integration::fixtures::{self, ImageSpec};
@@ -159,7 +159,7 @@ async fn ours_but_not_garbage_is_kept() -> Result<()> {
     assert!(events.is_empty(), "in use is never reported: {events:?}");
 
     // The engine itself refuses the held image with 409, classified as in use.
-    let refused = DockerImages::remove_image(&Engine::new(d.clone()), &loaded["held"])
+    let refused = DockerImages::remove_image(&EngineConnection::new(d.clone()), &loaded["held"])
         .await
         .expect_err("held");
     assert_eq!(refused.status, Some(409));
@@ -286,7 +286,7 @@ async fn the_production_leak_is_swept() -> Result<()> {
 /// Removes the image through the real engine just before the sweep does, as
 /// another operator racing the janitor would.
 struct Racer {
-    inner: Engine,
+    inner: EngineConnection,
 }
 
 #[async_trait]
@@ -329,7 +329,7 @@ async fn an_image_removed_by_someone_else_is_gone_not_reported() -> Result<()> {
     let loaded = fixtures::load(&engine.docker, &[ImageSpec::new("raced").ours()]).await?;
     let sweep = DanglingImageSweep::new(
         Arc::new(Racer {
-            inner: Engine::new(engine.docker.clone()),
+            inner: EngineConnection::new(engine.docker.clone()),
         }),
         config(Duration::ZERO),
     );

@@ -17,7 +17,7 @@ use crate::address::EngineAddress;
 use crate::connect::{
     EngineError, NoAnswer, POOL_IDLE_TIMEOUT, negotiate, parse_named, tls_config,
 };
-use crate::images::Engine;
+use crate::images::EngineConnection;
 use crate::names::SettingNames;
 use crate::tls::TlsFiles;
 
@@ -47,7 +47,7 @@ pub struct EngineClient {
 
 #[derive(Debug)]
 struct Connected {
-    engine: Engine,
+    engine: EngineConnection,
     last_call: Instant,
 }
 
@@ -96,7 +96,7 @@ impl EngineClient {
 
     /// The negotiated engine, connecting on first use and after a failed
     /// try, negotiating again after the pool went idle.
-    async fn engine(&self) -> Result<Engine, DockerError> {
+    async fn engine(&self) -> Result<EngineConnection, DockerError> {
         let mut slot = self.engine.lock().await;
         if let Some(connected) = slot.as_mut() {
             if connected.last_call.elapsed() < self.reconnect_after {
@@ -146,7 +146,7 @@ impl EngineClient {
     /// negotiates again.
     async fn call<T, F, Fut>(&self, f: F) -> Result<T, DockerError>
     where
-        F: Fn(Engine) -> Fut,
+        F: Fn(EngineConnection) -> Fut,
         Fut: Future<Output = Result<T, DockerError>>,
     {
         let engine = self.engine().await?;
@@ -222,7 +222,7 @@ impl DockerImages for EngineClient {
     }
 
     async fn remove_image(&self, name: &str) -> Result<RemovalAnswer, DockerError> {
-        // Engine's implementation: force=false, noprune=true.
+        // EngineConnection's implementation: force=false, noprune=true.
         self.call(|e| async move { e.remove_image(name).await })
             .await
     }

@@ -13,7 +13,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::address::{Address, BadAddress, EngineAddress};
-use crate::images::Engine;
+use crate::images::EngineConnection;
 use crate::names::SettingNames;
 use crate::tls::{TlsFiles, client_config, pooled_tls};
 
@@ -102,7 +102,7 @@ pub(crate) fn parse_named(host: &str) -> Result<EngineAddress, EngineError> {
 
 /// Connects and negotiates the API version; an engine that does not answer
 /// within `timeout` is [`EngineError::Unreachable`].
-pub async fn connect(host: &str, timeout: Duration) -> Result<Engine, EngineError> {
+pub async fn connect(host: &str, timeout: Duration) -> Result<EngineConnection, EngineError> {
     connect_with(host, None, timeout).await
 }
 
@@ -111,7 +111,7 @@ pub async fn connect_with(
     host: &str,
     tls: Option<&TlsFiles>,
     timeout: Duration,
-) -> Result<Engine, EngineError> {
+) -> Result<EngineConnection, EngineError> {
     let address = parse_named(host)?;
     let tls = tls_config(host, address.target(), tls)?;
     negotiate(address.target(), tls.as_ref(), timeout)
@@ -211,7 +211,7 @@ pub(crate) async fn negotiate(
     address: &Address,
     tls: Option<&Arc<rustls::ClientConfig>>,
     timeout: Duration,
-) -> Result<Engine, NoAnswer> {
+) -> Result<EngineConnection, NoAnswer> {
     let secs = timeout.as_secs().max(1);
     let version = ApiVersion::default();
     let mut transport = match address {
@@ -247,7 +247,7 @@ pub(crate) async fn negotiate(
             handshake_failed: tls.is_some() && is_tls_refusal(&why),
             why,
         })?;
-    Ok(Engine::negotiated(docker, version, transport))
+    Ok(EngineConnection::negotiated(docker, version, transport))
 }
 
 /// rustls's words for a refused handshake, either side's.
@@ -346,8 +346,9 @@ pub(crate) type Sent =
 type SendFn = Arc<dyn Fn(BollardRequest) -> Sent + Send + Sync>;
 
 /// One engine's pooled, versioned transport: handed to bollard as its
-/// custom transport, and kept by the [`Engine`] for the one call whose body
-/// it reads itself, as it arrives (`GET /images/json`, see `list.rs`).
+/// custom transport, and kept by the [`EngineConnection`] for the one call
+/// whose body it reads itself, as it arrives (`GET /images/json`, see
+/// `list.rs`).
 #[derive(Clone)]
 pub(crate) struct Transport {
     send: SendFn,

@@ -24,14 +24,15 @@ use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use http_body_util::BodyExt;
 
-/// A connected engine: what [`crate::connect`] returns, and what a sweep of
-/// a real engine is given.
+/// A negotiated connection to one engine: what [`crate::connect`] returns,
+/// and what a sweep of a real engine is given. For the daemon's lazily
+/// connecting engine, see [`crate::EngineClient`].
 #[derive(Debug, Clone)]
-pub struct Engine {
+pub struct EngineConnection {
     docker: Docker,
     /// The version the transport puts in every path; never set for a
-    /// client built elsewhere ([`Engine::new`]), whose paths stay as bollard
-    /// builds them.
+    /// client built elsewhere ([`EngineConnection::new`]), whose paths stay as
+    /// bollard builds them.
     version: ApiVersion,
     /// The transport under `docker`, for the listing read as it arrives
     /// (`list.rs`); a client built elsewhere lists through bollard.
@@ -40,10 +41,10 @@ pub struct Engine {
     names: SettingNames,
 }
 
-impl Engine {
+impl EngineConnection {
     /// Wraps a bollard client built elsewhere (tests build their own).
-    pub fn new(docker: Docker) -> Engine {
-        Engine {
+    pub fn new(docker: Docker) -> EngineConnection {
+        EngineConnection {
             docker,
             version: ApiVersion::default(),
             transport: None,
@@ -53,13 +54,17 @@ impl Engine {
 
     /// Words its error messages with `names` (the owner's names of the
     /// address setting) instead of the library's.
-    pub fn with_names(mut self, names: SettingNames) -> Engine {
+    pub fn with_names(mut self, names: SettingNames) -> EngineConnection {
         self.names = names;
         self
     }
 
-    pub(crate) fn negotiated(docker: Docker, version: ApiVersion, transport: Transport) -> Engine {
-        Engine {
+    pub(crate) fn negotiated(
+        docker: Docker,
+        version: ApiVersion,
+        transport: Transport,
+    ) -> EngineConnection {
+        EngineConnection {
             docker,
             version,
             transport: Some(transport),
@@ -155,9 +160,9 @@ pub fn engine_facts(
     }
 }
 
-impl From<Docker> for Engine {
-    fn from(docker: Docker) -> Engine {
-        Engine::new(docker)
+impl From<Docker> for EngineConnection {
+    fn from(docker: Docker) -> EngineConnection {
+        EngineConnection::new(docker)
     }
 }
 
@@ -336,7 +341,7 @@ fn unreadable(error: crate::list::ListError, names: &SettingNames) -> DockerErro
 
 /// Passes the sweep's filters to the engine and filters nothing itself: the
 /// sweep re-checks every image it is given `[ref:scope_invariant]`.
-impl Engine {
+impl EngineConnection {
     async fn list(
         &self,
         all: bool,
@@ -359,7 +364,7 @@ impl Engine {
 }
 
 #[async_trait]
-impl DockerImages for Engine {
+impl DockerImages for EngineConnection {
     async fn engine_facts(&self) -> Result<EngineFacts, DockerError> {
         self.facts().await
     }
@@ -507,7 +512,7 @@ pub fn event_filters(
     filters
 }
 
-impl EngineEvents for Engine {
+impl EngineEvents for EngineConnection {
     fn subscribe(&self, labels: &[String]) -> BoxStream<'static, Result<EngineEvent, DockerError>> {
         let engine = self.clone();
         let labels = labels.to_vec();

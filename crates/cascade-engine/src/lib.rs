@@ -12,9 +12,10 @@
 //! - [`connect`]: connects and negotiates the API version at once (one-shot
 //!   commands), over a pooled transport that keeps connections alive and
 //!   puts the negotiated version in every request's path (`/v1.41/...`);
-//! - [`Engine`]: a connected engine, with the bollard implementations of the
-//!   cleanup traits (remove with `force=false, noprune=true`) and the plain
-//!   engine facts `doctor` prints ([`Engine::version`], [`Engine::storage`]);
+//! - [`EngineConnection`]: a negotiated connection to one engine, with the
+//!   bollard implementations of the cleanup traits (remove with
+//!   `force=false, noprune=true`) and the plain engine facts `doctor` prints
+//!   ([`EngineConnection::version`], [`EngineConnection::storage`]);
 //! - [`EngineClient`]: the daemon's lazily connecting engine, which names its
 //!   engine in every error, so an engine that is down never stops the others,
 //!   and negotiates again whenever it reconnects;
@@ -48,8 +49,8 @@ pub use bollard::Docker;
 pub use client::EngineClient;
 pub use connect::{EngineError, connect, connect_with};
 pub use images::{
-    Engine, EngineVersion, Storage, docker_error, engine_facts, engine_time, event_filters,
-    image_store, listed_image,
+    EngineConnection, EngineVersion, Storage, docker_error, engine_facts, engine_time,
+    event_filters, image_store, listed_image,
 };
 pub use names::SettingNames;
 pub use tls::{ClientCert, TlsFiles};

@@ -5,9 +5,9 @@
 //! way: an embedder sets `JanitorConfig`'s engines and their TLS files, the
 //! binary reads `--docker-host` and `--tls-ca`. The library speaks in its
 //! own terms ([`SettingNames::LIBRARY`]); an owner with other names gives
-//! them to [`crate::Engine::with_names`], [`crate::EngineClient::with_names`]
-//! and [`crate::EngineError::message`], so the words are its own without
-//! this crate knowing any command line.
+//! them to [`crate::EngineConnection::with_names`],
+//! [`crate::EngineClient::with_names`] and [`crate::EngineError::message`],
+//! so the words are its own without this crate knowing any command line.
 
 /// The words for each setting a message may point at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

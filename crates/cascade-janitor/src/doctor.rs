@@ -17,7 +17,7 @@ use std::sync::Arc;
 use bytesize::ByteSize;
 use cascade_cleanup::disk::{self, DiskSpace};
 use cascade_cleanup::{Admission, DockerImages, ImageStore, Implementation};
-use cascade_engine::Engine;
+use cascade_engine::EngineConnection;
 
 use crate::{EXIT_FAILURE, EXIT_OK, Failure, engine, sweep_config};
 use cascade_config::CommonSettings;
@@ -68,7 +68,7 @@ pub async fn doctor(common: &CommonSettings) -> Result<u8, Failure> {
 }
 
 /// Checks one connected engine; returns the number of problems found.
-async fn check(docker: &Engine, host: &str, common: &CommonSettings) -> usize {
+async fn check(docker: &EngineConnection, host: &str, common: &CommonSettings) -> usize {
     let config = sweep_config(common, true);
     let mut problems = 0;
     let implementation = match docker.facts().await {

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use cascade_engine::SettingNames;
-pub use cascade_engine::{Engine, EngineError, TlsFiles, is_local};
+pub use cascade_engine::{EngineConnection, EngineError, TlsFiles, is_local};
 
 use crate::Failure;
 
@@ -41,7 +41,7 @@ pub async fn connect(
     host: &str,
     tls: Option<&TlsFiles>,
     timeout: Duration,
-) -> Result<Engine, Failure> {
+) -> Result<EngineConnection, Failure> {
     Ok(cascade_engine::connect_with(host, tls, timeout)
         .await?
         .with_names(FLAGS))
