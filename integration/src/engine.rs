@@ -1,15 +1,16 @@
 //! Nested engines of the engine matrix, and the host guard.
 //!
-//! `CASCADE_TEST_ENGINE` picks the engine every [`NestedEngine`] of a test
-//! process runs (`cargo xtask safety` sets it): `20.10` (the default;
-//! classic store), `26.1-classic`, `26.1-containerd`, `28.5-classic`,
-//! `28.5-containerd`, `podman-4.3`, `podman-5.4`, `podman-5.8`, and outside
-//! the matrix `28.5-overlay2` (the classic store on the graph driver
-//! production hosts run; its commits take milliseconds where `vfs` takes a
-//! second, so the gentleness probe can see a classic-store sweep). Each
-//! runs from the image `cargo xtask dind-image --engine <image>` built; a
-//! Docker engine's store is chosen by a mounted `/etc/docker/daemon.json`,
-//! Podman's is fixed in its image's entrypoint (containers-storage, `vfs`).
+//! `CASCADE_TEST_ENGINE` picks the [`MatrixEngine`] every [`NestedEngine`]
+//! of a test process runs (`cargo xtask safety` sets it): `20.10` (the
+//! default; classic store), `26.1-classic`, `26.1-containerd`,
+//! `28.5-classic`, `28.5-containerd`, `podman-4.3`, `podman-5.4`,
+//! `podman-5.8`, and outside the matrix `28.5-overlay2` (the classic store
+//! on the graph driver production hosts run; its commits take milliseconds
+//! where `vfs` takes a second, so the gentleness probe can see a
+//! classic-store sweep). Each runs from the image `cargo xtask dind-image
+//! --engine <image>` built; a Docker engine's store is chosen by a mounted
+//! `/etc/docker/daemon.json`, Podman's is fixed in its image's entrypoint
+//! (containers-storage, `vfs`).
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -23,7 +24,7 @@ use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
 /// Repository of the images `cargo xtask dind-image` builds; the tag is
-/// [`Engine::image_tag`].
+/// [`MatrixEngine::image_tag`].
 pub const DIND_REPOSITORY: &str = "cascade-janitor-dind";
 
 /// The environment variable that picks the engine.
@@ -58,9 +59,9 @@ pub enum Store {
     ContainersStorage,
 }
 
-/// One engine configuration of the matrix.
+/// One engine configuration of the test matrix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Engine {
+pub struct MatrixEngine {
     pub family: Family,
     /// The engine's version: "20.10", "26.1", "28.5" (Docker), "4.3",
     /// "5.4", "5.8" (Podman).
@@ -71,8 +72,8 @@ pub struct Engine {
     pub overlay2: bool,
 }
 
-const fn docker(version: &'static str, store: Store) -> Engine {
-    Engine {
+const fn docker(version: &'static str, store: Store) -> MatrixEngine {
+    MatrixEngine {
         family: Family::Docker,
         version,
         store,
@@ -80,8 +81,8 @@ const fn docker(version: &'static str, store: Store) -> Engine {
     }
 }
 
-const fn podman(version: &'static str) -> Engine {
-    Engine {
+const fn podman(version: &'static str) -> MatrixEngine {
+    MatrixEngine {
         family: Family::Podman,
         version,
         store: Store::ContainersStorage,
@@ -90,7 +91,7 @@ const fn podman(version: &'static str) -> Engine {
 }
 
 /// Every engine the harness knows, by name.
-pub const ENGINES: &[(&str, Engine)] = &[
+pub const ENGINES: &[(&str, MatrixEngine)] = &[
     ("20.10", docker("20.10", Store::Classic)),
     ("26.1-classic", docker("26.1", Store::Classic)),
     ("26.1-containerd", docker("26.1", Store::Containerd)),
@@ -102,21 +103,21 @@ pub const ENGINES: &[(&str, Engine)] = &[
     // Not in `cargo xtask safety`'s default matrix; run it by name.
     (
         "28.5-overlay2",
-        Engine {
+        MatrixEngine {
             overlay2: true,
             ..docker("28.5", Store::Classic)
         },
     ),
 ];
 
-impl Engine {
+impl MatrixEngine {
     /// The engine `CASCADE_TEST_ENGINE` names (default `20.10`).
-    pub fn current() -> Result<Engine> {
+    pub fn current() -> Result<MatrixEngine> {
         let name = std::env::var(ENGINE_VAR).unwrap_or_else(|_| "20.10".into());
-        Engine::named(&name)
+        MatrixEngine::named(&name)
     }
 
-    pub fn named(name: &str) -> Result<Engine> {
+    pub fn named(name: &str) -> Result<MatrixEngine> {
         let name = if name == "20.10-classic" {
             "20.10"
         } else {
@@ -246,7 +247,7 @@ impl Family {
 /// }
 /// ```
 pub fn known_gap(test: &str, engines: &[&str], reason: &str) -> bool {
-    let Ok(engine) = Engine::current() else {
+    let Ok(engine) = MatrixEngine::current() else {
         return false;
     };
     let file = std::env::var_os(KNOWN_GAPS_VAR).map(PathBuf::from);
@@ -254,7 +255,7 @@ pub fn known_gap(test: &str, engines: &[&str], reason: &str) -> bool {
 }
 
 fn record_gap(
-    engine: Engine,
+    engine: MatrixEngine,
     test: &str,
     engines: &[&str],
     reason: &str,
@@ -335,7 +336,7 @@ pub struct NestedEngine {
     pub docker: Docker,
     pub socket: PathBuf,
     /// Which engine of the matrix this is.
-    pub engine: Engine,
+    pub engine: MatrixEngine,
     container: ContainerAsync<GenericImage>,
     guard: HostGuard,
     _dir: tempfile::TempDir,
@@ -356,7 +357,7 @@ impl NestedEngine {
     /// Starts the engine `CASCADE_TEST_ENGINE` names. Every error names
     /// the engine, so a failure in the matrix says where it happened.
     pub async fn start() -> Result<NestedEngine> {
-        let engine = Engine::current()?;
+        let engine = MatrixEngine::current()?;
         NestedEngine::start_on(engine)
             .await
             .with_context(|| format!("on engine {}", engine.name()))
@@ -365,13 +366,13 @@ impl NestedEngine {
     /// Starts a given engine of the matrix, whatever `CASCADE_TEST_ENGINE`
     /// says (the benchmarks take it from `--engine`).
     pub async fn start_named(name: &str) -> Result<NestedEngine> {
-        let engine = Engine::named(name)?;
+        let engine = MatrixEngine::named(name)?;
         NestedEngine::start_on(engine)
             .await
             .with_context(|| format!("on engine {}", engine.name()))
     }
 
-    async fn start_on(engine: Engine) -> Result<NestedEngine> {
+    async fn start_on(engine: MatrixEngine) -> Result<NestedEngine> {
         let guard = HostGuard::record().await?;
         let dir = tempfile::Builder::new().prefix("dind").tempdir_in("/tmp")?;
         let socket = dir.path().join("docker.sock");
@@ -502,25 +503,28 @@ mod tests {
     #[test]
     fn engine_names_round_trip_and_a_typo_names_the_choices() {
         for (name, engine) in ENGINES {
-            assert_eq!(Engine::named(name).expect("known"), *engine);
+            assert_eq!(MatrixEngine::named(name).expect("known"), *engine);
             assert_eq!(engine.name(), *name);
         }
         assert_eq!(
-            Engine::named("20.10-classic").expect("alias"),
-            Engine::named("20.10").expect("known")
+            MatrixEngine::named("20.10-classic").expect("alias"),
+            MatrixEngine::named("20.10").expect("known")
         );
-        let error = Engine::named("28.5-containred")
+        let error = MatrixEngine::named("28.5-containred")
             .expect_err("typo")
             .to_string();
         assert!(error.contains("28.5-containerd"), "{error}");
-        assert_eq!(Engine::named("20.10").expect("known").daemon_json(), None);
+        assert_eq!(
+            MatrixEngine::named("20.10").expect("known").daemon_json(),
+            None
+        );
         assert!(
-            Engine::named("26.1-containerd")
+            MatrixEngine::named("26.1-containerd")
                 .expect("known")
                 .daemon_json()
                 .is_some_and(|j| j.contains(r#""containerd-snapshotter":true"#))
         );
-        let overlay2 = Engine::named("28.5-overlay2").expect("known");
+        let overlay2 = MatrixEngine::named("28.5-overlay2").expect("known");
         assert_eq!(overlay2.store, Store::Classic);
         assert!(
             overlay2
@@ -537,7 +541,7 @@ mod tests {
             ("podman-5.4", "5.4"),
             ("podman-5.8", "5.8"),
         ] {
-            let engine = Engine::named(name).expect("known");
+            let engine = MatrixEngine::named(name).expect("known");
             assert_eq!(engine.family, Family::Podman);
             assert_eq!(engine.version, version);
             assert_eq!(engine.store, Store::ContainersStorage);
@@ -550,11 +554,15 @@ mod tests {
             assert!(!engine.needs_data_folder());
         }
         assert_eq!(
-            Engine::named("podman-5.8").expect("known").api_version(),
+            MatrixEngine::named("podman-5.8")
+                .expect("known")
+                .api_version(),
             "1.44"
         );
         assert_eq!(
-            Engine::named("podman-4.3").expect("known").api_version(),
+            MatrixEngine::named("podman-4.3")
+                .expect("known")
+                .api_version(),
             "1.41"
         );
         assert_eq!(Family::Podman.run_tmpfs(), "/run");
@@ -566,7 +574,7 @@ mod tests {
 
     #[test]
     fn docker_engines_keep_their_images_stores_and_socket() {
-        let on = |name| Engine::named(name).expect("known");
+        let on = |name| MatrixEngine::named(name).expect("known");
         for (name, tag, api) in [
             ("20.10", "20.10", "1.41"),
             ("26.1-classic", "26.1", "1.45"),
@@ -597,7 +605,7 @@ mod tests {
     fn a_known_gap_applies_to_its_engines_only_and_is_recorded() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("gaps");
-        let on = |name| Engine::named(name).expect("known");
+        let on = |name| MatrixEngine::named(name).expect("known");
         assert!(!record_gap(
             on("20.10"),
             "t",

@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
 use cascade_cleanup::{DanglingImageSweep, DockerImages, SkipReason, SweepConfig};
 use integration::NestedEngine;
-use integration::engine::{Engine, Family, all_image_ids};
+use integration::engine::{Family, MatrixEngine, all_image_ids};
 use integration::fixtures::{self, ImageSpec};
 use tokio_util::sync::CancellationToken;
 
@@ -43,7 +43,7 @@ async fn mounting(engine: &NestedEngine, image: &str, source: &str) -> Result<St
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn images_a_container_mounts_are_in_use() -> Result<()> {
     let engine = NestedEngine::start().await?;
-    let current = Engine::current()?;
+    let current = MatrixEngine::current()?;
     let major: u32 = current
         .version
         .split('.')

@@ -79,7 +79,7 @@ pub async fn run(args: CompareArgs) -> Result<()> {
     sizes.sort_unstable();
     sizes.dedup();
     // Checked before an engine starts: a typo should not cost a start.
-    crate::engine::Engine::named(&args.engine)?;
+    crate::engine::MatrixEngine::named(&args.engine)?;
     let contenders = Contender::lineup(&args.concurrency, args.baseline.is_some());
 
     eprintln!("cascade-bench: starting nested engine {}", args.engine);

@@ -10,7 +10,7 @@ use super::contender::Contender;
 use super::procfs::CLOCK_TICKS_PER_SECOND;
 use super::results::{GentleResults, Results, SizeResult};
 use super::stats::{Summary, median};
-use crate::engine::{Engine, Family};
+use crate::engine::{Family, MatrixEngine};
 
 /// A target of the comparison: a measure and the bound it must stay within.
 #[derive(Debug)]
@@ -289,7 +289,7 @@ fn where_the_time_goes(out: &mut String, size: &SizeResult) {
 /// The engine family a comparison ran on (Docker when its name is not
 /// one of the matrix's: an old results file).
 fn family_of(results: &Results) -> Family {
-    Engine::named(&results.engine_name).map_or(Family::Docker, |e| e.family)
+    MatrixEngine::named(&results.engine_name).map_or(Family::Docker, |e| e.family)
 }
 
 fn implementation(family: Family) -> &'static str {
@@ -321,7 +321,9 @@ pub fn gentle_table(results: &GentleResults) -> String {
         out,
         "#### Engine {}: {} {}, {} store ({}), N = {} labelled dangling images + {} decoys, measured {}\n",
         results.engine_name,
-        implementation(Engine::named(&results.engine_name).map_or(Family::Docker, |e| e.family)),
+        implementation(
+            MatrixEngine::named(&results.engine_name).map_or(Family::Docker, |e| e.family)
+        ),
         results.engine,
         results.store,
         results.storage_driver,
