@@ -159,7 +159,7 @@ async fn a_refusal_is_one_sentry_event_under_its_own_source() -> Result<()> {
         Arc::new(client),
         SweepConfig {
             min_age: Duration::ZERO,
-            engine: proxy.host(),
+            engine_label: proxy.host(),
             ..SweepConfig::default()
         },
     );

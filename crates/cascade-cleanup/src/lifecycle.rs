@@ -285,7 +285,7 @@ pub async fn run_loop(
     options: LoopOptions,
     cancel: CancellationToken,
 ) -> LoopOutcome {
-    let engine = sweep.config().engine.clone();
+    let engine = sweep.config().engine_label.clone();
     let trigger = Arc::new(Notify::new());
     let _follower = options.events.clone().map(|events| {
         let own_sweep = Arc::clone(&sweep);

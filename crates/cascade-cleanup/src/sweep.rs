@@ -55,9 +55,10 @@ pub struct SweepConfig {
     /// process (`DockerImages::local_data_root`). Otherwise, or when off, it
     /// is the sum of the removed images' sizes (an upper bound).
     pub measure_reclaimed: bool,
-    /// Names what is swept (the engine's address) in every log line of a
-    /// pass, as the `engine` field of a `sweep` span; empty: no span field.
-    pub engine: String,
+    /// The engine's address as logs, spans, metrics and Sentry name it: the
+    /// `engine` field of the `sweep` span over every log line of a pass, and
+    /// the `engine` extra of its Sentry events; empty: no span field.
+    pub engine_label: String,
     /// Remove on an engine no row of the proven-engine table admits, with
     /// the most careful strategy of its implementation. Off: such an engine
     /// is refused for removal (a plan still works). `[ref:proven_engines]`
@@ -73,7 +74,7 @@ impl Default for SweepConfig {
             call_timeout: DEFAULT_CALL_TIMEOUT,
             dry_run: false,
             measure_reclaimed: true,
-            engine: String::new(),
+            engine_label: String::new(),
             allow_unproven_engine: false,
         }
     }
@@ -411,10 +412,10 @@ impl DanglingImageSweep {
         progress: &dyn SweepProgress,
     ) -> SweepReport {
         use tracing::Instrument;
-        let span = if self.config.engine.is_empty() {
+        let span = if self.config.engine_label.is_empty() {
             tracing::Span::none()
         } else {
-            tracing::info_span!("sweep", engine = %self.config.engine)
+            tracing::info_span!("sweep", engine = %self.config.engine_label)
         };
         self.run_pass(cancel, progress).instrument(span).await
     }
@@ -465,7 +466,7 @@ impl DanglingImageSweep {
                 report.refused = Some(unproven.to_string());
                 if !self.config.dry_run {
                     tracing::debug!(%unproven, "removal refused on this engine");
-                    sentry_report::unproven_engine(&self.config.engine, unproven);
+                    sentry_report::unproven_engine(&self.config.engine_label, unproven);
                     report.duration = started.elapsed();
                     progress.finished(&report);
                     return report;
@@ -961,7 +962,7 @@ impl DanglingImageSweep {
                         .collect::<Vec<_>>()
                         .join(", ");
                     tracing::error!(image_id = %image.id, deleted = %ids, "the engine deleted images the janitor did not ask for");
-                    sentry_report::unexpected_deletion(&self.config.engine, &image.id, &ids);
+                    sentry_report::unexpected_deletion(&self.config.engine_label, &image.id, &ids);
                 }
                 report.removed.push(image);
                 // Parents the engine deleted with it, each checked before.

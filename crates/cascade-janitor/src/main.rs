@@ -196,7 +196,7 @@ fn sweep_config(common: &CommonSettings, dry_run: bool) -> SweepConfig {
         call_timeout: common.timeout,
         dry_run,
         measure_reclaimed: true,
-        engine: String::new(),
+        engine_label: String::new(),
         allow_unproven_engine: common.allow_unproven_engine,
     }
 }
@@ -244,7 +244,7 @@ async fn prune(common: &CommonSettings, settings: &PruneSettings) -> Result<u8, 
             }
             Err(failure) => return Err(failure),
         };
-        let engine = if several(common) {
+        let engine_label = if several(common) {
             host.clone()
         } else {
             String::new()
@@ -252,7 +252,7 @@ async fn prune(common: &CommonSettings, settings: &PruneSettings) -> Result<u8, 
         let sweep = DanglingImageSweep::new(
             Arc::new(docker),
             SweepConfig {
-                engine,
+                engine_label,
                 // A remote engine's disk is never this host's.
                 measure_reclaimed: engine::is_local(host),
                 ..config.clone()

@@ -67,7 +67,9 @@ pub(crate) struct PassTimes {
 
 /// What the telemetry keeps per registered loop.
 pub(crate) struct EngineEntry {
-    pub(crate) engine: String,
+    /// The engine's address as logs, spans, metrics and Sentry name it (the
+    /// `engine` label, and `engine` in `/healthz`).
+    pub(crate) engine_label: String,
     pub(crate) alive: AliveProbe,
     pub(crate) registered: Instant,
     pub(crate) passes: Mutex<PassTimes>,
@@ -76,7 +78,7 @@ pub(crate) struct EngineEntry {
 impl std::fmt::Debug for EngineEntry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EngineEntry")
-            .field("engine", &self.engine)
+            .field("engine_label", &self.engine_label)
             .field("registered", &self.registered)
             .field("passes", &self.passes)
             .finish_non_exhaustive()
@@ -125,7 +127,7 @@ impl EngineEntry {
             }
         };
         EngineHealth {
-            engine: self.engine.clone(),
+            engine: self.engine_label.clone(),
             healthy: problem.is_none(),
             alive,
             seconds_since_last_pass: since_pass.map(|d| d.as_secs()),

@@ -102,7 +102,7 @@ impl Telemetry {
         let engine = engine.into();
         self.metrics.register_engine(&engine);
         let entry = Arc::new(EngineEntry {
-            engine,
+            engine_label: engine,
             alive,
             registered: self.clock.now(),
             passes: Mutex::new(PassTimes::default()),
@@ -126,7 +126,7 @@ impl Telemetry {
     /// Runs on the loop's task after every pass: cheap, never panics.
     fn observe(&self, entry: &EngineEntry, report: &SweepReport) {
         self.metrics
-            .record(&entry.engine, report, self.clock.wall());
+            .record(&entry.engine_label, report, self.clock.wall());
         entry.record_pass(
             self.clock.now(),
             SweepResult::of(report) == SweepResult::Success,

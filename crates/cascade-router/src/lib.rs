@@ -277,7 +277,7 @@ impl Janitor {
                 // early passes follow the router's commits. It reports the
                 // removed images' sizes (an upper bound).
                 measure_reclaimed: false,
-                engine: host.to_string(),
+                engine_label: host.to_string(),
                 allow_unproven_engine: config.allow_unproven_engine(),
             },
         ));

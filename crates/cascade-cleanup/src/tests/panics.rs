@@ -102,7 +102,7 @@ fn cleanup(
     let sweep = DanglingImageSweep::new(
         Arc::clone(engine) as Arc<dyn DockerImages>,
         SweepConfig {
-            engine: "unix:///run/test.sock".into(),
+            engine_label: "unix:///run/test.sock".into(),
             ..config(Duration::ZERO)
         },
     );
