@@ -44,7 +44,7 @@ pub use crate::address::{Address, DEFAULT_SOCKET, EngineAddress, is_loopback, pa
 pub use crate::cli::{LogFormat, MAX_DURATION, MIN_INTERVAL, MIN_SWEEP_GAP, Output, Progress};
 pub use crate::env::Environment;
 pub use crate::opt::CommandName;
-pub use crate::tls::{ClientCert, Engine, TlsFiles, Transport};
+pub use crate::tls::{ClientCert, Engine, EngineTransport, TlsFiles};
 
 /// The words every dry-run refusal of `run` uses.
 const DRY_RUN_REFUSAL: &str = "run has no dry-run mode; use `prune --dry-run`";

@@ -20,9 +20,10 @@ use crate::env::Environment;
 use crate::opt::Opt;
 use crate::{ConfigError, Source};
 
-/// How one engine is reached.
+/// How the settings reach one engine: unix socket, plain TCP, or TLS with
+/// its files.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Transport {
+pub enum EngineTransport {
     /// `unix://`: the socket's file permissions are the authentication.
     Unix,
     /// `tcp://` without TLS: loopback, or allowed by `--allow-plain-tcp`.
@@ -35,12 +36,12 @@ pub enum Transport {
 /// only resolves and checks the paths.
 pub use cascade_engine::{ClientCert, TlsFiles};
 
-impl Transport {
+impl EngineTransport {
     /// The TLS files, for a TLS engine.
     pub fn tls(&self) -> Option<&TlsFiles> {
         match self {
-            Transport::Tls(files) => Some(files),
-            Transport::Unix | Transport::PlainTcp => None,
+            EngineTransport::Tls(files) => Some(files),
+            EngineTransport::Unix | EngineTransport::PlainTcp => None,
         }
     }
 }
@@ -53,7 +54,7 @@ pub struct Engine {
     /// The same address, checked: what the engine crate and
     /// `cascade-router`'s `EngineConfig` take.
     pub address: EngineAddress,
-    pub transport: Transport,
+    pub transport: EngineTransport,
 }
 
 /// A `--tls-*` value as given, and where from.
@@ -212,12 +213,12 @@ pub fn transport(
     tls: Option<&TlsFiles>,
     allow_plain_tcp: bool,
     culprit: &str,
-) -> Result<Transport, ConfigError> {
+) -> Result<EngineTransport, ConfigError> {
     match (address, tls) {
-        (Address::Unix(_), _) => Ok(Transport::Unix),
-        (Address::Http(_), Some(files)) => Ok(Transport::Tls(files.clone())),
+        (Address::Unix(_), _) => Ok(EngineTransport::Unix),
+        (Address::Http(_), Some(files)) => Ok(EngineTransport::Tls(files.clone())),
         (Address::Http(_), None) if allow_plain_tcp || is_loopback(address) => {
-            Ok(Transport::PlainTcp)
+            Ok(EngineTransport::PlainTcp)
         }
         (Address::Http(_), None) => Err(ConfigError::new(format!(
             "{culprit}: `{host}` is plain tcp:// to an engine off this host, so its API would travel unencrypted and unauthenticated; configure TLS (--tls-ca with --tls-cert and --tls-key, or DOCKER_TLS_VERIFY and DOCKER_CERT_PATH) or pass --allow-plain-tcp"
@@ -493,14 +494,14 @@ mod tests {
         };
         assert_eq!(
             t("unix:///var/run/docker.sock", None, false).expect("unix"),
-            Transport::Unix
+            EngineTransport::Unix
         );
         for host in [
             "tcp://127.0.0.1:2375",
             "tcp://[::1]:2375",
             "tcp://localhost:2375",
         ] {
-            assert_eq!(t(host, None, false).expect(host), Transport::PlainTcp);
+            assert_eq!(t(host, None, false).expect(host), EngineTransport::PlainTcp);
         }
         let err = t("tcp://10.0.0.5:2375", None, false).expect_err("remote plain");
         assert!(
@@ -512,7 +513,7 @@ mod tests {
         );
         assert_eq!(
             t("tcp://10.0.0.5:2375", None, true).expect("allowed"),
-            Transport::PlainTcp
+            EngineTransport::PlainTcp
         );
         let files = TlsFiles {
             ca: PathBuf::from("/ca.pem"),
@@ -520,15 +521,15 @@ mod tests {
         };
         assert_eq!(
             t("tcp://10.0.0.5:2376", Some(&files), false).expect("tls"),
-            Transport::Tls(files.clone())
+            EngineTransport::Tls(files.clone())
         );
         assert_eq!(
             t("tcp://127.0.0.1:2376", Some(&files), false).expect("tls on loopback too"),
-            Transport::Tls(files.clone())
+            EngineTransport::Tls(files.clone())
         );
         assert_eq!(
             t("unix:///s.sock", Some(&files), false).expect("unix"),
-            Transport::Unix
+            EngineTransport::Unix
         );
     }
 }

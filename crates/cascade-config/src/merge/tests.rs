@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::{CommandSettings, Environment, LoadError, Settings, Source, Transport, load};
+use crate::{CommandSettings, EngineTransport, Environment, LoadError, Settings, Source, load};
 
 fn env(pairs: &[(&str, &str)]) -> Environment {
     pairs.iter().copied().collect()
@@ -185,7 +185,7 @@ fn docker_host_order_has_docker_host_below_the_file() {
         s.common
             .engines
             .iter()
-            .all(|e| e.transport == Transport::Unix)
+            .all(|e| e.transport == EngineTransport::Unix)
     );
 }
 
@@ -367,7 +367,7 @@ fn plain_tcp_off_loopback_needs_allow_plain_tcp_from_any_source() {
     let err = refusal(&["prune"], &[("DOCKER_HOST", remote)]);
     assert!(err.starts_with("DOCKER_HOST: "), "{err}");
 
-    let plain = |s: &Settings| s.common.engines[0].transport == Transport::PlainTcp;
+    let plain = |s: &Settings| s.common.engines[0].transport == EngineTransport::PlainTcp;
     assert!(plain(&settings(
         &["prune", "--docker-host", remote, "--allow-plain-tcp"],
         &[]
@@ -415,14 +415,14 @@ fn tls_settings_reach_every_tcp_engine_and_print_as_paths() {
         &[("DOCKER_TLS_VERIFY", "1"), ("DOCKER_CERT_PATH", &certs)],
     );
     match &s.common.engines[0].transport {
-        Transport::Tls(files) => {
+        EngineTransport::Tls(files) => {
             assert_eq!(files.ca, dir.path().join("ca.pem"));
             let client = files.client.as_ref().expect("client cert");
             assert_eq!(client.key, dir.path().join("key.pem"));
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(s.common.engines[1].transport, Transport::Unix);
+    assert_eq!(s.common.engines[1].transport, EngineTransport::Unix);
     let ca = line(&s, "tls_ca");
     assert!(
         ca.contains(&certs) && ca.ends_with("# env DOCKER_CERT_PATH"),
@@ -446,7 +446,7 @@ fn tls_settings_reach_every_tcp_engine_and_print_as_paths() {
         &[("DOCKER_TLS_VERIFY", "1"), ("DOCKER_CERT_PATH", &certs)],
     );
     match &s.common.engines[0].transport {
-        Transport::Tls(files) => assert_eq!(files.ca, mine),
+        EngineTransport::Tls(files) => assert_eq!(files.ca, mine),
         other => panic!("{other:?}"),
     }
 
@@ -465,7 +465,7 @@ fn tls_settings_reach_every_tcp_engine_and_print_as_paths() {
         &["prune", "--tls-ca", "/nonexistent/ca.pem"],
         &[("DOCKER_TLS_VERIFY", "1")],
     );
-    assert_eq!(s.common.engines[0].transport, Transport::Unix);
+    assert_eq!(s.common.engines[0].transport, EngineTransport::Unix);
     assert!(line(&s, "tls_ca").contains("unused: no tcp:// engine"));
 }
 
