@@ -285,12 +285,12 @@ pub(crate) const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 ///
 /// The transport also puts the negotiated API version in front of every
 /// path ([`ApiVersion::prefix`]).
-pub(crate) fn pooled_unix(path: &str, version: ApiVersion) -> Transport {
+pub(crate) fn pooled_unix(path: &str, version: ApiVersion) -> PooledTransport {
     let client = Arc::new(pool_builder().build(hyperlocal::UnixConnector));
     let socket = PathBuf::from(path);
     // bollard renders request URIs against this; the transport swaps in
     // the socket, so only the path and query are used.
-    Transport::new("http://docker", move |request: BollardRequest| {
+    PooledTransport::new("http://docker", move |request: BollardRequest| {
         let client = Arc::clone(&client);
         let (mut parts, body) = request.into_parts();
         let path_and_query = version.prefix(parts.uri.path_and_query().map_or("/", |p| p.as_str()));
@@ -307,9 +307,9 @@ pub(crate) fn pooled_unix(path: &str, version: ApiVersion) -> Transport {
 
 /// The same pooled, versioned transport for a plain-HTTP engine
 /// (`tcp://HOST:PORT`): bollard's own HTTP client sends unversioned paths.
-pub(crate) fn pooled_http(url: &str, version: ApiVersion) -> Transport {
+pub(crate) fn pooled_http(url: &str, version: ApiVersion) -> PooledTransport {
     let client = Arc::new(pool_builder().build(HttpConnector::new()));
-    Transport::new(url, move |request: BollardRequest| {
+    PooledTransport::new(url, move |request: BollardRequest| {
         let client = Arc::clone(&client);
         let request = versioned(request, &version);
         Box::pin(async move {
@@ -339,7 +339,7 @@ pub(crate) fn versioned(
     Ok(BollardRequest::from_parts(parts, body))
 }
 
-/// What one request through a [`Transport`] returns.
+/// What one request through a [`PooledTransport`] returns.
 pub(crate) type Sent =
     Pin<Box<dyn Future<Output = Result<hyper::Response<Incoming>, bollard::errors::Error>> + Send>>;
 
@@ -350,29 +350,29 @@ type SendFn = Arc<dyn Fn(BollardRequest) -> Sent + Send + Sync>;
 /// whose body it reads itself, as it arrives (`GET /images/json`, see
 /// `list.rs`).
 #[derive(Clone)]
-pub(crate) struct Transport {
+pub(crate) struct PooledTransport {
     send: SendFn,
     /// `scheme://authority` that request URIs are rendered against.
     base: String,
-    /// How long [`Transport::get`] waits for the answer's head, as bollard
-    /// waits for each of its calls (its client timeout).
+    /// How long [`PooledTransport::get`] waits for the answer's head, as
+    /// bollard waits for each of its calls (its client timeout).
     timeout: Duration,
 }
 
-impl std::fmt::Debug for Transport {
+impl std::fmt::Debug for PooledTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Transport")
+        f.debug_struct("PooledTransport")
             .field("base", &self.base)
             .finish_non_exhaustive()
     }
 }
 
-impl Transport {
+impl PooledTransport {
     pub(crate) fn new(
         base: impl Into<String>,
         send: impl Fn(BollardRequest) -> Sent + Send + Sync + 'static,
-    ) -> Transport {
-        Transport {
+    ) -> PooledTransport {
+        PooledTransport {
             send: Arc::new(send),
             base: base.into(),
             timeout: Duration::from_secs(120),
@@ -380,7 +380,7 @@ impl Transport {
     }
 
     /// A bollard client over this transport: it shares the connection pool.
-    /// `timeout_secs` also bounds [`Transport::get`].
+    /// `timeout_secs` also bounds [`PooledTransport::get`].
     pub(crate) fn docker(&mut self, timeout_secs: u64) -> Result<Docker, bollard::errors::Error> {
         self.timeout = Duration::from_secs(timeout_secs);
         let send = Arc::clone(&self.send);

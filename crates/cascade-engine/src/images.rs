@@ -17,7 +17,7 @@ use cascade_cleanup::{
     Implementation, ListedImage, RemovalAnswer,
 };
 
-use crate::connect::{ApiVersion, Transport};
+use crate::connect::{ApiVersion, PooledTransport};
 use crate::list::{ListDecoder, list_query};
 use crate::names::SettingNames;
 use futures_util::StreamExt;
@@ -36,7 +36,7 @@ pub struct EngineConnection {
     version: ApiVersion,
     /// The transport under `docker`, for the listing read as it arrives
     /// (`list.rs`); a client built elsewhere lists through bollard.
-    transport: Option<Transport>,
+    transport: Option<PooledTransport>,
     /// What error messages call the settings they point at.
     names: SettingNames,
 }
@@ -62,7 +62,7 @@ impl EngineConnection {
     pub(crate) fn negotiated(
         docker: Docker,
         version: ApiVersion,
-        transport: Transport,
+        transport: PooledTransport,
     ) -> EngineConnection {
         EngineConnection {
             docker,
@@ -290,7 +290,7 @@ pub fn listed_image(summary: bollard::models::ImageSummary) -> ListedImage {
 /// `GET /images/json?all=...&filters=...`, decoded as the body arrives
 /// (`list.rs`); errors as bollard would report them.
 async fn list_streamed(
-    transport: &Transport,
+    transport: &PooledTransport,
     all: bool,
     filters: &HashMap<String, Vec<String>>,
     names: &SettingNames,

@@ -16,7 +16,7 @@ use rustls::ClientConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::connect::{ApiVersion, Transport, pool_builder, versioned};
+use crate::connect::{ApiVersion, PooledTransport, pool_builder, versioned};
 
 /// PEM files for a TLS engine. Paths only; the contents are read when the
 /// client is built ([`client_config`]) and never printed.
@@ -101,7 +101,7 @@ pub(crate) fn pooled_tls(
     authority: &str,
     config: &Arc<ClientConfig>,
     version: ApiVersion,
-) -> Transport {
+) -> PooledTransport {
     // The URI's host is the name verified (DNS name or IP address), as the
     // docker CLI verifies the host of DOCKER_HOST.
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
@@ -110,7 +110,7 @@ pub(crate) fn pooled_tls(
         .enable_http1()
         .build();
     let client = Arc::new(pool_builder().build(connector));
-    Transport::new(
+    PooledTransport::new(
         format!("https://{authority}"),
         move |request: BollardRequest| {
             let client = Arc::clone(&client);
