@@ -153,7 +153,7 @@ impl Reports {
 }
 
 /// Stops a loop a test runs with `cascade_cleanup::run_loop` on a task of
-/// its own, as the loop's production owner (`cascade-router`'s `Janitor`)
+/// its own, as the loop's production owner (`cascade-embed`'s `Janitor`)
 /// stops it: cancels its token, awaits the task up to `deadline`, aborts it
 /// after that; how it ended.
 pub async fn stop_loop(

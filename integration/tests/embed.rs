@@ -1,4 +1,4 @@
-//! `crates/cascade-router/examples/embed.rs`, the embedding a Rust router
+//! `crates/cascade-embed/examples/embed.rs`, the embedding a Rust router
 //! copies, run as written against a nested engine: it sweeps the labelled
 //! dangling image, keeps the bystanders, and stops cleanly at shutdown.
 
@@ -29,7 +29,7 @@ fn build_example() -> Result<PathBuf> {
             "build",
             "--locked",
             "-p",
-            "cascade-router",
+            "cascade-embed",
             "--example",
             "embed",
         ])

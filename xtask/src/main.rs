@@ -415,14 +415,14 @@ fn safety(engines: &[&'static str]) -> Result<()> {
         "build cascade-janitor",
         cargo(&["build", "--locked", "-p", "cascade-janitor"]),
     )?;
-    // integration/tests/embed.rs runs the router's example as written.
+    // integration/tests/embed.rs runs cascade-embed's example as written.
     step(
-        "build cascade-router's examples/embed.rs",
+        "build cascade-embed's examples/embed.rs",
         cargo(&[
             "build",
             "--locked",
             "-p",
-            "cascade-router",
+            "cascade-embed",
             "--example",
             "embed",
         ]),

@@ -23,7 +23,7 @@
 //!
 //! [`DanglingImageSweep::run`] returns a [`SweepReport`]; [`run_loop`] is the
 //! periodic loop as a future, for an owner that runs it on a task it owns
-//! and supervises (`cascade-router`'s `Janitor`), and says how it ended
+//! and supervises (`cascade-embed`'s `Janitor`), and says how it ended
 //! ([`LoopOutcome`]). The loop survives a panic in a pass, its observer or
 //! its event follower, and reports it. [`census`] counts the scope for `doctor`.
 //! Docker access goes through the [`DockerImages`] and [`EngineEvents`]

@@ -4,7 +4,7 @@
 //! task's handle, cancels the token to stop it (a pass reaches a safe point:
 //! no new removal starts, removals already sent are answered), and aborts
 //! the task after its stop deadline ([`LoopOutcome::of_join`] says how each
-//! ended). `cascade-router`'s `Janitor` is that owner in production.
+//! ended). `cascade-embed`'s `Janitor` is that owner in production.
 //!
 //! A panic in a pass, in the observer or in the event follower is caught
 //! where it happens: logged at error, sent to Sentry
@@ -36,7 +36,7 @@ pub const DEFAULT_STOP_DEADLINE: Duration = Duration::from_secs(30);
 /// The shortest interval an owner may configure. A pass is at least one
 /// list call per engine; below a second the loop would sweep back to back
 /// and load the engine for nothing (nothing in this deployment creates
-/// images faster than that). `cascade-router`'s `JanitorConfig` and the
+/// images faster than that). `cascade-embed`'s `JanitorConfig` and the
 /// binary's `--interval` refuse less.
 pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -263,7 +263,7 @@ async fn guarded<T>(
 }
 
 /// The loop as a future, for an owner that runs it on a task it owns and
-/// supervises (such as `cascade-router`'s `JoinSet`): it runs `sweep` now,
+/// supervises (such as `cascade-embed`'s `JoinSet`): it runs `sweep` now,
 /// then `interval` after each pass started, and early when the engine's
 /// events ask for it, until `cancel` fires, and then returns
 /// [`LoopOutcome::Clean`]. A pass that overruns the interval swallows the
@@ -274,7 +274,7 @@ async fn guarded<T>(
 ///
 /// It takes the options as given: the floors ([`MIN_INTERVAL`],
 /// [`MIN_GAP`]) are its owner's configuration's to enforce
-/// (`cascade-router`'s `JanitorConfig`).
+/// (`cascade-embed`'s `JanitorConfig`).
 ///
 /// Cancelling `cancel` lets the pass in flight reach a safe point (no new
 /// removal starts; removals already sent are answered). Dropping the future

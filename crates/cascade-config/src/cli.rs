@@ -128,7 +128,7 @@ const DURATION_HINT: &str = "expected a number with a unit, e.g. 0s, 90s, 10m, 1
 
 /// The longest duration accepted: longer ones overflow when added to an
 /// `Instant` or multiplied (stale intervals × interval), and are mistakes.
-/// The library's limit (`cascade-router`'s `JanitorConfig` refuses more).
+/// The library's limit (`cascade-embed`'s `JanitorConfig` refuses more).
 pub const MAX_DURATION: Duration = cascade_cleanup::MAX_DURATION;
 
 /// The shortest `--interval`: the library's floor of the loop's interval

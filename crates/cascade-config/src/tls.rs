@@ -52,7 +52,7 @@ pub struct Engine {
     /// The address as given (`address.as_str()`).
     pub host: String,
     /// The same address, checked: what the engine crate and
-    /// `cascade-router`'s `EngineConfig` take.
+    /// `cascade-embed`'s `EngineConfig` take.
     pub address: EngineAddress,
     pub transport: EngineTransport,
 }

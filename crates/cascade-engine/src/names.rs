@@ -29,7 +29,7 @@ pub struct SettingNames {
 
 impl SettingNames {
     /// The library's own terms: an engine's address and its TLS files, as
-    /// `cascade-router`'s `EngineConfig` holds them.
+    /// `cascade-embed`'s `EngineConfig` holds them.
     pub const LIBRARY: SettingNames = SettingNames {
         address: "engine address",
         the_address: "the engine address",

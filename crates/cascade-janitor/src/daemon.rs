@@ -1,5 +1,5 @@
 //! `run`'s janitor, built the way an embedder builds one: its configuration
-//! through `cascade-router`'s `JanitorConfig::builder`, so every rule the
+//! through `cascade-embed`'s `JanitorConfig::builder`, so every rule the
 //! library enforces holds for the daemon too, and the clients speak of the
 //! binary's flags in their messages.
 //!
@@ -11,16 +11,16 @@
 use std::sync::Arc;
 
 use cascade_config::{CommonSettings, RunSettings};
-use cascade_engine::EngineClient;
-use cascade_router::{
+use cascade_embed::{
     ConfigError, EngineClients, EngineConfig, EventOptions, Janitor, JanitorConfig,
 };
+use cascade_engine::EngineClient;
 
 use crate::Failure;
 use crate::engine::FLAGS;
 
-/// The router's configuration from the daemon's settings, checked by the
-/// library's builder.
+/// `cascade-embed`'s configuration from the daemon's settings, checked by
+/// the library's builder.
 pub fn janitor_config(
     common: &CommonSettings,
     settings: &RunSettings,
@@ -75,7 +75,7 @@ mod tests {
     use std::time::Duration;
 
     use cascade_config::{CommandSettings, Environment, LoadError, Settings, TlsFiles};
-    use cascade_router::{BadAddress, EngineAddress, JanitorConfigBuilder};
+    use cascade_embed::{BadAddress, EngineAddress, JanitorConfigBuilder};
 
     use super::*;
 
@@ -346,7 +346,7 @@ mod tests {
     }
 
     /// The case through the command line, then (when it accepts) through
-    /// the binary's own path to the router's configuration.
+    /// the binary's own path to `cascade-embed`'s configuration.
     fn through_the_cli(case: &Case, ca: &str) -> Result<(Settings, JanitorConfig), String> {
         let mut args: Vec<String> = vec!["cascade-janitor".into(), "run".into()];
         let mut flag = |name: &str, value: Option<String>| {

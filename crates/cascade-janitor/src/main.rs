@@ -1,6 +1,6 @@
 //! `cascade-janitor`: the thin binary. It takes its `Settings` from
 //! `cascade-config`, sets up logging and Sentry, runs the daemon through
-//! `cascade-router` (`run`) or one sweep per engine (`prune`), `doctor`, and
+//! `cascade-embed` (`run`) or one sweep per engine (`prune`), `doctor`, and
 //! prints. Behaviour lives in those crates.
 
 mod daemon;
@@ -13,8 +13,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use cascade_cleanup::{DanglingImageSweep, SweepConfig};
+use cascade_embed::LoopOutcome;
 use cascade_metrics::MetricsAddrError;
-use cascade_router::LoopOutcome;
 use plumbing::CancelOnSignal;
 use tokio_util::sync::CancellationToken;
 
@@ -310,9 +310,9 @@ fn metrics_addr_failure(error: MetricsAddrError) -> Failure {
     }
 }
 
-/// The daemon: the router's `Janitor` (one loop per engine) and the metrics
-/// server when asked for. Nothing here contacts an engine before the loops
-/// run, so no engine can keep `run` from starting or make it exit.
+/// The daemon: `cascade-embed`'s `Janitor` (one loop per engine) and the
+/// metrics server when asked for. Nothing here contacts an engine before the
+/// loops run, so no engine can keep `run` from starting or make it exit.
 ///
 /// Shutdown (SIGTERM or SIGINT): the loops stop (no new removal starts; a
 /// removal already sent is answered, up to `--stop-deadline`), the metrics

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
-/// Says whether an engine's loop task is still running; `cascade-router`
+/// Says whether an engine's loop task is still running; `cascade-embed`
 /// passes a flag the loop's task holds up while it runs.
 pub type AliveProbe = Arc<dyn Fn() -> bool + Send + Sync>;
 

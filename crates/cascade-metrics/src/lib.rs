@@ -28,7 +28,7 @@
 //!
 //! # Wiring
 //!
-//! `cascade-router`'s `Janitor` does this for every engine; by hand, for one
+//! `cascade-embed`'s `Janitor` does this for every engine; by hand, for one
 //! `cascade_cleanup::run_loop`, the liveness probe can be a flag the loop's
 //! task holds up while it runs:
 //!
@@ -73,7 +73,7 @@ pub struct Telemetry {
 impl Telemetry {
     /// `stale_after` is how long an engine may go without a completed pass
     /// before `/healthz` fails: a few intervals (the binary: interval ×
-    /// `--stale-intervals`; `cascade-router`: `JanitorConfig::stale_after`).
+    /// `--stale-intervals`; `cascade-embed`: `JanitorConfig::stale_after`).
     pub fn new(stale_after: Duration) -> Arc<Telemetry> {
         Telemetry::with_clock(stale_after, Arc::new(SystemClock))
     }

@@ -1,7 +1,7 @@
 //! `lifecycle.rs`: the loop's schedule, overlap, stop and abort, driven
 //! through `run_loop` on a task the test owns, as its production owner
-//! (`cascade-router`'s `Janitor`) runs it. Starting twice and stopping when
-//! not started are the owner's contract, pinned in `cascade-router`.
+//! (`cascade-embed`'s `Janitor`) runs it. Starting twice and stopping when
+//! not started are the owner's contract, pinned in `cascade-embed`.
 
 use std::num::NonZeroUsize;
 use std::sync::Arc;

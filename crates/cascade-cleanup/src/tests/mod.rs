@@ -78,7 +78,7 @@ fn ids(images: &[ImageRef]) -> Vec<String> {
     v
 }
 
-/// A loop as production runs it (`cascade-router`'s `Janitor` does the
+/// A loop as production runs it (`cascade-embed`'s `Janitor` does the
 /// same for each engine): [`run_loop`] on a task the test owns, with the
 /// token that stops it. No wrapper of the crate's stands in between.
 struct OwnedLoop {

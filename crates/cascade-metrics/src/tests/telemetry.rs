@@ -35,7 +35,7 @@ async fn wired_to_run_loop_on_a_task_its_owner_holds() {
     let (t, _) = telemetry(HOUR);
     let (passed, mut pass_ended) = tokio::sync::mpsc::unbounded_channel();
     // The probe reads a flag the loop's task holds up while it runs, as
-    // `cascade-router` wires it: no reference from the observer to the loop.
+    // `cascade-embed` wires it: no reference from the observer to the loop.
     let alive = Arc::new(AtomicBool::new(false));
     let probe = Arc::clone(&alive);
     let observe = t.engine(E1, Arc::new(move || probe.load(Ordering::SeqCst)));

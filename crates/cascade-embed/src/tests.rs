@@ -311,7 +311,7 @@ fn a_loop_is_named_by_its_engine_or_its_job() {
 /// refused naming the field, before any engine is contacted.
 #[test]
 fn unusable_tls_files_are_refused_naming_the_field() {
-    let dir = std::env::temp_dir().join(format!("cascade-router-tls-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("cascade-embed-tls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let junk = dir.join("junk.pem");
     std::fs::write(&junk, "SECRET-JUNK\n").expect("write");

@@ -1,11 +1,11 @@
 //! What a Rust router writes to run the janitor inside its own worker
 //! processor: build it from a config, start it with the other workers, stop
 //! it at shutdown. Here shutdown is stdin closing or Ctrl-C:
-//! `DOCKER_HOST=unix:///var/run/docker.sock cargo run -p cascade-router --example embed`.
+//! `DOCKER_HOST=unix:///var/run/docker.sock cargo run -p cascade-embed --example embed`.
 
 use std::time::Duration;
 
-use cascade_router::{DEFAULT_SOCKET, EngineAddress, Janitor, JanitorConfig};
+use cascade_embed::{DEFAULT_SOCKET, EngineAddress, Janitor, JanitorConfig};
 use tokio::io::AsyncReadExt;
 
 #[tokio::main(flavor = "current_thread")]

@@ -1,7 +1,8 @@
-//! The janitor as a Rust router embeds it: one [`Janitor`] built from a
-//! checked [`JanitorConfig`], started with the router's worker processor
-//! and stopped at its shutdown. An embedder depends on this crate alone:
-//! every type its API uses is re-exported here.
+//! The janitor as a Rust process embeds it: one [`Janitor`] built from a
+//! checked [`JanitorConfig`], started with the host's other work (the
+//! cascade router starts it with its worker processor) and stopped at its
+//! shutdown. An embedder depends on this crate alone: every type its API
+//! uses is re-exported here.
 //!
 //! [`JanitorConfig::builder`] takes the engines ([`EngineAddress`]es, with
 //! [`TlsFiles`] for a TLS engine) and refuses, at
