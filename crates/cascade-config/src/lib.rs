@@ -44,7 +44,7 @@ pub use crate::address::{Address, DEFAULT_SOCKET, EngineAddress, is_loopback, pa
 pub use crate::cli::{LogFormat, MAX_DURATION, MIN_INTERVAL, MIN_SWEEP_GAP, Output, Progress};
 pub use crate::env::Environment;
 pub use crate::opt::CommandName;
-pub use crate::tls::{ClientCert, Engine, EngineTransport, TlsFiles};
+pub use crate::tls::{ClientCert, EngineSettings, EngineTransport, TlsFiles};
 
 /// The words every dry-run refusal of `run` uses.
 const DRY_RUN_REFUSAL: &str = "run has no dry-run mode; use `prune --dry-run`";
@@ -118,7 +118,7 @@ pub struct Settings {
 pub struct CommonSettings {
     /// One or more engines, in the order given; never empty, no duplicates,
     /// each with how it is reached.
-    pub engines: Vec<Engine>,
+    pub engines: Vec<EngineSettings>,
     pub scope: Scope,
     pub min_age: Duration,
     /// `--concurrency auto|N`.

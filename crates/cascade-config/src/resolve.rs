@@ -17,7 +17,7 @@ use crate::env::{self, Environment};
 use crate::file::ConfigFile;
 use crate::merge::{Merger, invalid};
 use crate::opt::{CommandName, Opt};
-use crate::tls::{self, Engine, Given};
+use crate::tls::{self, EngineSettings, Given};
 use crate::{
     CommandSettings, CommonSettings, ConfigError, PruneSettings, RunSettings, Settings, Source, cli,
 };
@@ -139,7 +139,7 @@ fn addresses(m: &mut Merger) -> Result<Vec<(String, EngineAddress)>, ConfigError
 fn engines(
     m: &mut Merger,
     hosts: Vec<(String, EngineAddress)>,
-) -> Result<(Vec<Engine>, bool), ConfigError> {
+) -> Result<(Vec<EngineSettings>, bool), ConfigError> {
     let given = |m: &Merger, key, path| Given {
         key,
         path,
@@ -179,7 +179,7 @@ fn engines(
                 allow_plain_tcp,
                 &culprit,
             )?;
-            Ok(Engine {
+            Ok(EngineSettings {
                 host,
                 address,
                 transport,

@@ -48,7 +48,7 @@ impl EngineTransport {
 
 /// One engine: the address as given, checked, and how it is reached.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Engine {
+pub struct EngineSettings {
     /// The address as given (`address.as_str()`).
     pub host: String,
     /// The same address, checked: what the engine crate and
