@@ -8,6 +8,30 @@ use cascade_cleanup::ImageStore;
 
 use crate::images::Storage;
 
+/// The engine's data root as seen from here, where free space measures what
+/// a removal frees, or why it cannot be used: a remote engine's disk is not
+/// this host's (`local` false); the containerd store keeps images outside
+/// `DockerRootDir`; and otherwise only on [`visible_store_root`]'s positive
+/// evidence. `doctor` and a sweep's reclaimed space both decide here.
+pub fn data_root_here<'a>(
+    storage: &'a Storage,
+    image: Option<&str>,
+    local: bool,
+) -> Result<&'a Path, String> {
+    if !local {
+        return Err("a remote engine's disk".to_string());
+    }
+    if let ImageStore::Containerd { .. } = storage.store {
+        return Err("the containerd image store keeps images outside the root dir".to_string());
+    }
+    let root = storage
+        .root_dir
+        .as_deref()
+        .ok_or_else(|| "the engine did not say its root dir".to_string())?;
+    visible_store_root(storage, image)?;
+    Ok(root)
+}
+
 /// Whether the store `storage` describes is visible from here, with `image`
 /// (an image the engine holds) as evidence where needed: Docker's data root
 /// ([`visible_data_root`]) or Podman's containers/storage graph root

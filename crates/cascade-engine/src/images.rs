@@ -441,14 +441,10 @@ impl DockerImages for EngineConnection {
     async fn local_data_root(&self, image: &str) -> Option<PathBuf> {
         let implementation = self.implementation().await.ok()?;
         let storage = self.storage(&implementation).await.ok()?;
-        if let ImageStore::Containerd { .. } = storage.store {
-            // Its content and snapshots live under containerd's root, not
-            // `DockerRootDir`: free space there measures nothing of ours.
-            tracing::debug!("containerd image store; reclaimed space is an estimate");
-            return None;
-        }
-        match crate::disk::visible_store_root(&storage, Some(image)) {
-            Ok(()) => storage.root_dir,
+        // Asked only for an engine on this host (a unix socket): the sweep
+        // measures reclaimed space for nothing else.
+        match crate::disk::data_root_here(&storage, Some(image), true) {
+            Ok(root) => Some(root.to_path_buf()),
             Err(why) => {
                 tracing::debug!(%why, "engine data root not visible; reclaimed space is the sum of image sizes");
                 None

@@ -107,25 +107,16 @@ async fn check(docker: &EngineConnection, host: &str, common: &CommonSettings) -
                 "storage: {store}, root dir {}",
                 root.map_or("?".into(), Path::to_string_lossy)
             );
-            let containerd = matches!(storage.store, ImageStore::Containerd { .. });
             if root.is_some() {
-                let space = if remote {
-                    RootDirSpace::not_visible("a remote engine's disk")
-                } else if containerd {
-                    RootDirSpace::not_visible(
-                        "the containerd image store keeps images outside the root dir",
-                    )
-                } else {
-                    // The evidence for engines without an engine-id file:
-                    // any image the engine holds.
-                    let image = docker
-                        .list_images(&HashMap::new())
-                        .await
-                        .ok()
-                        .and_then(|images| images.into_iter().next())
-                        .map(|image| image.id);
-                    root_dir_space(&storage, image.as_deref())
-                };
+                // The evidence for engines without an engine-id file: any
+                // image the engine holds.
+                let image = docker
+                    .list_images(&HashMap::new())
+                    .await
+                    .ok()
+                    .and_then(|images| images.into_iter().next())
+                    .map(|image| image.id);
+                let space = root_dir_space(&storage, image.as_deref(), !remote);
                 println!("root dir free space: {}", space.line);
                 if space.low {
                     println!(
@@ -207,7 +198,7 @@ struct RootDirSpace {
 }
 
 /// The engine's root dir is only measurable when the janitor sees the same
-/// folder; see `cascade_engine::disk::visible_data_root`. Otherwise it is
+/// folder; see `cascade_engine::disk::data_root_here`. Otherwise it is
 /// reported as not visible rather than measured wrongly.
 impl RootDirSpace {
     fn not_visible(why: &str) -> RootDirSpace {
@@ -218,14 +209,18 @@ impl RootDirSpace {
     }
 }
 
-fn root_dir_space(storage: &cascade_engine::Storage, image: Option<&str>) -> RootDirSpace {
+/// The engine's root dir as `cascade_engine::disk::data_root_here` decides
+/// (the same decision a sweep's reclaimed space uses), measured.
+fn root_dir_space(
+    storage: &cascade_engine::Storage,
+    image: Option<&str>,
+    local: bool,
+) -> RootDirSpace {
     let not_visible = RootDirSpace::not_visible;
-    let Some(root) = storage.root_dir.as_deref() else {
-        return not_visible("the engine did not say its root dir");
+    let root = match cascade_engine::disk::data_root_here(storage, image, local) {
+        Ok(root) => root,
+        Err(why) => return not_visible(&why),
     };
-    if let Err(why) = cascade_engine::disk::visible_store_root(storage, image) {
-        return not_visible(&why);
-    }
     match disk::disk_space(root) {
         Ok(DiskSpace { free, total }) => {
             let percent = (free.saturating_mul(100)).checked_div(total).unwrap_or(0);
@@ -263,9 +258,35 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir_all(dir.path().join("image/overlay2")).expect("layout");
         std::fs::write(dir.path().join("engine-id"), "e1\n").expect("engine-id");
-        let space = root_dir_space(&storage(dir.path(), "overlay2", Some("e1")), None);
+        let space = root_dir_space(&storage(dir.path(), "overlay2", Some("e1")), None, true);
         assert!(space.line.contains(" free of "), "{}", space.line);
         assert!(space.line.contains('%'), "{}", space.line);
+    }
+
+    #[test]
+    fn a_remote_or_containerd_engines_root_dir_is_not_measured() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("image/overlay2")).expect("layout");
+        std::fs::write(dir.path().join("engine-id"), "e1\n").expect("engine-id");
+        let here = storage(dir.path(), "overlay2", Some("e1"));
+        let remote = root_dir_space(&here, None, false);
+        assert!(
+            remote.line.contains("a remote engine's disk"),
+            "{}",
+            remote.line
+        );
+        let containerd = cascade_engine::Storage {
+            store: ImageStore::Containerd {
+                snapshotter: "overlayfs".into(),
+            },
+            ..here
+        };
+        let space = root_dir_space(&containerd, None, true);
+        assert!(
+            space.line.contains("outside the root dir"),
+            "{}",
+            space.line
+        );
     }
 
     #[test]
@@ -273,6 +294,7 @@ mod tests {
         let space = root_dir_space(
             &storage(Path::new("/nonexistent/docker-root"), "vfs", None),
             None,
+            true,
         );
         assert!(
             space.line.starts_with("not visible from here"),
@@ -286,14 +308,14 @@ mod tests {
     fn another_engines_root_dir_is_not_visible() {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir_all(dir.path().join("image/overlay2")).expect("layout");
-        let space = root_dir_space(&storage(dir.path(), "vfs", None), None);
+        let space = root_dir_space(&storage(dir.path(), "vfs", None), None, true);
         assert!(space.line.contains("another engine's"), "{}", space.line);
         // No engine-id (Docker 20.10) and none of the engine's images here.
         let image = format!("sha256:{}", "cd".repeat(32));
-        let other = root_dir_space(&storage(dir.path(), "overlay2", None), Some(&image));
+        let other = root_dir_space(&storage(dir.path(), "overlay2", None), Some(&image), true);
         assert!(other.line.contains("another engine's"), "{}", other.line);
         std::fs::write(dir.path().join("engine-id"), "e1\n").expect("engine-id");
-        let same = root_dir_space(&storage(dir.path(), "overlay2", Some("e1")), None);
+        let same = root_dir_space(&storage(dir.path(), "overlay2", Some("e1")), None, true);
         assert!(same.line.contains(" free of "), "{}", same.line);
     }
 
@@ -308,10 +330,10 @@ mod tests {
             ..storage(dir.path(), "overlay", None)
         };
         let image = format!("sha256:{hex}");
-        let space = root_dir_space(&podman, Some(&image));
+        let space = root_dir_space(&podman, Some(&image), true);
         assert!(space.line.contains("another engine's"), "{}", space.line);
         std::fs::create_dir_all(dir.path().join("overlay-images").join(&hex)).expect("layout");
-        let space = root_dir_space(&podman, Some(&image));
+        let space = root_dir_space(&podman, Some(&image), true);
         assert!(space.line.contains(" free of "), "{}", space.line);
     }
 }
