@@ -8,6 +8,8 @@
 //! - `ci`: everything CI checks, in order: fmt, clippy, unit tests, the
 //!   Prometheus alert rules (promtool), safety on every engine, and a smoke
 //!   pass of the benchmarks.
+//! - `deb`: builds the Debian package and checks it with lintian (see
+//!   `deb.rs`).
 //! - `demo`: shows a newcomer what the janitor removes and keeps, on a
 //!   small zoo of images in a nested engine.
 //! - `seed`: loads thousands of fixture images into a nested engine.
@@ -26,6 +28,7 @@ use anyhow::{Context, Result, bail};
 use clap::builder::PossibleValuesParser;
 use clap::{Parser, Subcommand};
 
+mod deb;
 mod dind;
 mod image;
 
@@ -56,7 +59,7 @@ enum Task {
         #[arg(long, value_parser = PossibleValuesParser::new(dind::engine_choices()))]
         engine: Option<String>,
     },
-    /// Run every check CI runs: fmt, clippy -D warnings, unit tests, alert rules (promtool), safety suite on every engine, bench smoke pass
+    /// Run every check CI runs: fmt, clippy -D warnings, unit tests, alert rules (promtool), the image, the Debian package (lintian), safety suite on every engine, bench smoke pass
     Ci,
     /// Build the static binary and the janitor image (cascade-janitor:local); see docs/deploy.md
     Image(image::ImageArgs),
@@ -70,6 +73,12 @@ enum Task {
         /// started, seeded, and kept until Ctrl-C
         #[arg(long)]
         docker_host: Option<String>,
+    },
+    /// Build the Debian package target/deb/cascade-janitor_<version>_<arch>.deb (static binary, units, conffile, man pages, completions, the docker-janitor plugin link), then check it with lintian
+    Deb {
+        /// Skip the lintian check
+        #[arg(long)]
+        no_lintian: bool,
     },
     /// Show a newcomer what the janitor removes and keeps: a small zoo in a nested engine, then doctor, prune --dry-run, prune
     Demo,
@@ -146,6 +155,14 @@ fn main() -> Result<()> {
         }
         Task::Ci => ci(),
         Task::Image(args) => image::image(&args, &workspace_root()),
+        Task::Deb { no_lintian } => {
+            let package = deb::deb(&workspace_root())?;
+            if no_lintian {
+                Ok(())
+            } else {
+                deb::lintian(&package)
+            }
+        }
         Task::Demo => demo(),
         Task::Seed {
             images,
@@ -360,6 +377,8 @@ fn ci() -> Result<()> {
     alert_rules()?;
     // The hardened-image test runs for real in CI, not skipped.
     image::image(&image::ImageArgs::default(), &workspace_root())?;
+    // So is the package, checked by lintian before the suite installs it.
+    deb::lintian(&deb::deb(&workspace_root())?)?;
     safety(dind::ENGINES)?;
     bench_smoke()
 }
@@ -409,6 +428,11 @@ fn safety(engines: &[&'static str]) -> Result<()> {
     // when missing (`ci` and `cargo xtask image` rebuild it from the tree).
     if !image_exists(image::JANITOR_IMAGE)? {
         image::image(&image::ImageArgs::default(), &workspace_root())?;
+    }
+    // integration/tests/package.rs installs the Debian package: build it
+    // when missing (`ci` and `cargo xtask deb` rebuild it from the tree).
+    if !deb::package_path(&workspace_root())?.exists() {
+        deb::deb(&workspace_root())?;
     }
     // The suite drives the binary end to end; build it first.
     step(
