@@ -507,7 +507,7 @@ fn safety(engines: &[&'static str]) -> Result<()> {
 /// the deploy files (dpkg and the package, a Prometheus server, systemd's
 /// analyzers), using a nested engine, if any, only as something to point at: they run with the first
 /// engine of a `safety` run, not once per engine.
-const HOST_TESTS: [&str; 3] = ["package", "prometheus", "systemd"];
+const HOST_TESTS: [&str; 4] = ["kubernetes", "package", "prometheus", "systemd"];
 
 /// One engine's suite: nextest's output, every line prefixed with the
 /// engine, and its summary line read back for the counts. `first`: the
