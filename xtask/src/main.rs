@@ -434,6 +434,9 @@ fn safety(engines: &[&'static str]) -> Result<()> {
     if !deb::package_path(&workspace_root())?.exists() {
         deb::deb(&workspace_root())?;
     }
+    // integration/tests/compose.rs brings deploy/compose.yaml up with
+    // Debian's Compose v2.
+    dind::compose_plugin()?;
     // The suite drives the binary end to end; build it first.
     step(
         "build cascade-janitor",
@@ -504,10 +507,10 @@ fn safety(engines: &[&'static str]) -> Result<()> {
 }
 
 /// Test binaries of `integration/` that check the host's own tooling with
-/// the deploy files (dpkg and the package, a Prometheus server, systemd's
-/// analyzers), using a nested engine, if any, only as something to point at: they run with the first
+/// the deploy files (dpkg and the package, Compose, a Prometheus server,
+/// systemd's analyzers), using a nested engine, if any, only as something to point at: they run with the first
 /// engine of a `safety` run, not once per engine.
-const HOST_TESTS: [&str; 4] = ["kubernetes", "package", "prometheus", "systemd"];
+const HOST_TESTS: [&str; 5] = ["compose", "kubernetes", "package", "prometheus", "systemd"];
 
 /// One engine's suite: nextest's output, every line prefixed with the
 /// engine, and its summary line read back for the counts. `first`: the
