@@ -8,6 +8,9 @@
 //! - `ci`: everything CI checks, in order: fmt, clippy, unit tests, the
 //!   Prometheus alert rules (promtool), safety on every engine, and a smoke
 //!   pass of the benchmarks.
+//! - `socket-proxy [--check]`: writes the socket proxy's allow-list
+//!   (`deploy/socket-proxy/haproxy.cfg`) and the README's endpoint list
+//!   from cascade-engine's `ENDPOINTS`, or checks they are current.
 //! - `demo`: shows a newcomer what the janitor removes and keeps, on a
 //!   small zoo of images in a nested engine.
 //! - `seed`: loads thousands of fixture images into a nested engine.
@@ -28,6 +31,7 @@ use clap::{Parser, Subcommand};
 
 mod dind;
 mod image;
+mod socket_proxy;
 
 #[derive(Parser)]
 #[command(
@@ -70,6 +74,12 @@ enum Task {
         /// started, seeded, and kept until Ctrl-C
         #[arg(long)]
         docker_host: Option<String>,
+    },
+    /// Write deploy/socket-proxy/haproxy.cfg and README.md's endpoint list from cascade-engine's ENDPOINTS
+    SocketProxy {
+        /// Only check that the committed files are what the table gives
+        #[arg(long)]
+        check: bool,
     },
     /// Show a newcomer what the janitor removes and keeps: a small zoo in a nested engine, then doctor, prune --dry-run, prune
     Demo,
@@ -146,6 +156,7 @@ fn main() -> Result<()> {
         }
         Task::Ci => ci(),
         Task::Image(args) => image::image(&args, &workspace_root()),
+        Task::SocketProxy { check } => socket_proxy::socket_proxy(&workspace_root(), check),
         Task::Demo => demo(),
         Task::Seed {
             images,
