@@ -178,6 +178,8 @@ async fn the_janitor_works_through_the_socket_proxy_and_calls_only_its_endpoints
             "--timeout",
             "30s",
         ])
+        // Early sweeps a second after an event, so they are seen soon.
+        .args(["--min-sweep-gap", "1s", "--event-debounce", "1s"])
         .args(["--docker-host", &proxy.host()])
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
