@@ -346,6 +346,16 @@ async fn calls_the_janitor_never_makes_are_refused_and_never_reach_the_engine() 
             format!("/v{api}/images/%2E%2E/containers/create"),
             create,
         ),
+        // Paths an allowed pattern matches, were `..` an image name: the
+        // engine's router would clean them into another endpoint.
+        ("DELETE", format!("/v{api}/images/../containers/x"), ""),
+        ("GET", format!("/v{api}/images/../containers/x/json"), ""),
+        (
+            "POST",
+            format!("/v{api}/images/../../v{api}/containers/x/tag"),
+            "",
+        ),
+        ("GET", format!("/v{api}/images/./json"), ""),
         ("POST", format!("/v{api}/images/prune"), ""),
         ("GET", format!("/v{api}/images/base:1/get"), ""),
         ("POST", libpod.into(), create),
