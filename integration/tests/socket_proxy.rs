@@ -356,6 +356,25 @@ async fn calls_the_janitor_never_makes_are_refused_and_never_reach_the_engine() 
             "",
         ),
         ("GET", format!("/v{api}/images/./json"), ""),
+        // A removal with any query but the janitor's: forced (an image a
+        // container uses), pruning (untagged parents), or the engine's
+        // defaults (which prune).
+        (
+            "DELETE",
+            format!("/v{api}/images/base:1?force=true&noprune=true"),
+            "",
+        ),
+        (
+            "DELETE",
+            format!("/v{api}/images/base:1?force=false&noprune=false"),
+            "",
+        ),
+        (
+            "DELETE",
+            format!("/v{api}/images/base:1?noprune=true&force=true"),
+            "",
+        ),
+        ("DELETE", format!("/v{api}/images/base:1"), ""),
         ("POST", format!("/v{api}/images/prune"), ""),
         ("GET", format!("/v{api}/images/base:1/get"), ""),
         ("POST", libpod.into(), create),

@@ -111,8 +111,13 @@ fn regex_class(characters: &str) -> String {
 pub fn haproxy_config() -> String {
     let mut rules = String::new();
     for e in ENDPOINTS {
+        let query = e
+            .query
+            .map(|q| format!(" {{ query -m str '{q}' }}"))
+            .unwrap_or_default();
+        let shown = e.query.map(|q| format!("?{q}")).unwrap_or_default();
         rules.push_str(&format!(
-            "    # {} {}: {}\n    http-request allow if {{ method {} }} {{ path_reg '{}' }}\n",
+            "    # {} {}{shown}: {}\n    http-request allow if {{ method {} }} {{ path_reg '{}' }}{query}\n",
             e.method,
             e.path,
             e.why,
@@ -134,8 +139,8 @@ pub fn haproxy_config() -> String {
 #
 # It listens on a unix socket and forwards to the engine exactly the calls
 # the janitor makes (method and path, with or without the API version
-# prefix /v1.NN), and answers every other request with 403 without
-# forwarding it. The janitor is pointed at it with
+# prefix /v1.NN; for a removal, its one query too), and answers every other
+# request with 403 without forwarding it. The janitor is pointed at it with
 # --docker-host unix://$CASCADE_PROXY_SOCKET.
 
 global
@@ -183,9 +188,16 @@ backend engine_events
 
 /// The README's list: one row per endpoint.
 pub fn readme_list() -> String {
-    let mut list = String::from("| method | path | why |\n| --- | --- | --- |\n");
+    let mut list = String::from("| method | path | query | why |\n| --- | --- | --- | --- |\n");
     for e in ENDPOINTS {
-        list.push_str(&format!("| `{}` | `{}` | {} |\n", e.method, e.path, e.why));
+        let query = e
+            .query
+            .map(|q| format!("`{q}` only"))
+            .unwrap_or_else(|| "any".into());
+        list.push_str(&format!(
+            "| `{}` | `{}` | {query} | {} |\n",
+            e.method, e.path, e.why
+        ));
     }
     list
 }
@@ -235,6 +247,28 @@ mod tests {
                 "{e:?} listed"
             );
         }
+    }
+
+    #[test]
+    fn architecture_lists_exactly_the_rows_of_endpoints() {
+        let architecture = std::fs::read_to_string(root().join("ARCHITECTURE.md")).expect("read");
+        let listed: std::collections::BTreeSet<(String, String)> = architecture
+            .lines()
+            .filter_map(|line| {
+                let mut cells = line.trim().strip_prefix("| `")?.split("` | `");
+                let method = cells.next()?.to_string();
+                let path = cells.next()?.split('`').next()?.to_string();
+                Some((method, path))
+            })
+            .collect();
+        let rows = ENDPOINTS
+            .iter()
+            .map(|e| (e.method.to_string(), e.path.to_string()))
+            .collect();
+        assert_eq!(
+            listed, rows,
+            "ARCHITECTURE.md's [tag:engine_endpoints] table"
+        );
     }
 
     #[test]

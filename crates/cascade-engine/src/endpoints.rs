@@ -16,7 +16,9 @@
 //! reference as bollard puts it in the path, unencoded: one or more
 //! `/`-separated segments of [`NAME_CHARACTERS`], none of them `.` or `..`
 //! (the removal name `localhost/cascade-janitor-removing:<tag>` has a
-//! `/`). Queries are not part of a row.
+//! `/`). A row's query is free, except where it names the exact query the
+//! janitor sends ([`Endpoint::query`]): the removal's
+//! `force=false&noprune=true`, which a proxy then requires.
 
 /// One endpoint the janitor calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +28,9 @@ pub struct Endpoint {
     /// The path after the optional version prefix; `{name}` is an image ID
     /// or reference (see the module doc).
     pub path: &'static str,
+    /// The exact query string the janitor always sends, where a proxy
+    /// should refuse any other; `None`: the query varies (filters, tags).
+    pub query: Option<&'static str>,
     /// Why the janitor calls it, and which command does.
     pub why: &'static str,
 }
@@ -39,47 +44,60 @@ pub const NAME: &str = "{name}";
 pub const NAME_CHARACTERS: &str =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:@-";
 
+/// The query of every removal: see `EngineConnection::remove_image`.
+pub const REMOVAL_QUERY: &str = "force=false&noprune=true";
+
 /// Every endpoint the janitor calls `[tag:engine_endpoints]`.
 pub const ENDPOINTS: &[Endpoint] = &[
     Endpoint {
         method: "GET",
         path: "/version",
+        query: None,
         why: "negotiates the API version, and tells which engine and release answers (every command)",
     },
     Endpoint {
         method: "GET",
         path: "/info",
+        query: None,
         why: "the image store and data root, and the engine's clock for image ages (every command)",
     },
     Endpoint {
         method: "GET",
         path: "/images/json",
+        query: None,
         why: "lists the labelled dangling images, the images carrying a removal name, and every image where removal prunes parents (prune, run, doctor)",
     },
     Endpoint {
         method: "GET",
         path: "/images/{name}/json",
+        query: None,
         why: "inspects an image: a parent a plan explains, an image a container mounts (prune --dry-run, doctor, any sweep with image mounts)",
     },
     Endpoint {
         method: "GET",
         path: "/containers/json",
+        query: None,
         why: "lists every container (all=true): the images in use, which are never removed (prune, run, doctor)",
     },
     Endpoint {
         method: "POST",
         path: "/images/{name}/tag",
+        query: None,
         why: "gives an image its removal name before deleting it, on the classic store and Podman (prune, run)",
     },
     Endpoint {
         method: "DELETE",
         path: "/images/{name}",
-        why: "removes one image by its removal name or moby-dangling@ name, force=false and noprune=true (prune, run)",
+        // Never an image a container uses (force), never its untagged
+        // parents (noprune): `[ref:scope_invariant]`.
+        query: Some(REMOVAL_QUERY),
+        why: "removes one image by its removal name or moby-dangling@ name, never forced, never its parents (prune, run)",
     },
     Endpoint {
         method: "GET",
         path: "/events",
-        why: "follows tag and commit events for an early sweep (run with --events)",
+        query: None,
+        why: "follows tag and commit events for early sweeps (run, unless --no-events)",
     },
 ];
 
