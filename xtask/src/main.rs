@@ -10,6 +10,9 @@
 //!   pass of the benchmarks.
 //! - `deb`: builds the Debian package and checks it with lintian (see
 //!   `deb.rs`).
+//! - `socket-proxy [--check]`: writes the socket proxy's allow-list
+//!   (`deploy/socket-proxy/haproxy.cfg`) and the README's endpoint list
+//!   from cascade-engine's `ENDPOINTS`, or checks they are current.
 //! - `demo`: shows a newcomer what the janitor removes and keeps, on a
 //!   small zoo of images in a nested engine.
 //! - `seed`: loads thousands of fixture images into a nested engine.
@@ -31,6 +34,7 @@ use clap::{Parser, Subcommand};
 mod deb;
 mod dind;
 mod image;
+mod socket_proxy;
 
 #[derive(Parser)]
 #[command(
@@ -79,6 +83,12 @@ enum Task {
         /// Skip the lintian check
         #[arg(long)]
         no_lintian: bool,
+    },
+    /// Write deploy/socket-proxy/haproxy.cfg and README.md's endpoint list from cascade-engine's ENDPOINTS
+    SocketProxy {
+        /// Only check that the committed files are what the table gives
+        #[arg(long)]
+        check: bool,
     },
     /// Show a newcomer what the janitor removes and keeps: a small zoo in a nested engine, then doctor, prune --dry-run, prune
     Demo,
@@ -163,6 +173,7 @@ fn main() -> Result<()> {
                 deb::lintian(&package)
             }
         }
+        Task::SocketProxy { check } => socket_proxy::socket_proxy(&workspace_root(), check),
         Task::Demo => demo(),
         Task::Seed {
             images,

@@ -21,7 +21,10 @@
 //!   and negotiates again whenever it reconnects;
 //! - [`TlsFiles`]: a `tcp://` engine over TLS (rustls, ring), verified as
 //!   the docker CLI verifies it;
-//! - [`disk`]: whether the engine's data root is visible from here.
+//! - [`disk`]: whether the engine's data root is visible from here;
+//! - [`endpoints`]: [`ENDPOINTS`], every engine endpoint the janitor calls
+//!   (`[tag:engine_endpoints]`), which the socket proxy's allow-list is
+//!   generated from.
 //!
 //! Errors are [`EngineError`]: a bad address or unusable TLS files (the
 //! caller's usage errors) or an unreachable engine. Messages that say what
@@ -34,6 +37,7 @@ mod address;
 mod client;
 mod connect;
 pub mod disk;
+pub mod endpoints;
 mod images;
 pub mod list;
 mod names;
@@ -48,6 +52,7 @@ pub use address::{
 pub use bollard::Docker;
 pub use client::EngineClient;
 pub use connect::{EngineError, connect, connect_with};
+pub use endpoints::{ENDPOINTS, Endpoint, endpoint_of};
 pub use images::{
     EngineConnection, EngineVersion, Storage, docker_error, engine_facts, engine_time,
     event_filters, image_store, listed_image,
