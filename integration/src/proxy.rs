@@ -385,7 +385,6 @@ async fn forward(req: Request<Incoming>, upstream: &Path) -> Result<Response<Bod
 async fn spoilt(req: Request<Incoming>, upstream: &Path, how: Spoilt) -> Result<Response<Body>> {
     use futures_util::StreamExt;
     use hyper::body::Frame;
-    type Chunk = Result<Frame<Bytes>, BoxError>;
     let huge_response = |bytes: u64| {
         let mut response = Response::new(BodyExt::boxed(http_body_util::StreamBody::new(
             huge_list(bytes).map(|chunk| Ok::<_, BoxError>(Frame::data(chunk))),
@@ -422,13 +421,15 @@ async fn spoilt(req: Request<Incoming>, upstream: &Path, how: Spoilt) -> Result<
                 hyper::header::CONTENT_LENGTH,
                 bytes.len().to_string().parse().expect("header"),
             );
-            let chunks: Vec<Chunk> = vec![
-                Ok(Frame::data(half)),
-                Err("the proxy resets the connection".into()),
-            ];
-            BodyExt::boxed(http_body_util::StreamBody::new(futures_util::stream::iter(
-                chunks,
-            )))
+            // The half is written out (a moment for the server to flush
+            // it) before the error resets the connection.
+            let chunks = futures_util::stream::iter([Ok::<_, BoxError>(Frame::data(half))]).chain(
+                futures_util::stream::once(async {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    Err::<Frame<Bytes>, BoxError>("the proxy resets the connection".into())
+                }),
+            );
+            BodyExt::boxed(http_body_util::StreamBody::new(chunks))
         }
         Spoilt::Truncated => whole(half, &mut parts),
         Spoilt::Malformed(text) => {

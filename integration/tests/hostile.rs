@@ -96,7 +96,7 @@ fn phases() -> Vec<Phase> {
                 path: list,
                 how: Spoilt::ResetMidBody,
             },
-            says: "listing images",
+            says: "the engine's answer to GET /images/json broke off",
         },
         Phase {
             name: "list truncated",
@@ -141,7 +141,7 @@ fn phases() -> Vec<Phase> {
                 path: containers,
                 how: Spoilt::ResetMidBody,
             },
-            says: "listing containers",
+            says: "the engine's answer to GET /containers/json broke off",
         },
         Phase {
             name: "container list truncated",
@@ -211,6 +211,7 @@ async fn spoilt_answers_remove_nothing_and_the_next_pass_recovers() -> Result<()
                     phase.name
                 );
                 if let Some(error) = &report.scan_error {
+                    eprintln!("{}: {error}", phase.name);
                     assert!(
                         error.contains(phase.says),
                         "{}: `{error}` does not say `{}`",

@@ -83,6 +83,16 @@ fn shown_limit(limit: u64) -> String {
     }
 }
 
+/// A body that ended in an error (the connection was reset mid-body):
+/// classified as bollard's error would be, and named by its call.
+pub(crate) fn broke_off(call: &str, err: hyper::Error) -> DockerError {
+    let error = crate::images::docker_error(bollard::errors::Error::HyperResponseError { err });
+    DockerError {
+        message: format!("the engine's answer to {call} broke off: {}", error.message),
+        ..error
+    }
+}
+
 /// The whole body of `body`, at most `budget`'s limit.
 pub(crate) async fn read_body(
     mut body: Incoming,
@@ -90,9 +100,7 @@ pub(crate) async fn read_body(
 ) -> Result<Bytes, DockerError> {
     let mut collected = Vec::new();
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|err| {
-            crate::images::docker_error(bollard::errors::Error::HyperResponseError { err })
-        })?;
+        let frame = frame.map_err(|err| broke_off(&budget.call, err))?;
         if let Some(chunk) = frame.data_ref() {
             budget.take(chunk.len())?;
             collected.extend_from_slice(chunk);

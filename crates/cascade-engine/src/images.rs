@@ -17,7 +17,7 @@ use cascade_cleanup::{
     Implementation, ListedImage, RemovalAnswer,
 };
 
-use crate::answer::{Budget, error_answer, fetch_json};
+use crate::answer::{Budget, broke_off, error_answer, fetch_json};
 use crate::connect::{ApiVersion, PooledTransport};
 use crate::list::{ListDecoder, list_query};
 use crate::names::SettingNames;
@@ -418,8 +418,7 @@ async fn list_streamed(
     let mut budget = Budget::new(LIST_CALL);
     let mut decoder = ListDecoder::default();
     while let Some(frame) = body.frame().await {
-        let frame = frame
-            .map_err(|err| docker_error(bollard::errors::Error::HyperResponseError { err }))?;
+        let frame = frame.map_err(|err| broke_off(LIST_CALL, err))?;
         if let Some(chunk) = frame.data_ref() {
             budget.take(chunk.len())?;
             decoder.feed(chunk).map_err(unreadable)?;
