@@ -182,13 +182,14 @@ async fn no_log_line_or_sentry_event_carries_a_credential() -> Result<()> {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         tls_args(&mut command);
+        let before = capture.events().len();
         let mut child = command.spawn()?;
         let log = StderrLog::collect(&mut child);
         wait_until(
             Duration::from_secs(60),
             "a removal failure and two failed scans sent to Sentry",
             || async {
-                let events = capture.events();
+                let events = capture.events().split_off(before);
                 events
                     .iter()
                     .filter(|e| e.contains("dangling_image_remove"))
@@ -207,8 +208,12 @@ async fn no_log_line_or_sentry_event_carries_a_credential() -> Result<()> {
             .args(["-TERM", &pid])
             .status()?;
         let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await??;
-        assert_eq!(status.code(), Some(0), "a clean shutdown");
         let lines = log.finish().await;
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "a clean shutdown: {status:?} {lines:#?}"
+        );
         assert!(
             lines.iter().any(|l| l.contains("scan failed")),
             "the unreachable engine's failures were logged: {lines:?}"
