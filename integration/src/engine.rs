@@ -449,6 +449,39 @@ impl NestedEngine {
         Ok(())
     }
 
+    /// Sends `signal` to the engine, the nested container's first process,
+    /// from the host: `SIGSTOP` freezes it, `SIGCONT` resumes it.
+    pub async fn signal_engine(&self, signal: &str) -> Result<()> {
+        let host = Docker::connect_with_defaults().context("connecting to the host engine")?;
+        let options = bollard::query_parameters::KillContainerOptionsBuilder::new()
+            .signal(signal)
+            .build();
+        host.kill_container(self.container.id(), Some(options))
+            .await
+            .with_context(|| format!("sending {signal} to the nested engine"))
+    }
+
+    /// SIGKILLs the engine (its container ends with it) and waits until
+    /// the host says the container is no longer running.
+    pub async fn kill_engine(&self) -> Result<()> {
+        self.signal_engine("SIGKILL").await?;
+        let host = Docker::connect_with_defaults()?;
+        let id = self.container.id().to_string();
+        crate::wait_until(Duration::from_secs(30), "the killed engine to stop", || {
+            let host = host.clone();
+            let id = id.clone();
+            async move {
+                host.inspect_container(&id, None)
+                    .await
+                    .ok()
+                    .and_then(|c| c.state)
+                    .and_then(|s| s.running)
+                    == Some(false)
+            }
+        })
+        .await
+    }
+
     /// Starts it again and waits until it answers.
     pub async fn start_engine(&self) -> Result<()> {
         self.container.start().await?;

@@ -16,6 +16,10 @@
 //!   the matrix (see `docs/BENCHMARKS.md`).
 //! - `bench-gentle --engine E`: commit latency on that engine while each
 //!   of them sweeps.
+//! - `soak --engine E --minutes M [--rate R] [--fault F ...]`: the daemon
+//!   under a router's churn and mid-sweep faults on one nested engine, with
+//!   an auditor of everything that must survive (`integration::soak`;
+//!   docs/RELIABILITY.md).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -124,7 +128,28 @@ enum Task {
         #[arg(long, default_value_t = 200)]
         idle_samples: usize,
     },
+    /// The daemon under churn (and faults) on one nested engine, with an auditor; one line of figures, exit 1 on any loss (docs/RELIABILITY.md)
+    Soak {
+        /// An engine of `safety --engine`
+        #[arg(long, default_value = "20.10", value_parser = PossibleValuesParser::new(dind::engine_choices()))]
+        engine: String,
+        /// How long the churn runs
+        #[arg(long, default_value_t = 2.0)]
+        minutes: f64,
+        /// Churn operations per second
+        #[arg(long, default_value_t = 3.0)]
+        rate: f64,
+        /// A fault injected mid-sweep, once each, spread evenly over the run; repeatable
+        #[arg(long, value_parser = PossibleValuesParser::new(SOAK_FAULTS))]
+        fault: Vec<String>,
+        /// The churn's random seed (default: the clock)
+        #[arg(long)]
+        seed: Option<u64>,
+    },
 }
+
+/// `soak --fault` values (`integration::soak::faults::Fault`).
+const SOAK_FAULTS: [&str; 3] = ["engine-kill", "engine-stop", "janitor-kill"];
 
 fn main() -> Result<()> {
     match Cli::parse().task {
@@ -209,6 +234,13 @@ fn main() -> Result<()> {
             }
             bench_tool(&args)
         }
+        Task::Soak {
+            engine,
+            minutes,
+            rate,
+            fault,
+            seed,
+        } => soak(&engine, minutes, rate, &fault, seed),
         Task::BenchGentle {
             engine,
             images,
@@ -310,6 +342,53 @@ fn janitor_flag(root: &Path) -> String {
         "--janitor={}",
         root.join("target/release/cascade-janitor").display()
     )
+}
+
+/// `cascade-soak` (integration/src/bin) with the debug janitor, the one
+/// the safety suite drives; figures go to `target/soak/soak-<engine>.json`.
+fn soak(engine: &str, minutes: f64, rate: f64, faults: &[String], seed: Option<u64>) -> Result<()> {
+    let engine = dind::engine_named(engine).with_context(|| {
+        format!(
+            "unknown engine `{engine}`; use one of {}",
+            dind::engine_names()
+        )
+    })?;
+    dind::dind_image(dind::version_of(engine)?, false)?;
+    step(
+        "build cascade-janitor",
+        cargo(&["build", "--locked", "-p", "cascade-janitor"]),
+    )?;
+    let root = workspace_root();
+    let out = root.join("target/soak");
+    std::fs::create_dir_all(&out)?;
+    let mut command = cargo(&[
+        "run",
+        "--quiet",
+        "--locked",
+        "-p",
+        "integration",
+        "--bin",
+        "cascade-soak",
+        "--",
+    ]);
+    command.args([
+        format!("--engine={engine}"),
+        format!("--minutes={minutes}"),
+        format!("--rate={rate}"),
+        format!(
+            "--janitor={}",
+            root.join("target/debug/cascade-janitor").display()
+        ),
+        format!(
+            "--json={}",
+            out.join(format!("soak-{engine}.json")).display()
+        ),
+    ]);
+    command.args(faults.iter().map(|f| format!("--fault={f}")));
+    if let Some(seed) = seed {
+        command.arg(format!("--seed={seed}"));
+    }
+    step(&format!("soak on {engine}"), command)
 }
 
 fn bench_tool(args: &[String]) -> Result<()> {
