@@ -69,9 +69,11 @@ pub struct SoakArgs {
     /// The daemon's --min-age
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub min_age: Duration,
-    /// The daemon's --timeout (a stopped engine stays stopped 3 s longer)
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
-    pub timeout: Duration,
+    /// The daemon's --timeout (a stopped engine stays stopped 3 s longer);
+    /// default 5s on Docker, 30s on Podman, whose `/info` waits for its
+    /// storage lock behind the churn's commits (seen over 5 s under churn)
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub timeout: Option<Duration>,
     /// The churn's random seed (default: the clock), printed with the figures
     #[arg(long)]
     pub seed: Option<u64>,
@@ -81,6 +83,9 @@ pub struct SoakArgs {
     /// Also write the figures as JSON here
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Keep the daemon's whole log (JSON lines) here
+    #[arg(long)]
+    pub daemon_log: Option<PathBuf>,
 }
 
 /// First, largest and last `/proc` readings of the daemon.
@@ -111,6 +116,7 @@ pub struct Figures {
     pub seed: u64,
     pub interval_ms: u64,
     pub min_age_ms: u64,
+    pub timeout_ms: u64,
     pub churn: ChurnStats,
     pub audit: AuditFigures,
     /// Labelled dangling images older than `--min-age` and unused, left
@@ -258,6 +264,10 @@ pub async fn soak_on(engine: &NestedEngine, args: &SoakArgs) -> Result<Figures> 
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64)
     });
+    let timeout = args.timeout.unwrap_or(match engine.engine.family {
+        crate::engine::Family::Docker => Duration::from_secs(5),
+        crate::engine::Family::Podman => Duration::from_secs(30),
+    });
     let ledger = Arc::new(Mutex::new(Ledger::new(args.min_age)));
     let churn = Arc::new(
         Churn::setup(
@@ -277,7 +287,8 @@ pub async fn soak_on(engine: &NestedEngine, args: &SoakArgs) -> Result<Figures> 
         docker_host: engine.host(),
         interval: args.interval,
         min_age: args.min_age,
-        call_timeout: args.timeout,
+        call_timeout: timeout,
+        log: args.daemon_log.clone(),
     };
     let supervisor = tokio::spawn(supervisor::supervise(
         config,
@@ -345,7 +356,7 @@ pub async fn soak_on(engine: &NestedEngine, args: &SoakArgs) -> Result<Figures> 
         engine,
         daemon: Arc::clone(&handle),
         removals: removals_rx,
-        call_timeout: args.timeout,
+        call_timeout: timeout,
     };
     for (i, fault) in args.fault.iter().enumerate() {
         let at = duration.mul_f64((i + 1) as f64 / (args.fault.len() + 1) as f64);
@@ -429,6 +440,7 @@ pub async fn soak_on(engine: &NestedEngine, args: &SoakArgs) -> Result<Figures> 
         seed,
         interval_ms: args.interval.as_millis() as u64,
         min_age_ms: args.min_age.as_millis() as u64,
+        timeout_ms: timeout.as_millis() as u64,
         churn: churn.stats(),
         audit: auditor.figures.clone(),
         left_in_scope,

@@ -6,8 +6,8 @@
 //! - `safety [--engine E]`: runs the real-engine suite in `integration/` on
 //!   one engine of the matrix, or on all eight (five Docker, three Podman).
 //! - `ci`: everything CI checks, in order: fmt, clippy, unit tests, the
-//!   Prometheus alert rules (promtool), safety on every engine, and a smoke
-//!   pass of the benchmarks.
+//!   Prometheus alert rules (promtool), safety on every engine, a 2-minute
+//!   soak with every fault on 20.10, and a smoke pass of the benchmarks.
 //! - `demo`: shows a newcomer what the janitor removes and keeps, on a
 //!   small zoo of images in a nested engine.
 //! - `seed`: loads thousands of fixture images into a nested engine.
@@ -60,7 +60,7 @@ enum Task {
         #[arg(long, value_parser = PossibleValuesParser::new(dind::engine_choices()))]
         engine: Option<String>,
     },
-    /// Run every check CI runs: fmt, clippy -D warnings, unit tests, alert rules (promtool), safety suite on every engine, bench smoke pass
+    /// Run every check CI runs: fmt, clippy -D warnings, unit tests, alert rules (promtool), safety suite on every engine, a 2-minute soak with every fault on 20.10, bench smoke pass
     Ci,
     /// Build the static binary and the janitor image (cascade-janitor:local); see docs/deploy.md
     Image(image::ImageArgs),
@@ -440,6 +440,9 @@ fn ci() -> Result<()> {
     // The hardened-image test runs for real in CI, not skipped.
     image::image(&image::ImageArgs::default(), &workspace_root())?;
     safety(dind::ENGINES)?;
+    // Two minutes of churn with each fault once, on the engine the host
+    // runs: losses, growth or a death outside a fault fail CI.
+    soak("20.10", 2.0, 3.0, &SOAK_FAULTS.map(String::from), None)?;
     bench_smoke()
 }
 

@@ -2,7 +2,7 @@
 //! against the [`Ledger`] as it stood at the removal, and checks every few
 //! seconds that each image that must survive is still on the engine.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -55,6 +55,12 @@ pub struct Auditor {
     last_pass_end: Option<SystemTime>,
     process_start: SystemTime,
     lost: HashSet<String>,
+    /// Removals the daemon tried and saw fail, with the pass's earliest
+    /// start: the engine may have deleted the image before it died.
+    attempted: HashMap<String, (SystemTime, SystemTime)>,
+    /// When a fault killed the daemon, with the earliest start of the pass
+    /// it was in: a removal it made but never logged happened before.
+    kills: Vec<(SystemTime, SystemTime)>,
     /// Missing at the last check and not reported removed (yet): the log
     /// may lag the listing by a moment, so a loss only at the next check.
     suspects: HashSet<String>,
@@ -77,6 +83,8 @@ impl Auditor {
             process_start: SystemTime::now(),
             lost: HashSet::new(),
             suspects: HashSet::new(),
+            attempted: HashMap::new(),
+            kills: Vec::new(),
             stopping: false,
         }
     }
@@ -120,6 +128,10 @@ impl Auditor {
                     self.figures.failed_passes += 1;
                 }
             }
+            DaemonEvent::Attempted { id, at } => {
+                let floor = self.floor();
+                self.attempted.insert(id, (at, floor));
+            }
             DaemonEvent::KeptTaggedAgain => self.figures.kept_tagged_again += 1,
             DaemonEvent::KeptInUse => self.figures.kept_in_use += 1,
             DaemonEvent::Exited {
@@ -129,6 +141,9 @@ impl Auditor {
             } => {
                 let floor = self.floor();
                 self.flush(floor);
+                if expected {
+                    self.kills.push((at, floor));
+                }
                 if !expected && !self.stopping {
                     self.figures.unexpected_exits.push(format!(
                         "{status} at {}",
@@ -200,6 +215,23 @@ impl Auditor {
             }
             if !suspects.contains(&id) {
                 self.suspects.insert(id);
+                continue;
+            }
+            // Unreported: a removal the daemon saw fail, or one it made
+            // just before a fault killed it, is judged as made then.
+            let from = locked(&self.ledger)
+                .get(&id)
+                .and_then(|e| e.held_at(at).map(|p| p.from));
+            let unreported = self.attempted.get(&id).copied().or_else(|| {
+                self.kills
+                    .iter()
+                    .find(|(killed, _)| from.is_some_and(|f| f < *killed))
+                    .copied()
+            });
+            if let Some((removed_at, pass_start)) = unreported {
+                locked(&self.ledger).mark_removed(&id, removed_at);
+                let verdict = locked(&self.ledger).judge(&id, removed_at, pass_start);
+                self.record(&id, verdict);
             } else if self.lost.insert(id.clone()) {
                 self.figures.losses.push(format!(
                     "{id} ({}) vanished from the engine without a removal report",

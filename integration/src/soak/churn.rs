@@ -73,6 +73,8 @@ pub struct ChurnStats {
     /// Calls on a dangling image that found it gone (404): the janitor
     /// was first.
     pub found_gone: u64,
+    /// Images an engine made for a call it died under, found afterwards.
+    pub strays: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +108,10 @@ struct Held {
     until: tokio::time::Instant,
 }
 
+/// A tag whose move failed without an answer: whether its images carry
+/// our label, the protection they get, when the call was sent.
+type Uncertain = (bool, Option<Reason>, SystemTime);
+
 #[derive(Debug, Default)]
 struct State {
     /// Our tag -> the image it is on.
@@ -117,6 +123,9 @@ struct State {
     rescued: VecDeque<(String, String)>,
     /// Dangling bystanders, oldest first.
     bystanders: VecDeque<String>,
+    /// Tag -> (labelled, the protection its images get, when the failed
+    /// call was sent), for [`Churn::resolve_uncertain`].
+    uncertain: HashMap<String, Uncertain>,
     errors_seen: HashSet<&'static str>,
 }
 
@@ -221,11 +230,20 @@ impl Churn {
                 "a commit answered {first}, which the engine does not list; the soak cannot follow its images"
             );
         }
-        for i in 1..PROJECTS * WORKITEMS {
-            churn.snapshot(i).await?;
-        }
-        for k in 0..BASES {
-            churn.commit_base(k).await?;
+        {
+            use futures_util::{FutureExt, StreamExt};
+            let snapshots = (1..PROJECTS * WORKITEMS).map(|i| churn.snapshot(i).boxed_local());
+            let bases = (0..BASES).map(|k| {
+                let churn = &churn;
+                async move { churn.commit_base(k).await.map(|()| String::new()) }.boxed_local()
+            });
+            let made: Vec<Result<String>> = futures_util::stream::iter(snapshots.chain(bases))
+                .buffer_unordered(IN_FLIGHT)
+                .collect()
+                .await;
+            for outcome in made {
+                outcome?;
+            }
         }
         locked(&churn.stats).ops = 0;
         Ok(churn)
@@ -262,6 +280,7 @@ impl Churn {
 
     /// One operation, chosen at random, plus the housekeeping due.
     async fn one(&self) {
+        self.resolve_uncertain().await;
         self.expire_containers().await;
         let roll = locked(&self.rng).below(100);
         let op = match roll {
@@ -306,18 +325,107 @@ impl Churn {
             })
     }
 
-    /// Commits the workbench to `tag` with `labels`; the image the tag
-    /// left, if any, and the new one with its call's times.
+    /// Commits the workbench to `repo:latest` with `labels`: the new image
+    /// and its call's times. When the call fails without an answer (the
+    /// engine died under it), the engine may have made the image and moved
+    /// the tag all the same: the tag is resolved later
+    /// ([`Churn::resolve_uncertain`]).
     async fn commit_to(
         &self,
         repo: &str,
         labels: &[(&str, &str)],
+        kept: Option<Reason>,
     ) -> Result<(String, SystemTime, SystemTime)> {
         let sent = SystemTime::now();
-        let id = fixtures::commit(&self.docker, &self.workbench, repo, "latest", labels).await?;
+        let committed =
+            fixtures::commit(&self.docker, &self.workbench, repo, "latest", labels).await;
+        let id = match committed {
+            Ok(id) => id,
+            Err(e) => {
+                if status_of(&e).is_none() {
+                    let labelled = labels.contains(&OURS);
+                    locked(&self.state)
+                        .uncertain
+                        .insert(format!("{repo}:latest"), (labelled, kept, sent));
+                }
+                return Err(e);
+            }
+        };
         let answered = SystemTime::now();
         locked(&self.stats).commits += 1;
         Ok((id, sent, answered))
+    }
+
+    /// Tags whose last move failed without an answer: whatever image each
+    /// now names is recorded as made by that call (and the image it left,
+    /// dangling), so neither is mistaken for a loss.
+    async fn resolve_uncertain(&self) {
+        let tags: Vec<(String, Uncertain)> = locked(&self.state)
+            .uncertain
+            .iter()
+            .map(|(t, v)| (t.clone(), *v))
+            .collect();
+        let mut earliest: Option<SystemTime> = None;
+        for (tag, (labelled, kept, sent)) in tags {
+            let Some(_claim) = self.claim(&tag) else {
+                continue;
+            };
+            let Ok(image) = self.docker.inspect_image(&tag).await else {
+                continue;
+            };
+            locked(&self.state).uncertain.remove(&tag);
+            earliest = Some(earliest.map_or(sent, |e| e.min(sent)));
+            let Some(id) = image.id.map(|id| fixtures::listed_id(&id)) else {
+                continue;
+            };
+            let answered = SystemTime::now();
+            let known = locked(&self.state).tags.get(&tag) == Some(&id);
+            if known || locked(&self.ledger).contains(&id) {
+                continue;
+            }
+            {
+                let mut ledger = locked(&self.ledger);
+                ledger.add(&id, labelled, sent);
+                if let Some(reason) = kept {
+                    ledger.protect(&id, reason, sent, answered);
+                }
+            }
+            self.moved(&tag, &id, sent, answered);
+        }
+        if let Some(sent) = earliest {
+            self.adopt_strays(sent).await;
+        }
+    }
+
+    /// Images the engine made for a call that died without an answer and
+    /// that no tag names (a commit killed between writing the image and
+    /// moving the tag): recorded as made at `sent`, a look-alike or an
+    /// unlabelled one protected as such, so the janitor's removal of a
+    /// labelled one is not mistaken for a loss.
+    async fn adopt_strays(&self, sent: SystemTime) {
+        let options = bollard::query_parameters::ListImagesOptionsBuilder::new()
+            .all(true)
+            .build();
+        let Ok(images) = self.docker.list_images(Some(options)).await else {
+            return;
+        };
+        let now = SystemTime::now();
+        let mut ledger = locked(&self.ledger);
+        for image in images {
+            if ledger.contains(&image.id) {
+                continue;
+            }
+            let label = |k: &str, v: &str| image.labels.get(k).is_some_and(|x| x == v);
+            let labelled = label(OURS.0, OURS.1);
+            let look_alike = LOOK_ALIKES.iter().any(|(k, v)| label(k, v));
+            ledger.add(&image.id, labelled, sent);
+            if look_alike {
+                ledger.protect(&image.id, Reason::LookAlike, sent, now);
+            } else if !labelled {
+                ledger.protect(&image.id, Reason::Unlabelled, sent, now);
+            }
+            locked(&self.stats).strays += 1;
+        }
     }
 
     /// Records that `tag` moved to `id` (made at `sent`, answered at
@@ -348,7 +456,7 @@ impl Churn {
             return Ok(String::new());
         };
         let repo = tag.trim_end_matches(":latest");
-        let (id, sent, answered) = self.commit_to(repo, &[OURS]).await?;
+        let (id, sent, answered) = self.commit_to(repo, &[OURS], None).await?;
         locked(&self.ledger).add(&id, true, sent);
         self.moved(&tag, &id, sent, answered);
         Ok(id)
@@ -368,7 +476,7 @@ impl Churn {
             n => (vec![LOOK_ALIKES[n - 1]], Reason::LookAlike),
         };
         let (id, sent, answered) = self
-            .commit_to(tag.trim_end_matches(":latest"), &labels)
+            .commit_to(tag.trim_end_matches(":latest"), &labels, Some(reason))
             .await?;
         locked(&self.ledger).add(&id, false, sent);
         locked(&self.ledger).protect(&id, reason, sent, answered);
@@ -577,7 +685,7 @@ impl Churn {
     async fn commit_base(&self, k: usize) -> Result<()> {
         let tag = format!("soak-base-{k}:latest");
         let (id, sent, answered) = self
-            .commit_to(tag.trim_end_matches(":latest"), &[OURS])
+            .commit_to(tag.trim_end_matches(":latest"), &[OURS], None)
             .await?;
         locked(&self.ledger).add(&id, true, sent);
         self.moved(&tag, &id, sent, answered);
@@ -608,12 +716,23 @@ impl Churn {
             .rm(true)
             .build();
         let sent = SystemTime::now();
-        let progress: Vec<_> = self
+        let built: Result<Vec<_>> = self
             .docker
             .build_image(options, None, Some(bollard::body_full(context.into())))
             .try_collect()
             .await
-            .context("build")?;
+            .context("build");
+        let progress = match built {
+            Ok(progress) => progress,
+            Err(e) => {
+                if status_of(&e).is_none() {
+                    locked(&self.state)
+                        .uncertain
+                        .insert(built_tag.clone(), (true, None, sent));
+                }
+                return Err(e);
+            }
+        };
         if let Some(error) = progress.iter().find_map(|p| p.error_detail.as_ref()) {
             bail!("build failed: {error:?}");
         }

@@ -115,7 +115,10 @@ impl Entry {
     }
 }
 
-/// How a reported or observed removal of an image is judged.
+/// How a reported or observed removal of an image is judged. A window is
+/// a protection whose call answered after the pass began (so the pass's
+/// listings may predate it); `ms` runs from that call's start to the
+/// reported removal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     /// Nothing protected it: the janitor's job.
@@ -299,7 +302,9 @@ impl Ledger {
             return Verdict::Fine;
         };
         let ms = millis_between(p.from, at);
-        let after_listing = p.from >= pass_start;
+        // The pass cannot have seen a protection whose call answered after
+        // it began: the tag or container may postdate its listings.
+        let after_listing = p.held >= pass_start;
         match p.reason {
             Reason::TaggedAgain if after_listing => Verdict::WindowLoss { ms },
             Reason::InUse if after_listing => Verdict::EngineWindow { ms },
@@ -307,9 +312,9 @@ impl Ledger {
             reason => Verdict::Loss {
                 reason,
                 detail: format!(
-                    "protected since {} ms before the removal, {} ms before its pass began",
+                    "protected (call sent {} ms before the removal, answered {} ms before its pass began)",
                     ms,
-                    millis_between(p.from, pass_start)
+                    millis_between(p.held, pass_start)
                 ),
             },
         }

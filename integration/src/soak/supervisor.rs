@@ -32,6 +32,13 @@ pub enum DaemonEvent {
         ok: bool,
         duration: Option<Duration>,
     },
+    /// A removal that failed (`failed to remove dangling image`, `not
+    /// removed`): the engine may have deleted the image all the same (it
+    /// died before answering).
+    Attempted {
+        id: String,
+        at: SystemTime,
+    },
     /// "tagged again since the listing; kept": the removal name at work.
     KeptTaggedAgain,
     /// A removal answered 409: a container was created after the listing.
@@ -53,6 +60,8 @@ pub struct DaemonConfig {
     pub min_age: Duration,
     /// `--timeout`: each engine call's limit.
     pub call_timeout: Duration,
+    /// Every line of the daemon's log is appended here too.
+    pub log: Option<PathBuf>,
 }
 
 /// The supervisor's handle: the current pid, a way to kill it on purpose,
@@ -85,6 +94,14 @@ pub async fn supervise(
     events: mpsc::UnboundedSender<DaemonEvent>,
     cancel: CancellationToken,
 ) -> Result<()> {
+    let mut log = match &config.log {
+        Some(path) => Some(
+            tokio::fs::File::create(path)
+                .await
+                .with_context(|| format!("creating {}", path.display()))?,
+        ),
+        None => None,
+    };
     while !cancel.is_cancelled() {
         let mut child = spawn(&config)?;
         let pid = child.id().context("the daemon has no pid")?;
@@ -100,6 +117,10 @@ pub async fn supervise(
             tokio::select! {
                 line = lines.next_line() => match line {
                     Ok(Some(line)) => {
+                        if let Some(file) = log.as_mut() {
+                            use tokio::io::AsyncWriteExt;
+                            let _ = file.write_all(format!("{line}\n").as_bytes()).await;
+                        }
                         if let Some(event) = parse_line(&line) {
                             let _ = events.send(event);
                         }
@@ -208,6 +229,12 @@ pub fn parse_line(line: &str) -> Option<DaemonEvent> {
     if message == "not removed" && field("kind") == Some("in_use") {
         return Some(DaemonEvent::KeptInUse);
     }
+    if message == "not removed" || message == "failed to remove dangling image" {
+        return Some(DaemonEvent::Attempted {
+            id: field("image_id")?.to_string(),
+            at,
+        });
+    }
     None
 }
 
@@ -265,6 +292,10 @@ mod tests {
         ));
         let busy = r#"{"timestamp":"2026-12-02T05:50:01Z","level":"DEBUG","fields":{"message":"not removed","image_id":"sha256:a","kind":"in_use","error":"conflict"}}"#;
         assert!(matches!(parse_line(busy), Some(DaemonEvent::KeptInUse)));
+        let failed = r#"{"timestamp":"2026-12-02T05:50:01Z","level":"WARN","fields":{"message":"failed to remove dangling image","image_id":"sha256:b","kind":"transient","error":"connection reset"}}"#;
+        assert!(
+            matches!(parse_line(failed), Some(DaemonEvent::Attempted { id, .. }) if id == "sha256:b")
+        );
         assert!(parse_line("not json").is_none());
         assert!(parse_line(r#"{"fields":{"message":"kept"}}"#).is_none());
     }
