@@ -330,6 +330,21 @@ impl HostGuard {
     }
 }
 
+impl HostGuard {
+    /// Fails only if an image of the host's went away: images that other
+    /// work on a shared host adds during a long run are not this
+    /// harness's doing.
+    pub async fn check_none_removed(&self) -> Result<()> {
+        let after = all_image_ids(&self.host).await?;
+        let removed: Vec<&String> = self.before.difference(&after).collect();
+        anyhow::ensure!(
+            removed.is_empty(),
+            "the host engine's images changed: removed {removed:?}"
+        );
+        Ok(())
+    }
+}
+
 /// A Docker engine inside a container on the host engine, reached over a
 /// unix socket in a bind-mounted temporary folder (no TCP, no bridge).
 pub struct NestedEngine {
@@ -486,6 +501,17 @@ impl NestedEngine {
     pub async fn start_engine(&self) -> Result<()> {
         self.container.start().await?;
         wait_until_answers(&self.docker).await
+    }
+
+    /// Removes the nested engine and checks that no image of the host's
+    /// went away ([`HostGuard::check_none_removed`]): for the soak, whose
+    /// half hour on a shared host sees other work add images.
+    pub async fn finish_long(self) -> Result<()> {
+        let NestedEngine {
+            container, guard, ..
+        } = self;
+        container.rm().await?;
+        guard.check_none_removed().await
     }
 
     /// Checks the host guard and removes the nested engine.

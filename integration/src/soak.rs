@@ -30,6 +30,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::NestedEngine;
+use crate::fixtures;
 use audit::{AuditFigures, Auditor};
 use churn::{Churn, ChurnStats};
 use faults::{Fault, FaultContext, FaultRecord, RECOVERY_BOUND};
@@ -187,17 +188,19 @@ impl Figures {
             .iter()
             .map(|f| {
                 format!(
-                    "{}:{}{}",
+                    "{}:{}{}{}",
                     f.fault.name(),
                     f.recovery_ms
                         .map_or("none".to_string(), |ms| format!("{ms}ms")),
-                    if f.mid_sweep { "" } else { "(not mid-sweep)" }
+                    if f.mid_sweep { "" } else { "(not mid-sweep)" },
+                    f.recovery_after_operator_ms
+                        .map_or(String::new(), |ms| format!("(after operator: {ms}ms)"))
                 )
             })
             .collect();
         format!(
             "soak engine={} minutes={} rate={}/s seed={} ops={} op_errors={} made_dangling={} removed={} \
-             protected_checked={} losses={} window_losses={} (per 1000 re-tags: {} of {}) \
+             protected_checked={} checks={}/{} losses={} window_losses={} (per 1000 re-tags: {} of {}) \
              engine_window={} (per 1000 creates: {} of {}) mount_window={} (of {} mounts) \
              kept_tagged_again={} kept_in_use={} left_in_scope={} \
              rss_kib={}/{}/{} fds={}/{}/{} threads={}/{}/{} passes={} failed_passes={} restarts={} \
@@ -211,6 +214,8 @@ impl Figures {
             c.made_dangling,
             a.removed,
             a.protected_checked,
+            a.checks,
+            a.checks + a.checks_failed,
             a.losses.len(),
             a.window_losses.len(),
             Self::per_mille(a.window_losses.len(), c.retags_on_dangling),
@@ -246,9 +251,11 @@ pub async fn run(args: &SoakArgs) -> Result<Figures> {
     let outcome = soak_on(&engine, args).await;
     // A frozen engine cannot be removed cleanly: resume it first.
     let _ = engine.signal_engine("SIGCONT").await;
-    let finished = engine.finish().await;
-    let figures = outcome?;
-    finished?;
+    let finished = engine.finish_long().await;
+    let mut figures = outcome?;
+    if let Err(e) = finished {
+        figures.errors.push(format!("{e:#}"));
+    }
     Ok(figures)
 }
 
@@ -372,13 +379,33 @@ pub async fn soak_on(engine: &NestedEngine, args: &SoakArgs) -> Result<Figures> 
                     t.duration_since(injected)
                         .map_or(0, |d| d.as_millis() as u64)
                 };
-                let record = FaultRecord {
+                let mut record = FaultRecord {
                     fault: *fault,
                     mid_sweep,
                     injected,
                     fault_ms: ms(over),
                     recovery_ms: recovered.map(ms),
+                    operator: None,
+                    recovery_after_operator_ms: None,
                 };
+                if recovered.is_none() {
+                    let error = auditor.lock().await.last_scan_error.clone();
+                    if let Some(id) = error.as_deref().and_then(faults::image_to_remove) {
+                        // What the engine's error tells an operator to do.
+                        locked(&ledger).drop_image(&fixtures::listed_id(&id), SystemTime::now());
+                        let options = bollard::query_parameters::RemoveImageOptionsBuilder::new()
+                            .force(true)
+                            .build();
+                        let outcome = engine.docker.remove_image(&id, Some(options), None).await;
+                        record.operator = Some(format!(
+                            "removed the image the engine's list could not read ({id}): {}",
+                            outcome.map_or_else(|e| e.to_string(), |_| "done".into())
+                        ));
+                        let done = SystemTime::now();
+                        record.recovery_after_operator_ms =
+                            recovered_after(&auditor, done).await.map(ms);
+                    }
+                }
                 eprintln!("soak: {record:?}");
                 records.push(record);
             }

@@ -24,6 +24,8 @@ pub struct AuditFigures {
     /// Protected images found on the engine, summed over every check.
     pub protected_checked: u64,
     pub checks: u64,
+    /// Checks skipped because the engine did not list its images.
+    pub checks_failed: u64,
     /// Each loss, said in one line.
     pub losses: Vec<String>,
     /// Milliseconds from the tag call's start to the reported removal.
@@ -64,6 +66,8 @@ pub struct Auditor {
     /// Missing at the last check and not reported removed (yet): the log
     /// may lag the listing by a moment, so a loss only at the next check.
     suspects: HashSet<String>,
+    /// The last failed scan's error, for what an operator would do.
+    pub last_scan_error: Option<String>,
     /// Stops counting exits once the soak is ending.
     pub stopping: bool,
 }
@@ -85,6 +89,7 @@ impl Auditor {
             suspects: HashSet::new(),
             attempted: HashMap::new(),
             kills: Vec::new(),
+            last_scan_error: None,
             stopping: false,
         }
     }
@@ -115,7 +120,15 @@ impl Auditor {
                 self.figures.removed += 1;
                 self.pending.push((id, at));
             }
-            DaemonEvent::PassEnded { at, ok, duration } => {
+            DaemonEvent::PassEnded {
+                at,
+                ok,
+                duration,
+                error,
+            } => {
+                if error.is_some() {
+                    self.last_scan_error = error;
+                }
                 let start = duration
                     .and_then(|d| at.checked_sub(d))
                     .unwrap_or_else(|| self.floor());
@@ -197,6 +210,7 @@ impl Auditor {
         )
         .await;
         let Ok(Ok(listed)) = listing else {
+            self.figures.checks_failed += 1;
             return;
         };
         let must = locked(&self.ledger).must_exist_at(at);

@@ -57,6 +57,41 @@ pub struct FaultRecord {
     /// From the injection to the end of the next successful pass that ended
     /// after the fault was over; `None`: none within [`RECOVERY_BOUND`].
     pub recovery_ms: Option<u64>,
+    /// With no recovery: what the soak did as an operator would (the
+    /// engine's own error names an image to remove), and the time from
+    /// the injection to the next successful pass after that.
+    pub operator: Option<String>,
+    pub recovery_after_operator_ms: Option<u64>,
+}
+
+/// The image an engine's error asks to remove: Podman's list answers
+/// `locating item named "manifest" for image with ID "<hex>" (consider
+/// removing the image to resolve the issue)` after it was killed while
+/// writing that image.
+pub fn image_to_remove(error: &str) -> Option<String> {
+    let (_, rest) = error.split_once("image with ID ")?;
+    if !rest.contains("consider removing the image") {
+        return None;
+    }
+    let id: String = rest
+        .trim_start_matches(['"', '\\'])
+        .chars()
+        .take_while(char::is_ascii_hexdigit)
+        .collect();
+    (id.len() == 64).then_some(id)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_image_podman_asks_to_remove() {
+        let hex = "2968f2e4169ecc49b0049474e1975b42f63957c653aee3530593b2bb08279ac8";
+        let error = format!(
+            r#"engine unix:///s: Docker responded with status code 500: locating item named "manifest" for image with ID "{hex}" (consider removing the image to resolve the issue): file does not exist"#
+        );
+        assert_eq!(super::image_to_remove(&error).as_deref(), Some(hex));
+        assert_eq!(super::image_to_remove("timed out after 5s"), None);
+    }
 }
 
 mod rfc3339 {

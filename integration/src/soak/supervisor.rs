@@ -31,6 +31,8 @@ pub enum DaemonEvent {
         at: SystemTime,
         ok: bool,
         duration: Option<Duration>,
+        /// A failed scan's error.
+        error: Option<String>,
     },
     /// A removal that failed (`failed to remove dangling image`, `not
     /// removed`): the engine may have deleted the image all the same (it
@@ -207,6 +209,7 @@ pub fn parse_line(line: &str) -> Option<DaemonEvent> {
             at,
             ok: true,
             duration,
+            error: None,
         });
     }
     if message == "dangling image cleanup: nothing removed" {
@@ -214,6 +217,7 @@ pub fn parse_line(line: &str) -> Option<DaemonEvent> {
             at,
             ok: true,
             duration: None,
+            error: None,
         });
     }
     if message == "dangling image cleanup: scan failed" {
@@ -221,6 +225,7 @@ pub fn parse_line(line: &str) -> Option<DaemonEvent> {
             at,
             ok: false,
             duration: None,
+            error: field("error").map(str::to_string),
         });
     }
     if message == "tagged again since the listing; kept" {
