@@ -684,27 +684,31 @@ impl AptState {
     /// `docker import` of the finished rootfs as `tag`.
     fn import(&self, family: Family, tag: &str, changes: &[String]) -> Result<()> {
         finish_rootfs(&self.rootfs, family)?;
-        eprintln!("xtask: importing {} as {tag}", self.rootfs.display());
-        let rootfs = &self.rootfs;
-        import(
-            tag,
-            |w| {
-                let mut tar = Command::new("tar")
-                    .arg("-C")
-                    .arg(rootfs)
-                    .args(["--numeric-owner", "-cf", "-", "."])
-                    .stdout(Stdio::piped())
-                    .spawn()
-                    .context("cannot run tar")?;
-                let mut out = tar.stdout.take().context("tar's stdout")?;
-                std::io::copy(&mut out, w)?;
-                let status = tar.wait()?;
-                ensure!(status.success(), "tar of the rootfs failed ({status})");
-                Ok(())
-            },
-            changes,
-        )
+        import_rootfs(&self.rootfs, tag, changes)
     }
+}
+
+/// `docker import` of a folder as the image `tag`.
+fn import_rootfs(rootfs: &Path, tag: &str, changes: &[String]) -> Result<()> {
+    eprintln!("xtask: importing {} as {tag}", rootfs.display());
+    import(
+        tag,
+        |w| {
+            let mut tar = Command::new("tar")
+                .arg("-C")
+                .arg(rootfs)
+                .args(["--numeric-owner", "-cf", "-", "."])
+                .stdout(Stdio::piped())
+                .spawn()
+                .context("cannot run tar")?;
+            let mut out = tar.stdout.take().context("tar's stdout")?;
+            std::io::copy(&mut out, w)?;
+            let status = tar.wait()?;
+            ensure!(status.success(), "tar of the rootfs failed ({status})");
+            Ok(())
+        },
+        changes,
+    )
 }
 
 fn from_suite(version: &str, suite: &str, tag: &str) -> Result<()> {

@@ -392,6 +392,7 @@ fn every_dashboard_and_alert_metric_is_exported() {
         "cascade_janitor_sweep_duration_seconds_bucket",
         "cascade_janitor_last_success_timestamp_seconds",
         "cascade_janitor_images_in_scope",
+        "cascade_janitor_panics_total",
         "up",
     ] {
         assert!(
@@ -403,7 +404,7 @@ fn every_dashboard_and_alert_metric_is_exported() {
         .iter()
         .filter(|(f, _)| f.ends_with("alerts.yaml"))
         .count();
-    assert_eq!(alert_exprs, 5, "one expression per alert");
+    assert_eq!(alert_exprs, 6, "one expression per alert");
 }
 
 #[test]
