@@ -238,6 +238,19 @@ async fn spoilt_answers_remove_nothing_and_the_next_pass_recovers() -> Result<()
                 },
             )
             .await?;
+            // The pass that removed it reports once it ends: wait for that
+            // report, so it is not taken for one of the next phase's.
+            wait_until(
+                Duration::from_secs(30),
+                &format!("{}: the report of the removal", phase.name),
+                || async {
+                    reports
+                        .all()
+                        .iter()
+                        .any(|r| r.removed.iter().any(|i| i.id == kept[&name]))
+                },
+            )
+            .await?;
             // Reported, not asserted: docs/RELIABILITY.md quotes it.
             eprintln!(
                 "recovery: {}: removed {:.1} s after the fault was lifted",
