@@ -532,7 +532,7 @@ impl DanglingImageSweep {
             self.remove_all(candidates, &strategy, store, cancel, progress, &mut report)
                 .await;
             self.unname(scan.renamed, &scan.in_use, now).await;
-            report.removed_image_bytes = report.removed.iter().map(|i| i.size_bytes).sum();
+            report.removed_image_bytes = total_size(report.removed.iter());
             report.reclaimed_bytes = report.removed_image_bytes;
             let free_after = root.as_deref().and_then(free_space_at);
             if let (Some(before), Some(after)) = (free_before, free_after)
@@ -868,10 +868,7 @@ impl DanglingImageSweep {
         if images.is_empty() {
             return;
         }
-        progress.started(
-            images.len(),
-            images.iter().map(|c| c.image.size_bytes).sum(),
-        );
+        progress.started(images.len(), total_size(images.iter().map(|c| &c.image)));
         let mut pacer = self.config.concurrency.pacer(store);
         let mut pending = images.into_iter().peekable();
         let mut running = FuturesUnordered::new();
@@ -1145,6 +1142,13 @@ fn explain_others(candidates: &[ListedImage], others: Vec<ListedImage>, now: i64
             }
         })
         .collect()
+}
+
+/// The images' sizes added up, saturating: the sizes are the engine's
+/// word, and an absurd one must not overflow (a panic in a debug build, a
+/// wrapped total in a release one).
+fn total_size<'a>(images: impl Iterator<Item = &'a ImageRef>) -> u64 {
+    images.fold(0u64, |sum, i| sum.saturating_add(i.size_bytes))
 }
 
 fn image_ref(image: &ListedImage, now: i64) -> ImageRef {

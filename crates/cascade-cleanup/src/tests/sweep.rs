@@ -110,6 +110,22 @@ fn multiple_labels_are_anded() {
     );
 }
 
+/// Sizes are the engine's word: absurd ones add up to the most a total
+/// can say, never an overflow.
+#[test]
+fn absurd_sizes_saturate_the_total() {
+    let mut a = ours("sha256:a");
+    a.size = i64::MAX;
+    let mut b = ours("sha256:b");
+    b.size = i64::MAX;
+    let mut c = ours("sha256:c");
+    c.size = i64::MAX;
+    let fake = Arc::new(FakeDocker::with_images(vec![a, b, c]));
+    let (report, _) = pass(&fake, config(Duration::ZERO));
+    assert_eq!(report.removed.len(), 3);
+    assert_eq!(report.removed_image_bytes, u64::MAX);
+}
+
 /// A creation time before 1970 comes from a zero or garbled time, not an
 /// old image: its age is unknown, so it is kept whatever `--min-age`.
 #[test]
