@@ -7,6 +7,7 @@
 //! fails the test if the host's image IDs changed meanwhile.
 
 pub mod bench;
+pub mod daemon;
 pub mod demo;
 pub mod engine;
 pub mod fixtures;

@@ -49,6 +49,35 @@ pub enum Fault {
     /// (`Engine`, `Podman Engine`): the same engine under a release the
     /// janitor has not been proven on.
     RenameVersion(String),
+    /// Forward everything but the `GET` whose path ends with `path`
+    /// (`/images/json`, `/containers/json`, `/info`, `/version`), whose
+    /// answer is spoilt as `how` says.
+    Spoil { path: &'static str, how: Spoilt },
+}
+
+/// How [`Fault::Spoil`] spoils an answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Spoilt {
+    /// The engine's status and headers (its `Content-Length`), half of its
+    /// body, then the connection is reset.
+    ResetMidBody,
+    /// The first half of the engine's body, framed as a whole answer
+    /// (`Content-Length` of the half): well-formed HTTP, cut JSON.
+    Truncated,
+    /// The engine's body with `text` put in after its first byte (inside
+    /// the list or object), framed as a whole answer: malformed JSON.
+    Malformed(&'static str),
+    /// The engine's body, with `text` put before its first `{`: a list
+    /// whose first entry is `text` (a well-formed JSON entry of another
+    /// shape, for example).
+    FirstEntry(String),
+    /// The engine's body, chunked, one byte a second.
+    Drip,
+    /// A synthetic image list of this many bytes, chunked: `[`, copies of
+    /// one labelled dangling image (a 4 KiB label value each, so a
+    /// client that kept them all would hold about this much), `]`. Only
+    /// the bytes the client reads are ever made.
+    Huge(u64),
 }
 
 #[derive(Debug)]
@@ -60,7 +89,8 @@ pub struct FaultProxy {
     _dir: tempfile::TempDir,
 }
 
-type Body = BoxBody<Bytes, hyper::Error>;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type Body = BoxBody<Bytes, BoxError>;
 
 /// What went through the proxy, and the gate held removals wait at.
 #[derive(Debug, Default)]
@@ -196,7 +226,7 @@ async fn handle(
     match current {
         Fault::SilentEvents if events => {
             let body = http_body_util::StreamBody::new(futures_util::stream::pending::<
-                Result<hyper::body::Frame<Bytes>, hyper::Error>,
+                Result<hyper::body::Frame<Bytes>, BoxError>,
             >());
             let mut response = Response::new(BodyExt::boxed(body));
             response
@@ -215,6 +245,17 @@ async fn handle(
         }
         Fault::RenameVersion(to) if version => {
             return Ok(match renamed_version(req, &upstream, &to).await {
+                Ok(response) => response,
+                Err(e) => text(
+                    StatusCode::BAD_GATEWAY,
+                    &format!("{{\"message\":\"proxy: {e}\"}}"),
+                ),
+            });
+        }
+        Fault::Spoil { path, how }
+            if req.method() == hyper::Method::GET && req.uri().path().ends_with(path) =>
+        {
+            return Ok(match spoilt(req, &upstream, how).await {
                 Ok(response) => response,
                 Err(e) => text(
                     StatusCode::BAD_GATEWAY,
@@ -279,7 +320,11 @@ async fn rewritten(
 ) -> Result<Response<Body>> {
     let response = forward(req, upstream).await?;
     let (mut parts, body) = response.into_parts();
-    let bytes = body.collect().await?.to_bytes();
+    let bytes = body
+        .collect()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .to_bytes();
     let mut json: serde_json::Value = serde_json::from_slice(&bytes)?;
     edit(&mut json)?;
     parts.headers.remove(hyper::header::CONTENT_LENGTH);
@@ -333,5 +378,132 @@ async fn forward(req: Request<Incoming>, upstream: &Path) -> Result<Response<Bod
         hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(connection);
     let response = sender.send_request(req).await?;
-    Ok(response.map(BodyExt::boxed))
+    Ok(response.map(|body| body.map_err(BoxError::from).boxed()))
+}
+
+/// The upstream answer to `req`, spoilt as `how` says.
+async fn spoilt(req: Request<Incoming>, upstream: &Path, how: Spoilt) -> Result<Response<Body>> {
+    use futures_util::StreamExt;
+    use hyper::body::Frame;
+    let huge_response = |bytes: u64| {
+        let mut response = Response::new(BodyExt::boxed(http_body_util::StreamBody::new(
+            huge_list(bytes).map(|chunk| Ok::<_, BoxError>(Frame::data(chunk))),
+        )));
+        response
+            .headers_mut()
+            .insert("content-type", "application/json".parse().expect("header"));
+        response
+    };
+    if let Spoilt::Huge(bytes) = how {
+        return Ok(huge_response(bytes));
+    }
+    let response = forward(req, upstream).await?;
+    let (mut parts, body) = response.into_parts();
+    let bytes = body
+        .collect()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .to_bytes();
+    let half = bytes.slice(..bytes.len() / 2);
+    let whole = |body: Bytes, parts: &mut hyper::http::response::Parts| {
+        parts.headers.remove(hyper::header::TRANSFER_ENCODING);
+        parts.headers.insert(
+            hyper::header::CONTENT_LENGTH,
+            body.len().to_string().parse().expect("header"),
+        );
+        Full::new(body).map_err(|n| match n {}).boxed()
+    };
+    let body: Body = match how {
+        Spoilt::ResetMidBody => {
+            // The engine's length stays: the body stops short, then fails.
+            parts.headers.remove(hyper::header::TRANSFER_ENCODING);
+            parts.headers.insert(
+                hyper::header::CONTENT_LENGTH,
+                bytes.len().to_string().parse().expect("header"),
+            );
+            // The half is written out (a moment for the server to flush
+            // it) before the error resets the connection.
+            let chunks = futures_util::stream::iter([Ok::<_, BoxError>(Frame::data(half))]).chain(
+                futures_util::stream::once(async {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    Err::<Frame<Bytes>, BoxError>("the proxy resets the connection".into())
+                }),
+            );
+            BodyExt::boxed(http_body_util::StreamBody::new(chunks))
+        }
+        Spoilt::Truncated => whole(half, &mut parts),
+        Spoilt::Malformed(text) => {
+            let mut spoilt = bytes[..1].to_vec();
+            spoilt.extend_from_slice(text.as_bytes());
+            spoilt.extend_from_slice(&bytes[1..]);
+            whole(Bytes::from(spoilt), &mut parts)
+        }
+        Spoilt::FirstEntry(entry) => {
+            let at = bytes.iter().position(|b| *b == b'{').unwrap_or(1);
+            let mut spoilt = bytes[..at].to_vec();
+            spoilt.extend_from_slice(entry.as_bytes());
+            spoilt.push(b',');
+            spoilt.extend_from_slice(&bytes[at..]);
+            whole(Bytes::from(spoilt), &mut parts)
+        }
+        Spoilt::Drip => {
+            parts.headers.remove(hyper::header::CONTENT_LENGTH);
+            let drip = futures_util::stream::unfold(0usize, move |at| {
+                let bytes = bytes.clone();
+                async move {
+                    if at >= bytes.len() {
+                        return None;
+                    }
+                    if at > 0 {
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                    Some((
+                        Ok::<_, BoxError>(Frame::data(bytes.slice(at..at + 1))),
+                        at + 1,
+                    ))
+                }
+            });
+            BodyExt::boxed(http_body_util::StreamBody::new(drip))
+        }
+        Spoilt::Huge(_) => unreachable!("answered above"),
+    };
+    Ok(Response::from_parts(parts, body))
+}
+
+/// [`Spoilt::Huge`]'s body, made 64 KiB at a time as it is read.
+fn huge_list(bytes: u64) -> impl futures_util::Stream<Item = Bytes> + Send {
+    let entry = format!(
+        r#"{{"Containers":-1,"Created":1700000000,"Id":"sha256:{}","Labels":{{"cascade.managed":"true","cascade.pad":"{}"}},"ParentId":"","RepoDigests":[],"RepoTags":[],"SharedSize":-1,"Size":1048}}"#,
+        "ab".repeat(32),
+        "x".repeat(4096)
+    );
+    let mut chunk = String::from("[");
+    while chunk.len() < 64 * 1024 {
+        chunk.push_str(&entry);
+        chunk.push(',');
+    }
+    let chunk = Bytes::from(chunk.into_bytes());
+    let middle = Bytes::from(chunk[1..].to_vec());
+    let last = Bytes::from(format!("{entry}]"));
+    futures_util::stream::unfold(0u64, move |sent| {
+        let (chunk, middle, last) = (chunk.clone(), middle.clone(), last.clone());
+        async move {
+            if sent >= bytes {
+                return None;
+            }
+            let next = if sent == 0 {
+                chunk
+            } else if sent + middle.len() as u64 + last.len() as u64 >= bytes {
+                last
+            } else {
+                middle
+            };
+            let sent = if next.ends_with(b"]") {
+                bytes
+            } else {
+                sent + next.len() as u64
+            };
+            Some((next, sent))
+        }
+    })
 }

@@ -5,12 +5,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use cascade_cleanup::{
     DanglingImageSweep, EngineEvents, EventOptions, EventTrigger, LoopOptions, SweepConfig,
     run_loop,
 };
 use cascade_engine::EngineConnection;
+use integration::daemon::{http_get, metrics_port, sample};
 use integration::engine::all_image_ids;
 use integration::fixtures::{self, ImageSpec};
 use integration::{NestedEngine, Reports, capture_sentry, stop_loop, wait_until};
@@ -184,35 +185,6 @@ fn removed_by(reports: &Reports, id: &str) -> Vec<usize> {
         .collect()
 }
 
-/// `GET path` on 127.0.0.1:port with a bare HTTP/1.0 request: status, body.
-fn http_get(port: u16, path: &str) -> Result<(u16, String)> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
-}
-
-/// The value of the sample whose name and labels start with `prefix`.
-fn sample(metrics: &str, prefix: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_and_health_after_a_known_sweep() -> Result<()> {
     let engine = NestedEngine::start().await?;
@@ -252,25 +224,7 @@ async fn metrics_and_health_after_a_known_sweep() -> Result<()> {
         .stderr(std::process::Stdio::piped())
         .spawn()?;
     let log = integration::StderrLog::collect(&mut daemon);
-    wait_until(
-        Duration::from_secs(20),
-        "the metrics address in the log",
-        || async { log.contains("serving /metrics and /healthz on http://127.0.0.1:") },
-    )
-    .await?;
-    let port: u16 = log
-        .lines()
-        .iter()
-        .find_map(|l| {
-            let rest = l
-                .split("serving /metrics and /healthz on http://127.0.0.1:")
-                .nth(1)?;
-            rest.split(|c: char| !c.is_ascii_digit())
-                .next()?
-                .parse()
-                .ok()
-        })
-        .context("the port in the log line")?;
+    let port = metrics_port(&log).await?;
     let host = engine.host();
     let engine_label = format!("engine=\"{host}\"");
     wait_until(Duration::from_secs(20), "a healthy first sweep", || async {

@@ -735,6 +735,53 @@ fn from_suite(version: &str, suite: &str, tag: &str) -> Result<()> {
     )
 }
 
+// ------------------------------------------------------------ Compose v2
+
+/// Where [`compose_plugin`] puts the Docker CLI plugin `docker-compose`
+/// (`integration/tests/compose.rs` links it into a CLI folder of its own).
+pub const COMPOSE_PLUGIN: &str = "target/compose/docker-compose";
+
+/// Compose v2 as Debian ships it: the `docker-compose` package of trixie
+/// (2.26; bookworm's is Compose v1, in Python), a static Go binary, fetched
+/// with the same private apt state as the engines and never installed on
+/// the host. Does nothing when it is already there.
+pub fn compose_plugin() -> Result<PathBuf> {
+    let target = crate::workspace_root().join(COMPOSE_PLUGIN);
+    if target.exists() {
+        return Ok(target);
+    }
+    let state = AptState::update("compose-trixie", "trixie")?;
+    let debs = state.dir.join("debs");
+    run(
+        "apt-get download docker-compose (trixie)",
+        state
+            .apt_get()
+            .args(["download", "docker-compose"])
+            .current_dir(&debs),
+    )?;
+    for deb in AptState::debs_in(&debs)? {
+        run(
+            "dpkg-deb -x",
+            Command::new("dpkg-deb")
+                .arg("-x")
+                .arg(&deb)
+                .arg(&state.rootfs),
+        )?;
+    }
+    let plugin = state
+        .rootfs
+        .join("usr/libexec/docker/cli-plugins/docker-compose");
+    ensure!(
+        plugin.exists(),
+        "trixie's docker-compose has no {}",
+        plugin.display()
+    );
+    std::fs::create_dir_all(target.parent().context("target/compose")?)?;
+    std::fs::copy(&plugin, &target)?;
+    eprintln!("xtask: Compose plugin at {}", target.display());
+    Ok(target)
+}
+
 // ------------------------------------------- podman-4.3, podman-5.4, podman-5.8
 
 /// What `apt-get install -d` resolves the closure of. crun is podman's

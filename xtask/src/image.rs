@@ -47,7 +47,9 @@ fn target_triple() -> String {
     format!("{}-unknown-linux-gnu", std::env::consts::ARCH)
 }
 
-pub fn image(args: &ImageArgs, root: &Path) -> Result<()> {
+/// Builds the static release binary (steps 1 and 2 above) and returns its
+/// path relative to `root`; `xtask deb` packages the same binary.
+pub fn static_binary(root: &Path) -> Result<PathBuf> {
     let triple = target_triple();
     let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     build
@@ -68,8 +70,13 @@ pub fn image(args: &ImageArgs, root: &Path) -> Result<()> {
         .join(&triple)
         .join("release")
         .join("cascade-janitor");
+    ensure_static(&root.join(&relative))?;
+    Ok(relative)
+}
+
+pub fn image(args: &ImageArgs, root: &Path) -> Result<()> {
+    let relative = static_binary(root)?;
     let binary = root.join(&relative);
-    ensure_static(&binary)?;
 
     let mut docker = Command::new("docker");
     if let Some(host) = &args.docker_host {

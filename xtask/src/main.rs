@@ -8,6 +8,8 @@
 //! - `ci`: everything CI checks, in order: fmt, clippy, unit tests, the
 //!   Prometheus alert rules (promtool), safety on every engine, and a smoke
 //!   pass of the benchmarks.
+//! - `deb`: builds the Debian package and checks it with lintian (see
+//!   `deb.rs`).
 //! - `socket-proxy [--check]`: writes the socket proxy's allow-list
 //!   (`deploy/socket-proxy/haproxy.cfg`) and the README's endpoint list
 //!   from cascade-engine's `ENDPOINTS`, or checks they are current.
@@ -29,6 +31,7 @@ use anyhow::{Context, Result, bail};
 use clap::builder::PossibleValuesParser;
 use clap::{Parser, Subcommand};
 
+mod deb;
 mod dind;
 mod image;
 mod socket_proxy;
@@ -60,7 +63,7 @@ enum Task {
         #[arg(long, value_parser = PossibleValuesParser::new(dind::engine_choices()))]
         engine: Option<String>,
     },
-    /// Run every check CI runs: fmt, clippy -D warnings, unit tests, alert rules (promtool), safety suite on every engine, bench smoke pass
+    /// Run every check CI runs: fmt, clippy -D warnings, unit tests, alert rules (promtool), the image, the Debian package (lintian), safety suite on every engine, bench smoke pass
     Ci,
     /// Build the static binary and the janitor image (cascade-janitor:local); see docs/deploy.md
     Image(image::ImageArgs),
@@ -74,6 +77,12 @@ enum Task {
         /// started, seeded, and kept until Ctrl-C
         #[arg(long)]
         docker_host: Option<String>,
+    },
+    /// Build the Debian package target/deb/cascade-janitor_<version>_<arch>.deb (static binary, units, conffile, man pages, completions, the docker-janitor plugin link), then check it with lintian
+    Deb {
+        /// Skip the lintian check
+        #[arg(long)]
+        no_lintian: bool,
     },
     /// Write deploy/socket-proxy/haproxy.cfg and README.md's endpoint list from cascade-engine's ENDPOINTS
     SocketProxy {
@@ -156,6 +165,14 @@ fn main() -> Result<()> {
         }
         Task::Ci => ci(),
         Task::Image(args) => image::image(&args, &workspace_root()),
+        Task::Deb { no_lintian } => {
+            let package = deb::deb(&workspace_root())?;
+            if no_lintian {
+                Ok(())
+            } else {
+                deb::lintian(&package)
+            }
+        }
         Task::SocketProxy { check } => socket_proxy::socket_proxy(&workspace_root(), check),
         Task::Demo => demo(),
         Task::Seed {
@@ -371,6 +388,8 @@ fn ci() -> Result<()> {
     alert_rules()?;
     // The hardened-image test runs for real in CI, not skipped.
     image::image(&image::ImageArgs::default(), &workspace_root())?;
+    // So is the package, checked by lintian before the suite installs it.
+    deb::lintian(&deb::deb(&workspace_root())?)?;
     safety(dind::ENGINES)?;
     bench_smoke()
 }
@@ -421,6 +440,14 @@ fn safety(engines: &[&'static str]) -> Result<()> {
     if !image_exists(image::JANITOR_IMAGE)? {
         image::image(&image::ImageArgs::default(), &workspace_root())?;
     }
+    // integration/tests/package.rs installs the Debian package: build it
+    // when missing (`ci` and `cargo xtask deb` rebuild it from the tree).
+    if !deb::package_path(&workspace_root())?.exists() {
+        deb::deb(&workspace_root())?;
+    }
+    // integration/tests/compose.rs brings deploy/compose.yaml up with
+    // Debian's Compose v2.
+    dind::compose_plugin()?;
     // The suite drives the binary end to end; build it first.
     step(
         "build cascade-janitor",
@@ -451,8 +478,8 @@ fn safety(engines: &[&'static str]) -> Result<()> {
     )?;
     let started = Instant::now();
     let mut runs = Vec::new();
-    for engine in engines {
-        runs.push(engine_suite(engine)?);
+    for (i, engine) in engines.iter().enumerate() {
+        runs.push(engine_suite(engine, i == 0)?);
     }
     let total = started.elapsed();
     eprintln!("\nxtask: engine matrix");
@@ -490,9 +517,16 @@ fn safety(engines: &[&'static str]) -> Result<()> {
     Ok(())
 }
 
+/// Test binaries of `integration/` that check the host's own tooling with
+/// the deploy files (dpkg and the package, Compose, a Prometheus server,
+/// systemd's analyzers), using a nested engine, if any, only as something to point at: they run with the first
+/// engine of a `safety` run, not once per engine.
+const HOST_TESTS: [&str; 5] = ["compose", "kubernetes", "package", "prometheus", "systemd"];
+
 /// One engine's suite: nextest's output, every line prefixed with the
-/// engine, and its summary line read back for the counts.
-fn engine_suite(engine: &'static str) -> Result<EngineRun> {
+/// engine, and its summary line read back for the counts. `first`: the
+/// first engine of the run, which also runs [`HOST_TESTS`].
+fn engine_suite(engine: &'static str, first: bool) -> Result<EngineRun> {
     let version = dind::version_of(engine)?;
     let tag = dind::image_tag(version);
     eprintln!(
@@ -514,6 +548,10 @@ fn engine_suite(engine: &'static str) -> Result<EngineRun> {
         "--test-threads",
         &test_threads(),
     ]);
+    if !first {
+        let binaries: Vec<String> = HOST_TESTS.iter().map(|b| format!("binary({b})")).collect();
+        suite.args(["-E", &format!("not ({})", binaries.join(" | "))]);
+    }
     suite
         .env("CASCADE_TEST_ENGINE", engine)
         .env("CASCADE_KNOWN_GAPS_FILE", &gaps_file)

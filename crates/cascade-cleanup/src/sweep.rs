@@ -761,6 +761,16 @@ impl DanglingImageSweep {
         if let Err(why) = self.config.scope.check(&facts) {
             return Err(skip_reason_for(why));
         }
+        if image.created < 0 {
+            // No engine dates an image before 1970 but from a zero or
+            // garbled time: its age is unknown, so it is never old enough.
+            return Err(SkipReason::FailedVerification {
+                detail: format!(
+                    "its creation time ({}) is before 1970, so its age is unknown",
+                    image.created
+                ),
+            });
+        }
         let age = image_ref(image, now).age_seconds;
         if Duration::from_secs(age) < self.config.min_age {
             return Err(SkipReason::TooYoung);

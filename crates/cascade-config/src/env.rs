@@ -47,6 +47,12 @@ impl Environment {
         self.get(name).filter(|v| !v.trim().is_empty())
     }
 
+    /// This environment with `name` set to `value` (replacing it).
+    pub fn with(mut self, (name, value): (String, String)) -> Environment {
+        self.vars.insert(name, value);
+        self
+    }
+
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.vars.keys().map(String::as_str)
     }

@@ -182,13 +182,24 @@ impl ApiVersion {
     pub(crate) async fn negotiate(
         &self,
         docker: &Docker,
-    ) -> Result<String, bollard::errors::Error> {
-        let answer = docker.version().await?;
+        transport: Option<&PooledTransport>,
+    ) -> Result<String, String> {
+        let answer = match transport {
+            // Read within the answer limit `[ref:answer_limit]`.
+            Some(transport) => crate::answer::fetch_json::<bollard::models::SystemVersion>(
+                transport,
+                hyper::Method::GET,
+                NEGOTIATION_PATH,
+            )
+            .await
+            .map_err(|e| e.message)?,
+            None => docker.version().await.map_err(|e| e.to_string())?,
+        };
         let server = answer
             .api_version
             .as_deref()
             .and_then(parse_version)
-            .ok_or(bollard::errors::Error::APIVersionParseError {})?;
+            .ok_or_else(|| bollard::errors::Error::APIVersionParseError {}.to_string())?;
         let client = (
             API_DEFAULT_VERSION.major_version,
             API_DEFAULT_VERSION.minor_version,
@@ -241,7 +252,7 @@ pub(crate) async fn negotiate(
     let docker = transport
         .docker(secs)
         .map_err(|e| NoAnswer::plain(e.to_string()))?;
-    renegotiate(&docker, &version, timeout)
+    renegotiate(&docker, Some(&transport), &version, timeout)
         .await
         .map_err(|why| NoAnswer {
             handshake_failed: tls.is_some() && is_tls_refusal(&why),
@@ -258,14 +269,17 @@ fn is_tls_refusal(text: &str) -> bool {
 /// (Re)negotiates `version` on `docker`, within `timeout`.
 pub(crate) async fn renegotiate(
     docker: &Docker,
+    transport: Option<&PooledTransport>,
     version: &ApiVersion,
     timeout: Duration,
 ) -> Result<String, String> {
     let no_answer = || format!("no answer within {}", humantime::format_duration(timeout));
-    match tokio::time::timeout(timeout, version.negotiate(docker)).await {
+    let timed_out = bollard::errors::Error::RequestTimeoutError.to_string();
+    match tokio::time::timeout(timeout, version.negotiate(docker, transport)).await {
         Ok(Ok(version)) => Ok(version),
-        Ok(Err(bollard::errors::Error::RequestTimeoutError)) | Err(_) => Err(no_answer()),
-        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Err(e)) if e == timed_out => Err(no_answer()),
+        Err(_) => Err(no_answer()),
+        Ok(Err(e)) => Err(e),
     }
 }
 
@@ -398,8 +412,17 @@ impl PooledTransport {
         &self,
         path_and_query: &str,
     ) -> Result<hyper::Response<Incoming>, bollard::errors::Error> {
+        self.send(hyper::Method::GET, path_and_query).await
+    }
+
+    /// `method path_and_query` with an empty body, the response's body unread.
+    pub(crate) async fn send(
+        &self,
+        method: hyper::Method,
+        path_and_query: &str,
+    ) -> Result<hyper::Response<Incoming>, bollard::errors::Error> {
         let request = hyper::Request::builder()
-            .method(hyper::Method::GET)
+            .method(method)
             .uri(format!("{}{path_and_query}", self.base))
             .header(hyper::header::CONTENT_TYPE, "application/json")
             .body(bollard::body_full(hyper::body::Bytes::new()))?;

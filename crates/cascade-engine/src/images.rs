@@ -17,6 +17,7 @@ use cascade_cleanup::{
     Implementation, ListedImage, RemovalAnswer,
 };
 
+use crate::answer::{Budget, broke_off, error_answer, fetch_json};
 use crate::connect::{ApiVersion, PooledTransport};
 use crate::list::{ListDecoder, list_query};
 use crate::names::SettingNames;
@@ -80,7 +81,13 @@ impl EngineConnection {
 
     /// Negotiates the API version again, for every clone of this engine.
     pub(crate) async fn renegotiate(&self, timeout: std::time::Duration) -> Result<String, String> {
-        crate::connect::renegotiate(&self.docker, &self.version, timeout).await
+        crate::connect::renegotiate(
+            &self.docker,
+            self.transport.as_ref(),
+            &self.version,
+            timeout,
+        )
+        .await
     }
 
     /// The bollard client, for calls the traits do not cover.
@@ -88,9 +95,26 @@ impl EngineConnection {
         &self.docker
     }
 
+    /// `GET /version`, within the answer limit when this connection has its
+    /// own transport `[ref:answer_limit]`.
+    async fn system_version(&self) -> Result<bollard::models::SystemVersion, DockerError> {
+        match &self.transport {
+            Some(transport) => fetch_json(transport, hyper::Method::GET, "/version").await,
+            None => self.docker.version().await.map_err(docker_error),
+        }
+    }
+
+    /// `GET /info`, within the answer limit `[ref:answer_limit]`.
+    async fn system_info(&self) -> Result<bollard::models::SystemInfo, DockerError> {
+        match &self.transport {
+            Some(transport) => fetch_json(transport, hyper::Method::GET, "/info").await,
+            None => self.docker.info().await.map_err(docker_error),
+        }
+    }
+
     /// `GET /version`.
     pub async fn version(&self) -> Result<EngineVersion, DockerError> {
-        let v = self.docker.version().await.map_err(docker_error)?;
+        let v = self.system_version().await?;
         Ok(EngineVersion {
             version: v.version,
             api_version: v.api_version,
@@ -100,7 +124,7 @@ impl EngineConnection {
     /// The storage facts of `GET /info`; `implementation` (from `GET
     /// /version`) tells Podman's store from Docker's.
     pub async fn storage(&self, implementation: &Implementation) -> Result<Storage, DockerError> {
-        let info = self.docker.info().await.map_err(docker_error)?;
+        let info = self.system_info().await?;
         let store = image_store(
             implementation,
             info.driver.as_deref(),
@@ -117,14 +141,14 @@ impl EngineConnection {
     /// `GET /version` and `GET /info`: which engine this is, its store and
     /// its clock.
     pub async fn facts(&self) -> Result<EngineFacts, DockerError> {
-        let version = self.docker.version().await.map_err(docker_error)?;
-        let info = self.docker.info().await.map_err(docker_error)?;
+        let version = self.system_version().await?;
+        let info = self.system_info().await?;
         Ok(engine_facts(&version, &info))
     }
 
     /// Which implementation answers (`GET /version` only).
     pub async fn implementation(&self) -> Result<Implementation, DockerError> {
-        let version = self.docker.version().await.map_err(docker_error)?;
+        let version = self.system_version().await?;
         Ok(implementation(&version))
     }
 }
@@ -238,13 +262,15 @@ pub fn engine_time(system_time: &str) -> Option<i64> {
         Some(local) => (local, 0),
         None => {
             let at = system_time.len().checked_sub(6)?;
-            let (local, zone) = system_time.split_at(at);
-            let sign = match zone.as_bytes().first()? {
-                b'+' => 1,
-                b'-' => -1,
+            // Not `split_at`: an engine's garbled time may put `at` inside
+            // a character, and a panic must not be the answer to it.
+            let (local, zone) = (system_time.get(..at)?, system_time.get(at..)?);
+            let (sign, zone) = match zone.split_at_checked(1)? {
+                ("+", rest) => (1, rest),
+                ("-", rest) => (-1, rest),
                 _ => return None,
             };
-            let (h, m) = zone[1..].split_once(':')?;
+            let (h, m) = zone.split_once(':')?;
             let minutes = h.parse::<i64>().ok()? * 60 + m.parse::<i64>().ok()?;
             (local, sign * minutes * 60)
         }
@@ -275,6 +301,88 @@ pub fn mounted_images(containers: &[bollard::models::ContainerSummary]) -> BTree
         .collect()
 }
 
+/// What a container listing says is in use: every container's image ID,
+/// and the reference of every image mount (resolved by the caller). A
+/// container listed without a full image ID, or an image mount that names
+/// no image, is an error: what it uses is unknown, so the pass removes
+/// nothing. `[ref:scope_invariant]`
+pub(crate) fn container_images(
+    containers: &[bollard::models::ContainerSummary],
+) -> Result<(HashSet<String>, BTreeSet<String>), DockerError> {
+    let unknown = |what: String| DockerError {
+        disposition: Disposition::Unexpected,
+        status: None,
+        message: format!(
+            "the engine's container list (GET /containers/json) has {what}, so the images in use are unknown"
+        ),
+    };
+    let mut used = HashSet::new();
+    for container in containers {
+        let name = container.id.as_deref().unwrap_or("without an ID");
+        match container.image_id.as_deref() {
+            Some(id) if crate::list::is_full_image_id(id) => {
+                used.insert(id.to_string());
+            }
+            Some(id) => {
+                return Err(unknown(format!(
+                    "container {} with image ID `{}`, not a full image ID",
+                    name.escape_debug(),
+                    id.escape_debug()
+                )));
+            }
+            None => {
+                return Err(unknown(format!(
+                    "container {} without an image ID",
+                    name.escape_debug()
+                )));
+            }
+        }
+        let unnamed_mount = container
+            .mounts
+            .iter()
+            .flatten()
+            .filter(|m| m.typ.as_deref() == Some("image"))
+            .any(|m| mounted_images(std::slice::from_ref(&single_mount(m))).is_empty());
+        if unnamed_mount {
+            return Err(unknown(format!(
+                "container {} with an image mount that names no image",
+                name.escape_debug()
+            )));
+        }
+    }
+    Ok((used, mounted_images(containers)))
+}
+
+/// A container summary holding only `mount`, to read it as [`mounted_images`] does.
+fn single_mount(mount: &bollard::models::MountPoint) -> bollard::models::ContainerSummary {
+    bollard::models::ContainerSummary {
+        mounts: Some(vec![mount.clone()]),
+        ..Default::default()
+    }
+}
+
+/// An inspected image (`GET /images/<id>/json`), reduced to what a sweep
+/// looks at.
+pub(crate) fn inspected_image(image: bollard::models::ImageInspect, id: &str) -> ListedImage {
+    // `Created` is RFC 3339; read through serde so this does not depend
+    // on which date type bollard was built with.
+    let created = serde_json::to_value(image.created)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .and_then(|s| humantime::parse_rfc3339_weak(&s).ok())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs() as i64);
+    ListedImage {
+        id: image.id.unwrap_or_else(|| id.to_string()),
+        created,
+        size: image.size.unwrap_or(0),
+        labels: image.config.and_then(|c| c.labels).unwrap_or_default(),
+        repo_tags: image.repo_tags.unwrap_or_default(),
+        // Not in bollard's model of this call; the plan looks one level up.
+        parent_id: String::new(),
+    }
+}
+
 /// One listed image, reduced to what a sweep looks at.
 pub fn listed_image(summary: bollard::models::ImageSummary) -> ListedImage {
     ListedImage {
@@ -286,6 +394,9 @@ pub fn listed_image(summary: bollard::models::ImageSummary) -> ListedImage {
         parent_id: summary.parent_id,
     }
 }
+
+/// What an over-long image list's message names.
+const LIST_CALL: &str = "GET /images/json";
 
 /// `GET /images/json?all=...&filters=...`, decoded as the body arrives
 /// (`list.rs`); errors as bollard would report them.
@@ -301,28 +412,15 @@ async fn list_streamed(
     let status = response.status();
     let mut body = response.into_body();
     if !status.is_success() {
-        // An error answer is one short JSON message.
-        let bytes = body
-            .collect()
-            .await
-            .map_err(|err| docker_error(bollard::errors::Error::HyperResponseError { err }))?
-            .to_bytes();
-        let message = serde_json::from_slice::<serde_json::Value>(&bytes)
-            .ok()
-            .and_then(|v| v.get("message")?.as_str().map(str::to_owned))
-            .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
-        return Err(docker_error(
-            bollard::errors::Error::DockerResponseServerError {
-                status_code: status.as_u16(),
-                message,
-            },
-        ));
+        return Err(error_answer(status, body, LIST_CALL).await);
     }
+    // Counted before it is decoded: `[ref:answer_limit]`.
+    let mut budget = Budget::new(LIST_CALL);
     let mut decoder = ListDecoder::default();
     while let Some(frame) = body.frame().await {
-        let frame = frame
-            .map_err(|err| docker_error(bollard::errors::Error::HyperResponseError { err }))?;
+        let frame = frame.map_err(|err| broke_off(LIST_CALL, err))?;
         if let Some(chunk) = frame.data_ref() {
+            budget.take(chunk.len())?;
             decoder.feed(chunk).map_err(unreadable)?;
         }
     }
@@ -381,10 +479,20 @@ impl DockerImages for EngineConnection {
     }
 
     async fn inspect_image(&self, id: &str) -> Result<Option<ListedImage>, DockerError> {
-        let image = match self.docker.inspect_image(id).await {
+        let inspected = match &self.transport {
+            Some(transport) => {
+                fetch_json::<bollard::models::ImageInspect>(
+                    transport,
+                    hyper::Method::GET,
+                    &format!("/images/{id}/json"),
+                )
+                .await
+            }
+            None => self.docker.inspect_image(id).await.map_err(docker_error),
+        };
+        let image = match inspected {
             Ok(image) => image,
             Err(e) => {
-                let e = docker_error(e);
                 return if e.disposition == Disposition::Gone {
                     Ok(None)
                 } else {
@@ -392,37 +500,26 @@ impl DockerImages for EngineConnection {
                 };
             }
         };
-        // `Created` is RFC 3339; read through serde so this does not depend
-        // on which date type bollard was built with.
-        let created = serde_json::to_value(image.created)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .and_then(|s| humantime::parse_rfc3339_weak(&s).ok())
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_secs() as i64);
-        Ok(Some(ListedImage {
-            id: image.id.unwrap_or_else(|| id.to_string()),
-            created,
-            size: image.size.unwrap_or(0),
-            labels: image.config.and_then(|c| c.labels).unwrap_or_default(),
-            repo_tags: image.repo_tags.unwrap_or_default(),
-            // Not in bollard's model of this call; the plan looks one level up.
-            parent_id: String::new(),
-        }))
+        Ok(Some(inspected_image(image, id)))
     }
 
     /// Every container's image, and every image a container mounts
     /// (`--mount type=image`, Docker 28+), which the engine's own conflict
     /// check does not see: `rmi` of a mounted image succeeds.
     async fn images_used_by_containers(&self) -> Result<HashSet<String>, DockerError> {
-        let options = ListContainersOptionsBuilder::new().all(true).build();
-        let containers = self
-            .docker
-            .list_containers(Some(options))
-            .await
-            .map_err(docker_error)?;
-        let mounted = mounted_images(&containers);
-        let mut used: HashSet<String> = containers.into_iter().filter_map(|c| c.image_id).collect();
+        let containers: Vec<bollard::models::ContainerSummary> = match &self.transport {
+            Some(transport) => {
+                fetch_json(transport, hyper::Method::GET, "/containers/json?all=true").await?
+            }
+            None => {
+                let options = ListContainersOptionsBuilder::new().all(true).build();
+                self.docker
+                    .list_containers(Some(options))
+                    .await
+                    .map_err(docker_error)?
+            }
+        };
+        let (mut used, mounted) = container_images(&containers)?;
         for reference in mounted {
             match self.inspect_image(&reference).await? {
                 Some(image) => {
@@ -467,15 +564,26 @@ impl DockerImages for EngineConnection {
         // noprune=true: the default would also delete untagged parents, with
         // or without our label (Podman before 4.6 does anyway: the sweep
         // guards it). force=false: never an image a container uses.
-        let options = RemoveImageOptionsBuilder::new()
-            .force(false)
-            .noprune(true)
-            .build();
-        let items = self
-            .docker
-            .remove_image(name, Some(options), None)
-            .await
-            .map_err(docker_error)?;
+        let items: Vec<bollard::models::ImageDeleteResponseItem> = match &self.transport {
+            Some(transport) => {
+                fetch_json(
+                    transport,
+                    hyper::Method::DELETE,
+                    &format!("/images/{name}?force=false&noprune=true"),
+                )
+                .await?
+            }
+            None => {
+                let options = RemoveImageOptionsBuilder::new()
+                    .force(false)
+                    .noprune(true)
+                    .build();
+                self.docker
+                    .remove_image(name, Some(options), None)
+                    .await
+                    .map_err(docker_error)?
+            }
+        };
         let mut answer = RemovalAnswer::default();
         for item in items {
             answer.deleted.extend(item.deleted);
@@ -533,7 +641,7 @@ impl EngineEvents for EngineConnection {
 }
 
 /// One event as the follower reads it.
-fn engine_event(message: bollard::models::EventMessage) -> EngineEvent {
+pub(crate) fn engine_event(message: bollard::models::EventMessage) -> EngineEvent {
     let actor = message.actor.unwrap_or_default();
     EngineEvent {
         action: message.action.unwrap_or_default(),
@@ -690,7 +798,16 @@ mod tests {
         assert_eq!(engine_time("2026-11-29T08:00:00Z"), Some(utc));
         assert_eq!(engine_time("2026-11-29T10:00:00.5+02:00"), Some(utc));
         assert_eq!(engine_time("2026-11-29T03:00:00-05:00"), Some(utc));
-        for bad in ["", "yesterday", "2026-11-29T08:00:00+0200", "2026-11-29"] {
+        for bad in [
+            "",
+            "yesterday",
+            "2026-11-29T08:00:00+0200",
+            "2026-11-29",
+            // The zone's cut inside a character: no time, not a panic.
+            "éaaaaa",
+            "2026-11-29T08:00:00é+0200",
+            "+é:00",
+        ] {
             assert_eq!(engine_time(bad), None, "{bad}");
         }
     }

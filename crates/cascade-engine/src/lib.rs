@@ -34,6 +34,9 @@
 //! (the binary names its flags, and maps the errors to its exit codes).
 
 mod address;
+#[cfg(test)]
+mod adversarial;
+mod answer;
 mod client;
 mod connect;
 pub mod disk;
@@ -49,6 +52,7 @@ pub use address::{
     Address, BadAddress, DEFAULT_SOCKET, EngineAddress, has_credentials, is_local, is_loopback,
     parse_host, redact,
 };
+pub use answer::ANSWER_LIMIT_BYTES;
 pub use bollard::Docker;
 pub use client::EngineClient;
 pub use connect::{EngineError, connect, connect_with};

@@ -32,8 +32,61 @@ struct WireImage {
     created: i64,
     #[serde(rename = "Size")]
     size: i64,
-    #[serde(rename = "Labels", deserialize_with = "null_as_empty")]
+    #[serde(rename = "Labels", deserialize_with = "unique_labels")]
     labels: HashMap<String, String>,
+}
+
+/// `Labels` as a map in which each key appears once: `null` reads as
+/// empty, as in [`null_as_empty`]; a key given twice is an error, since
+/// the image's labels are then unknown (a map would keep the last value
+/// given, which may be ours while the engine stores another).
+/// `[ref:scope_invariant]`
+fn unique_labels<'de, D>(d: D) -> Result<HashMap<String, String>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    struct Labels;
+    impl<'de> serde::de::Visitor<'de> for Labels {
+        type Value = HashMap<String, String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a map of label strings, or null")
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(HashMap::new())
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(HashMap::new())
+        }
+        fn visit_some<D2: Deserializer<'de>>(self, d: D2) -> Result<Self::Value, D2::Error> {
+            d.deserialize_map(self)
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut labels = HashMap::new();
+            while let Some((key, value)) = map.next_entry::<String, String>()? {
+                if labels.contains_key(&key) {
+                    return Err(serde::de::Error::custom(format_args!(
+                        "label `{key}` is given twice"
+                    )));
+                }
+                labels.insert(key, value);
+            }
+            Ok(labels)
+        }
+    }
+    d.deserialize_option(Labels)
+}
+
+/// True for a full image ID as engines list them: `sha256:` and 64
+/// lowercase hex digits (Podman's bare 64 hex too). Anything shorter could
+/// name another image when the janitor tags or removes by it (engines
+/// resolve a short ID by prefix), so a listing with any other ID is not
+/// read. `[ref:scope_invariant]`
+pub fn is_full_image_id(id: &str) -> bool {
+    let hex = id.strip_prefix("sha256:").unwrap_or(id);
+    hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// `null` reads as empty, as in bollard's models (older engines send
@@ -222,6 +275,16 @@ impl ListDecoder {
             )
             .with_cause(e)
         })?;
+        if !is_full_image_id(&image.id) {
+            return Err(ListError::at(
+                self.image_start,
+                format_args!(
+                    "image {} starting: its ID `{}` is not a full image ID (sha256: and 64 hex digits)",
+                    self.images.len() + 1,
+                    image.id.escape_debug()
+                ),
+            ));
+        }
         self.images.push(image.into());
         Ok(())
     }
@@ -274,4 +337,4 @@ pub fn list_query(all: bool, filters: &HashMap<String, Vec<String>>) -> String {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

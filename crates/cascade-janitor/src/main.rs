@@ -6,6 +6,7 @@
 mod daemon;
 mod doctor;
 mod engine;
+mod plugin;
 mod progress;
 
 use std::io::Write;
@@ -25,8 +26,8 @@ use tokio_util::sync::CancellationToken;
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use cascade_config::{
-    CommandSettings, CommonSettings, Environment, LoadError, LogFormat, Output, PruneSettings,
-    RunSettings, Settings,
+    CommandSettings, CommonSettings, LoadError, LogFormat, Output, PruneSettings, RunSettings,
+    Settings,
 };
 use cascade_report::EngineOutcome;
 
@@ -60,7 +61,15 @@ impl Failure {
 }
 
 fn main() -> ExitCode {
-    let settings = match cascade_config::load(std::env::args_os(), &Environment::from_process()) {
+    let (args, env, log_level) = match plugin::start(std::env::args_os().collect()) {
+        plugin::Start::Janitor {
+            args,
+            env,
+            log_level,
+        } => (args, env, log_level),
+        plugin::Start::Done(code) => return code,
+    };
+    let settings = match cascade_config::load(args, &env) {
         Ok(settings) => settings,
         Err(LoadError::Clap(e)) => return clap_exit(e),
         Err(LoadError::Config(e)) => {
@@ -86,7 +95,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
-    match runtime.block_on(dispatch(settings)) {
+    match runtime.block_on(dispatch(settings, log_level)) {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
             eprintln!("cascade-janitor: {}", failure.message);
@@ -128,8 +137,8 @@ fn clap_exit(e: clap::Error) -> ExitCode {
     }
 }
 
-async fn dispatch(settings: Settings) -> Result<u8, Failure> {
-    let _sentry = setup(&settings.common)?;
+async fn dispatch(settings: Settings, log_level: &str) -> Result<u8, Failure> {
+    let _sentry = setup(&settings.common, log_level)?;
     for name in &settings.ignored_variables {
         tracing::debug!(variable = %name, "ignoring a Kubernetes service link variable");
     }
@@ -141,9 +150,13 @@ async fn dispatch(settings: Settings) -> Result<u8, Failure> {
 }
 
 /// Logging and Sentry. Sentry is on only when `SENTRY_DSN` is set.
-fn setup(common: &CommonSettings) -> Result<Option<sentry::ClientInitGuard>, Failure> {
+/// `log_level` applies when `RUST_LOG` is not set.
+fn setup(
+    common: &CommonSettings,
+    log_level: &str,
+) -> Result<Option<sentry::ClientInitGuard>, Failure> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(log_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

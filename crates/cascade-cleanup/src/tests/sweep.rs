@@ -110,6 +110,31 @@ fn multiple_labels_are_anded() {
     );
 }
 
+/// A creation time before 1970 comes from a zero or garbled time, not an
+/// old image: its age is unknown, so it is kept whatever `--min-age`.
+#[test]
+fn an_image_created_before_1970_is_never_old_enough() {
+    let mut garbled = ours("sha256:garbled");
+    garbled.created = -62_135_596_800;
+    let mut minimum = ours("sha256:minimum");
+    minimum.created = i64::MIN;
+    let mut epoch = ours("sha256:epoch");
+    epoch.created = 0;
+    for min_age in [Duration::ZERO, Duration::from_secs(600)] {
+        let fake = Arc::new(FakeDocker::with_images(vec![
+            garbled.clone(),
+            minimum.clone(),
+            epoch.clone(),
+        ]));
+        let (report, _) = pass(&fake, config(min_age));
+        assert_eq!(fake.removed(), vec!["sha256:epoch"], "{min_age:?}");
+        assert_eq!(
+            report.skipped_by_reason().get("failed_verification"),
+            Some(&2)
+        );
+    }
+}
+
 #[test]
 fn images_younger_than_the_minimum_age_are_kept() {
     let images = vec![

@@ -12,7 +12,7 @@ const DOCKER_26_1_CLASSIC: &str = r#"[{"Containers":-1,"Created":1700000000,"Id"
 /// Docker 28.5 (API 1.51), containerd store: `Id` is the manifest digest,
 /// with a `Descriptor` and `Manifests` whose nested objects and arrays the
 /// split must walk through.
-const DOCKER_28_5_CONTAINERD: &str = r#"[
+pub(crate) const DOCKER_28_5_CONTAINERD: &str = r#"[
   {
     "Containers": 0,
     "Created": 1700000000,
@@ -101,9 +101,11 @@ fn any_split_of_the_body_decodes_the_same() {
 
 #[test]
 fn null_lists_read_as_empty_and_an_empty_list_is_no_images() {
-    let body =
-        br#"[{"Id":"sha256:a","ParentId":"","RepoTags":null,"Created":1,"Size":2,"Labels":null}]"#;
-    let images = ListDecoder::decode(body).expect("decodes");
+    let body = format!(
+        r#"[{{"Id":"sha256:{}","ParentId":"","RepoTags":null,"Created":1,"Size":2,"Labels":null}}]"#,
+        "a".repeat(64)
+    );
+    let images = ListDecoder::decode(body.as_bytes()).expect("decodes");
     assert_eq!(images[0].repo_tags, Vec::<String>::new());
     assert!(images[0].labels.is_empty());
     assert_eq!(ListDecoder::decode(b" [ ] \n"), Ok(Vec::new()));
@@ -166,4 +168,66 @@ fn the_query_carries_the_filters_percent_encoded() {
         "all=false&filters=%7B%22label%22%3A%5B%22cascade.managed%3Dtrue%22%5D%7D"
     );
     assert_eq!(list_query(true, &HashMap::new()), "all=true&filters=%7B%7D");
+}
+
+/// Labels whose key is given twice are unknown: a map would keep the last
+/// value, which may be ours while the engine holds another. The whole list
+/// is refused, so nothing is removed on it.
+#[test]
+fn a_label_given_twice_refuses_the_list() {
+    let id = "a".repeat(64);
+    let body = |labels: &str| {
+        format!(
+            r#"[{{"Id":"sha256:{id}","ParentId":"","RepoTags":[],"Created":1,"Size":2,"Labels":{labels}}}]"#
+        )
+    };
+    for labels in [
+        r#"{"cascade.managed":"false","cascade.managed":"true"}"#,
+        r#"{"cascade.managed":"true","x":"1","cascade.managed":"true"}"#,
+    ] {
+        let error = ListDecoder::decode(body(labels).as_bytes())
+            .expect_err(labels)
+            .to_string();
+        assert!(
+            error.contains("label `cascade.managed` is given twice"),
+            "{error}"
+        );
+    }
+    let once = ListDecoder::decode(body(r#"{"cascade.managed":"true","x":"1"}"#).as_bytes())
+        .expect("each key once");
+    assert_eq!(once[0].labels.len(), 2);
+}
+
+/// A short or odd ID could name another image when tagged or removed by
+/// (engines resolve a short ID by prefix): the list is refused.
+#[test]
+fn an_image_id_that_is_not_a_full_id_refuses_the_list() {
+    let body = |id: &str| {
+        format!(
+            r#"[{{"Id":"{id}","ParentId":"","RepoTags":[],"Created":1,"Size":2,"Labels":{{"cascade.managed":"true"}}}}]"#
+        )
+    };
+    let full = "ab".repeat(32);
+    for id in [
+        "sha256:abc".to_string(),
+        "abc".to_string(),
+        String::new(),
+        "sha256:".to_string(),
+        format!("sha256:{}", full.to_uppercase()),
+        format!("sha512:{full}"),
+        format!("sha256:{full}0"),
+        "nginx:latest".to_string(),
+        format!("sha256:{}/../x", &full[..60]),
+    ] {
+        let error = ListDecoder::decode(body(&id).as_bytes())
+            .expect_err(&id)
+            .to_string();
+        assert!(error.contains("is not a full image ID"), "{id}: {error}");
+    }
+    for id in [format!("sha256:{full}"), full.clone()] {
+        assert_eq!(
+            ListDecoder::decode(body(&id).as_bytes()).expect(&id)[0].id,
+            id
+        );
+    }
 }
