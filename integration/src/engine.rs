@@ -330,6 +330,21 @@ impl HostGuard {
     }
 }
 
+impl HostGuard {
+    /// Fails only if an image of the host's went away: images that other
+    /// work on a shared host adds during a long run are not this
+    /// harness's doing.
+    pub async fn check_none_removed(&self) -> Result<()> {
+        let after = all_image_ids(&self.host).await?;
+        let removed: Vec<&String> = self.before.difference(&after).collect();
+        anyhow::ensure!(
+            removed.is_empty(),
+            "the host engine's images changed: removed {removed:?}"
+        );
+        Ok(())
+    }
+}
+
 /// A Docker engine inside a container on the host engine, reached over a
 /// unix socket in a bind-mounted temporary folder (no TCP, no bridge).
 pub struct NestedEngine {
@@ -449,10 +464,54 @@ impl NestedEngine {
         Ok(())
     }
 
+    /// Sends `signal` to the engine, the nested container's first process,
+    /// from the host: `SIGSTOP` freezes it, `SIGCONT` resumes it.
+    pub async fn signal_engine(&self, signal: &str) -> Result<()> {
+        let host = Docker::connect_with_defaults().context("connecting to the host engine")?;
+        let options = bollard::query_parameters::KillContainerOptionsBuilder::new()
+            .signal(signal)
+            .build();
+        host.kill_container(self.container.id(), Some(options))
+            .await
+            .with_context(|| format!("sending {signal} to the nested engine"))
+    }
+
+    /// SIGKILLs the engine (its container ends with it) and waits until
+    /// the host says the container is no longer running.
+    pub async fn kill_engine(&self) -> Result<()> {
+        self.signal_engine("SIGKILL").await?;
+        let host = Docker::connect_with_defaults()?;
+        let id = self.container.id().to_string();
+        crate::wait_until(Duration::from_secs(30), "the killed engine to stop", || {
+            let host = host.clone();
+            let id = id.clone();
+            async move {
+                host.inspect_container(&id, None)
+                    .await
+                    .ok()
+                    .and_then(|c| c.state)
+                    .and_then(|s| s.running)
+                    == Some(false)
+            }
+        })
+        .await
+    }
+
     /// Starts it again and waits until it answers.
     pub async fn start_engine(&self) -> Result<()> {
         self.container.start().await?;
         wait_until_answers(&self.docker).await
+    }
+
+    /// Removes the nested engine and checks that no image of the host's
+    /// went away ([`HostGuard::check_none_removed`]): for the soak, whose
+    /// half hour on a shared host sees other work add images.
+    pub async fn finish_long(self) -> Result<()> {
+        let NestedEngine {
+            container, guard, ..
+        } = self;
+        container.rm().await?;
+        guard.check_none_removed().await
     }
 
     /// Checks the host guard and removes the nested engine.

@@ -12,6 +12,7 @@ pub mod demo;
 pub mod engine;
 pub mod fixtures;
 pub mod proxy;
+pub mod soak;
 pub mod tls;
 
 use std::future::Future;

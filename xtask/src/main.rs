@@ -6,8 +6,9 @@
 //! - `safety [--engine E]`: runs the real-engine suite in `integration/` on
 //!   one engine of the matrix, or on all eight (five Docker, three Podman).
 //! - `ci`: everything CI checks, in order: fmt, clippy, unit tests, the
-//!   Prometheus alert rules (promtool), safety on every engine, and a smoke
-//!   pass of the benchmarks.
+//!   Prometheus alert rules (promtool), the image, the Debian package
+//!   (lintian), safety on every engine, a 2-minute soak with every fault
+//!   on 20.10, and a smoke pass of the benchmarks.
 //! - `deb`: builds the Debian package and checks it with lintian (see
 //!   `deb.rs`).
 //! - `socket-proxy [--check]`: writes the socket proxy's allow-list
@@ -21,6 +22,10 @@
 //!   the matrix (see `docs/BENCHMARKS.md`).
 //! - `bench-gentle --engine E`: commit latency on that engine while each
 //!   of them sweeps.
+//! - `soak --engine E --minutes M [--rate R] [--fault F ...]`: the daemon
+//!   under a router's churn and mid-sweep faults on one nested engine, with
+//!   an auditor of everything that must survive (`integration::soak`;
+//!   docs/RELIABILITY.md).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -63,7 +68,7 @@ enum Task {
         #[arg(long, value_parser = PossibleValuesParser::new(dind::engine_choices()))]
         engine: Option<String>,
     },
-    /// Run every check CI runs: fmt, clippy -D warnings, unit tests, alert rules (promtool), the image, the Debian package (lintian), safety suite on every engine, bench smoke pass
+    /// Run every check CI runs: fmt, clippy -D warnings, unit tests, alert rules (promtool), the image, the Debian package (lintian), safety suite on every engine, a 2-minute soak with every fault on 20.10, bench smoke pass
     Ci,
     /// Build the static binary and the janitor image (cascade-janitor:local); see docs/deploy.md
     Image(image::ImageArgs),
@@ -143,7 +148,28 @@ enum Task {
         #[arg(long, default_value_t = 200)]
         idle_samples: usize,
     },
+    /// The daemon under churn (and faults) on one nested engine, with an auditor; one line of figures, exit 1 on any loss (docs/RELIABILITY.md)
+    Soak {
+        /// An engine of `safety --engine`
+        #[arg(long, default_value = "20.10", value_parser = PossibleValuesParser::new(dind::engine_choices()))]
+        engine: String,
+        /// How long the churn runs
+        #[arg(long, default_value_t = 2.0)]
+        minutes: f64,
+        /// Churn operations per second
+        #[arg(long, default_value_t = 3.0)]
+        rate: f64,
+        /// A fault injected mid-sweep, once each, spread evenly over the run; repeatable
+        #[arg(long, value_parser = PossibleValuesParser::new(SOAK_FAULTS))]
+        fault: Vec<String>,
+        /// The churn's random seed (default: the clock)
+        #[arg(long)]
+        seed: Option<u64>,
+    },
 }
+
+/// `soak --fault` values (`integration::soak::faults::Fault`).
+const SOAK_FAULTS: [&str; 3] = ["engine-kill", "engine-stop", "janitor-kill"];
 
 fn main() -> Result<()> {
     match Cli::parse().task {
@@ -237,6 +263,13 @@ fn main() -> Result<()> {
             }
             bench_tool(&args)
         }
+        Task::Soak {
+            engine,
+            minutes,
+            rate,
+            fault,
+            seed,
+        } => soak(&engine, minutes, rate, &fault, seed),
         Task::BenchGentle {
             engine,
             images,
@@ -340,6 +373,53 @@ fn janitor_flag(root: &Path) -> String {
     )
 }
 
+/// `cascade-soak` (integration/src/bin) with the debug janitor, the one
+/// the safety suite drives; figures go to `target/soak/soak-<engine>.json`.
+fn soak(engine: &str, minutes: f64, rate: f64, faults: &[String], seed: Option<u64>) -> Result<()> {
+    let engine = dind::engine_named(engine).with_context(|| {
+        format!(
+            "unknown engine `{engine}`; use one of {}",
+            dind::engine_names()
+        )
+    })?;
+    dind::dind_image(dind::version_of(engine)?, false)?;
+    step(
+        "build cascade-janitor",
+        cargo(&["build", "--locked", "-p", "cascade-janitor"]),
+    )?;
+    let root = workspace_root();
+    let out = root.join("target/soak");
+    std::fs::create_dir_all(&out)?;
+    let mut command = cargo(&[
+        "run",
+        "--quiet",
+        "--locked",
+        "-p",
+        "integration",
+        "--bin",
+        "cascade-soak",
+        "--",
+    ]);
+    command.args([
+        format!("--engine={engine}"),
+        format!("--minutes={minutes}"),
+        format!("--rate={rate}"),
+        format!(
+            "--janitor={}",
+            root.join("target/debug/cascade-janitor").display()
+        ),
+        format!(
+            "--json={}",
+            out.join(format!("soak-{engine}.json")).display()
+        ),
+    ]);
+    command.args(faults.iter().map(|f| format!("--fault={f}")));
+    if let Some(seed) = seed {
+        command.arg(format!("--seed={seed}"));
+    }
+    step(&format!("soak on {engine}"), command)
+}
+
 fn bench_tool(args: &[String]) -> Result<()> {
     let mut command = cargo(&[
         "run",
@@ -391,6 +471,9 @@ fn ci() -> Result<()> {
     // So is the package, checked by lintian before the suite installs it.
     deb::lintian(&deb::deb(&workspace_root())?)?;
     safety(dind::ENGINES)?;
+    // Two minutes of churn with each fault once, on the engine the host
+    // runs: losses, growth or a death outside a fault fail CI.
+    soak("20.10", 2.0, 3.0, &SOAK_FAULTS.map(String::from), None)?;
     bench_smoke()
 }
 
