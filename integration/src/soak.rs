@@ -33,7 +33,7 @@ use crate::NestedEngine;
 use crate::fixtures;
 use audit::{AuditFigures, Auditor};
 use churn::{Churn, ChurnStats};
-use faults::{Fault, FaultContext, FaultRecord, RECOVERY_BOUND};
+use faults::{Fault, FaultContext, FaultRecord};
 use ledger::Ledger;
 use supervisor::{DaemonConfig, Handle, Sample};
 
@@ -159,7 +159,8 @@ impl Figures {
         for fault in &self.faults {
             if fault.recovery_ms.is_none() {
                 out.push(format!(
-                    "no successful pass within {RECOVERY_BOUND:?} after {}",
+                    "no successful pass within {} ms after {} was over",
+                    fault.bound_ms,
                     fault.fault.name()
                 ));
             }
@@ -374,7 +375,10 @@ pub async fn soak_on(engine: &NestedEngine, args: &SoakArgs) -> Result<Figures> 
         );
         match faults::inject(*fault, &mut ctx).await {
             Ok((injected, mid_sweep, over)) => {
-                let recovered = recovered_after(&auditor, over).await;
+                let longest = auditor.lock().await.figures.longest_pass_ms;
+                let bound =
+                    faults::recovery_bound(engine.engine.family, Duration::from_millis(longest));
+                let recovered = recovered_after(&auditor, over, bound).await;
                 let ms = |t: SystemTime| {
                     t.duration_since(injected)
                         .map_or(0, |d| d.as_millis() as u64)
@@ -385,6 +389,7 @@ pub async fn soak_on(engine: &NestedEngine, args: &SoakArgs) -> Result<Figures> 
                     injected,
                     fault_ms: ms(over),
                     recovery_ms: recovered.map(ms),
+                    bound_ms: bound.as_millis() as u64,
                     operator: None,
                     recovery_after_operator_ms: None,
                 };
@@ -403,7 +408,7 @@ pub async fn soak_on(engine: &NestedEngine, args: &SoakArgs) -> Result<Figures> 
                         ));
                         let done = SystemTime::now();
                         record.recovery_after_operator_ms =
-                            recovered_after(&auditor, done).await.map(ms);
+                            recovered_after(&auditor, done, bound).await.map(ms);
                     }
                 }
                 eprintln!("soak: {record:?}");
@@ -482,12 +487,13 @@ pub async fn soak_on(engine: &NestedEngine, args: &SoakArgs) -> Result<Figures> 
 }
 
 /// The end of the first successful pass that ended after `over`, polled
-/// up to [`RECOVERY_BOUND`].
+/// up to `bound`.
 async fn recovered_after(
     auditor: &Arc<tokio::sync::Mutex<Auditor>>,
     over: SystemTime,
+    bound: Duration,
 ) -> Option<SystemTime> {
-    let deadline = tokio::time::Instant::now() + RECOVERY_BOUND;
+    let deadline = tokio::time::Instant::now() + bound;
     loop {
         if let Some(t) = auditor
             .lock()

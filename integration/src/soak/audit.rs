@@ -41,6 +41,8 @@ pub struct AuditFigures {
     pub starts: u64,
     /// Exits the fault driver did not cause.
     pub unexpected_exits: Vec<String>,
+    /// The longest pass that removed something (its summary says).
+    pub longest_pass_ms: u64,
     #[serde(skip)]
     pub ok_pass_ends: Vec<SystemTime>,
     #[serde(skip)]
@@ -128,6 +130,10 @@ impl Auditor {
             } => {
                 if error.is_some() {
                     self.last_scan_error = error;
+                }
+                if let Some(d) = duration {
+                    let ms = d.as_millis() as u64;
+                    self.figures.longest_pass_ms = self.figures.longest_pass_ms.max(ms);
                 }
                 let start = duration
                     .and_then(|d| at.checked_sub(d))
