@@ -14,6 +14,9 @@ use super::supervisor::DaemonEvent;
 /// A removal is judged this long after its pass ended, so a protection
 /// whose call answered just after the removal is in the ledger by then.
 const SETTLE: Duration = Duration::from_secs(2);
+/// How long a removal of an image the churn has not recorded waits for
+/// the call that made it to answer.
+const UNKNOWN_WAIT: Duration = Duration::from_secs(60);
 
 /// What the auditor counted.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -176,15 +179,26 @@ impl Auditor {
     /// Judges the removals whose settle time is up.
     pub fn judge_due(&mut self, all: bool) {
         let now = tokio::time::Instant::now();
+        let mut retry = Vec::new();
         while let Some((_, _, _, due)) = self.due.front() {
             if !all && *due > now {
                 break;
             }
-            let Some((id, at, pass_start, _)) = self.due.pop_front() else {
+            let Some((id, at, pass_start, due)) = self.due.pop_front() else {
                 break;
             };
+            // An image the churn has not recorded yet (its call answered
+            // after the removal): judged once it has, or after a while.
+            let known = locked(&self.ledger).contains(&id);
+            if !known && !all && due.elapsed() < UNKNOWN_WAIT {
+                retry.push((id, at, pass_start, due));
+                continue;
+            }
             let verdict = locked(&self.ledger).judge(&id, at, pass_start);
             self.record(&id, verdict);
+        }
+        for item in retry {
+            self.due.push_back(item);
         }
     }
 

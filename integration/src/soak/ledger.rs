@@ -142,6 +142,9 @@ pub enum Verdict {
 #[derive(Debug, Default)]
 pub struct Ledger {
     entries: HashMap<String, Entry>,
+    /// Removals reported before the churn recorded the image (its call
+    /// answered after the janitor had removed it).
+    early: HashMap<String, SystemTime>,
     /// `--min-age`, for [`Reason::TooYoung`].
     pub min_age: Duration,
 }
@@ -154,6 +157,7 @@ impl Ledger {
     pub fn new(min_age: Duration) -> Ledger {
         Ledger {
             entries: HashMap::new(),
+            early: HashMap::new(),
             min_age,
         }
     }
@@ -161,6 +165,11 @@ impl Ledger {
     /// A new image, made by a call sent at `made`; labelled images are too
     /// young until `made + min_age` (less the janitor's rounding).
     pub fn add(&mut self, id: &str, labelled: bool, made: SystemTime) {
+        if self.entries.contains_key(id) {
+            // The same image reached again (an identical commit): one
+            // entry, whose protections add up.
+            return;
+        }
         let mut entry = Entry {
             labelled,
             made,
@@ -179,6 +188,7 @@ impl Ledger {
                 until: Some(until),
             });
         }
+        entry.removed = self.early.remove(id);
         self.entries.insert(id.to_string(), entry);
     }
 
@@ -267,10 +277,12 @@ impl Ledger {
 
     /// Records the janitor's removal of `id` at `at`.
     pub fn mark_removed(&mut self, id: &str, at: SystemTime) {
-        let parent = self.entries.get_mut(id).and_then(|entry| {
-            entry.removed.get_or_insert(at);
-            entry.parent.take()
-        });
+        let Some(entry) = self.entries.get_mut(id) else {
+            self.early.insert(id.to_string(), at);
+            return;
+        };
+        entry.removed.get_or_insert(at);
+        let parent = entry.parent.take();
         if let Some(parent) = parent {
             self.release_one(&parent, Reason::Parent, at);
         }
