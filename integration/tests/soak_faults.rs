@@ -28,7 +28,7 @@ async fn soak_with(fault: Fault) -> Result<Figures> {
     };
     let args = SoakArgs {
         engine: engine.name().to_string(),
-        minutes: 0.5,
+        minutes: 0.25,
         rate,
         fault: vec![fault],
         interval: Duration::from_secs(2),

@@ -305,9 +305,12 @@ impl Ledger {
     /// `pass_start`.
     pub fn judge(&self, id: &str, at: SystemTime, pass_start: SystemTime) -> Verdict {
         let Some(entry) = self.entries.get(id) else {
+            // The workbench is recorded before the daemon starts, so this
+            // is an image whose making call never answered the churn: it
+            // was seconds old at most.
             return Verdict::Loss {
-                reason: Reason::Tagged,
-                detail: "an image the churn did not make (a fixture of the harness)".into(),
+                reason: Reason::TooYoung,
+                detail: "no call of the churn answered for it (made by a call still in flight, or one that failed after making it)".into(),
             };
         };
         let Some(p) = entry.protection_at(at) else {
