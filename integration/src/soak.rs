@@ -432,6 +432,7 @@ pub async fn soak_on(engine: &NestedEngine, args: &SoakArgs) -> Result<Figures> 
     tokio::time::sleep_until(run_start + duration).await;
     stop_churn.cancel();
     let _ = churn_task.await;
+    churn.settle(Duration::from_secs(30)).await;
     churn.release_all().await;
 
     // Two more successful passes, with nothing new, then the last check.
@@ -538,7 +539,9 @@ async fn left_in_scope(
         ("label", vec!["cascade.managed=true"]),
     ]);
     let options = ListImagesOptionsBuilder::new().filters(&filters).build();
-    let images = engine.docker.list_images(Some(options)).await?;
+    // Podman 4.3 under load takes longer than the harness's 30 s per call.
+    let docker = engine.docker.clone().with_timeout(Duration::from_secs(120));
+    let images = docker.list_images(Some(options)).await?;
     let in_use = locked(ledger).in_use();
     let quiet = quiet.duration_since(SystemTime::UNIX_EPOCH)?.as_secs() as i64;
     Ok(images

@@ -189,8 +189,11 @@ impl Auditor {
             };
             // An image the churn has not recorded yet (its call answered
             // after the removal): judged once it has, or after a while.
-            let known = locked(&self.ledger).contains(&id);
-            if !known && !all && due.elapsed() < UNKNOWN_WAIT {
+            let (known, unsettled) = {
+                let ledger = locked(&self.ledger);
+                (ledger.contains(&id), ledger.unsettled > 0)
+            };
+            if (!known || unsettled) && !all && due.elapsed() < UNKNOWN_WAIT {
                 retry.push((id, at, pass_start, due));
                 continue;
             }

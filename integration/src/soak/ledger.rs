@@ -147,6 +147,10 @@ pub struct Ledger {
     early: HashMap<String, SystemTime>,
     /// `--min-age`, for [`Reason::TooYoung`].
     pub min_age: Duration,
+    /// Tags the churn moved with a call the engine died under, not yet
+    /// resolved: until they are, what they name is not known, so removals
+    /// wait to be judged.
+    pub unsettled: usize,
 }
 
 /// The janitor reads `Created` in whole seconds against the engine's clock
@@ -159,6 +163,7 @@ impl Ledger {
             entries: HashMap::new(),
             early: HashMap::new(),
             min_age,
+            unsettled: 0,
         }
     }
 
