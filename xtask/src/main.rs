@@ -412,6 +412,10 @@ fn soak(engine: &str, minutes: f64, rate: f64, faults: &[String], seed: Option<u
             "--json={}",
             out.join(format!("soak-{engine}.json")).display()
         ),
+        format!(
+            "--daemon-log={}",
+            out.join(format!("daemon-{engine}.log")).display()
+        ),
     ]);
     command.args(faults.iter().map(|f| format!("--fault={f}")));
     if let Some(seed) = seed {

@@ -14,6 +14,9 @@ use super::supervisor::DaemonEvent;
 /// A removal is judged this long after its pass ended, so a protection
 /// whose call answered just after the removal is in the ledger by then.
 const SETTLE: Duration = Duration::from_secs(2);
+/// How long a removal of an image the churn has not recorded waits for
+/// the call that made it to answer.
+const UNKNOWN_WAIT: Duration = Duration::from_secs(60);
 
 /// What the auditor counted.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -41,6 +44,8 @@ pub struct AuditFigures {
     pub starts: u64,
     /// Exits the fault driver did not cause.
     pub unexpected_exits: Vec<String>,
+    /// The longest pass that removed something (its summary says).
+    pub longest_pass_ms: u64,
     #[serde(skip)]
     pub ok_pass_ends: Vec<SystemTime>,
     #[serde(skip)]
@@ -129,6 +134,10 @@ impl Auditor {
                 if error.is_some() {
                     self.last_scan_error = error;
                 }
+                if let Some(d) = duration {
+                    let ms = d.as_millis() as u64;
+                    self.figures.longest_pass_ms = self.figures.longest_pass_ms.max(ms);
+                }
                 let start = duration
                     .and_then(|d| at.checked_sub(d))
                     .unwrap_or_else(|| self.floor());
@@ -170,15 +179,29 @@ impl Auditor {
     /// Judges the removals whose settle time is up.
     pub fn judge_due(&mut self, all: bool) {
         let now = tokio::time::Instant::now();
+        let mut retry = Vec::new();
         while let Some((_, _, _, due)) = self.due.front() {
             if !all && *due > now {
                 break;
             }
-            let Some((id, at, pass_start, _)) = self.due.pop_front() else {
+            let Some((id, at, pass_start, due)) = self.due.pop_front() else {
                 break;
             };
+            // An image the churn has not recorded yet (its call answered
+            // after the removal): judged once it has, or after a while.
+            let (known, unsettled) = {
+                let ledger = locked(&self.ledger);
+                (ledger.contains(&id), ledger.unsettled > 0)
+            };
+            if (!known || unsettled) && !all && due.elapsed() < UNKNOWN_WAIT {
+                retry.push((id, at, pass_start, due));
+                continue;
+            }
             let verdict = locked(&self.ledger).judge(&id, at, pass_start);
             self.record(&id, verdict);
+        }
+        for item in retry {
+            self.due.push_back(item);
         }
     }
 

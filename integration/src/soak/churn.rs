@@ -347,6 +347,7 @@ impl Churn {
                     locked(&self.state)
                         .uncertain
                         .insert(format!("{repo}:latest"), (labelled, kept, sent));
+                    self.sync_unsettled();
                 }
                 return Err(e);
             }
@@ -360,6 +361,9 @@ impl Churn {
     /// now names is recorded as made by that call (and the image it left,
     /// dangling), so neither is mistaken for a loss.
     async fn resolve_uncertain(&self) {
+        if locked(&self.state).uncertain.is_empty() {
+            return;
+        }
         let tags: Vec<(String, Uncertain)> = locked(&self.state)
             .uncertain
             .iter()
@@ -394,6 +398,23 @@ impl Churn {
         }
         if let Some(sent) = earliest {
             self.adopt_strays(sent).await;
+        }
+        self.sync_unsettled();
+    }
+
+    /// Tells the ledger how many tags are unresolved.
+    fn sync_unsettled(&self) {
+        let n = locked(&self.state).uncertain.len();
+        locked(&self.ledger).unsettled = n;
+    }
+
+    /// Resolves what calls the engine died under left unknown, until
+    /// nothing is or `limit` passed (the end of a soak, after the churn).
+    pub async fn settle(&self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while !locked(&self.state).uncertain.is_empty() && tokio::time::Instant::now() < deadline {
+            self.resolve_uncertain().await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 
@@ -729,6 +750,7 @@ impl Churn {
                     locked(&self.state)
                         .uncertain
                         .insert(built_tag.clone(), (true, None, sent));
+                    self.sync_unsettled();
                 }
                 return Err(e);
             }

@@ -142,8 +142,15 @@ pub enum Verdict {
 #[derive(Debug, Default)]
 pub struct Ledger {
     entries: HashMap<String, Entry>,
+    /// Removals reported before the churn recorded the image (its call
+    /// answered after the janitor had removed it).
+    early: HashMap<String, SystemTime>,
     /// `--min-age`, for [`Reason::TooYoung`].
     pub min_age: Duration,
+    /// Tags the churn moved with a call the engine died under, not yet
+    /// resolved: until they are, what they name is not known, so removals
+    /// wait to be judged.
+    pub unsettled: usize,
 }
 
 /// The janitor reads `Created` in whole seconds against the engine's clock
@@ -154,13 +161,20 @@ impl Ledger {
     pub fn new(min_age: Duration) -> Ledger {
         Ledger {
             entries: HashMap::new(),
+            early: HashMap::new(),
             min_age,
+            unsettled: 0,
         }
     }
 
     /// A new image, made by a call sent at `made`; labelled images are too
     /// young until `made + min_age` (less the janitor's rounding).
     pub fn add(&mut self, id: &str, labelled: bool, made: SystemTime) {
+        if self.entries.contains_key(id) {
+            // The same image reached again (an identical commit): one
+            // entry, whose protections add up.
+            return;
+        }
         let mut entry = Entry {
             labelled,
             made,
@@ -179,6 +193,7 @@ impl Ledger {
                 until: Some(until),
             });
         }
+        entry.removed = self.early.remove(id);
         self.entries.insert(id.to_string(), entry);
     }
 
@@ -267,10 +282,12 @@ impl Ledger {
 
     /// Records the janitor's removal of `id` at `at`.
     pub fn mark_removed(&mut self, id: &str, at: SystemTime) {
-        let parent = self.entries.get_mut(id).and_then(|entry| {
-            entry.removed.get_or_insert(at);
-            entry.parent.take()
-        });
+        let Some(entry) = self.entries.get_mut(id) else {
+            self.early.insert(id.to_string(), at);
+            return;
+        };
+        entry.removed.get_or_insert(at);
+        let parent = entry.parent.take();
         if let Some(parent) = parent {
             self.release_one(&parent, Reason::Parent, at);
         }
@@ -293,9 +310,12 @@ impl Ledger {
     /// `pass_start`.
     pub fn judge(&self, id: &str, at: SystemTime, pass_start: SystemTime) -> Verdict {
         let Some(entry) = self.entries.get(id) else {
+            // The workbench is recorded before the daemon starts, so this
+            // is an image whose making call never answered the churn: it
+            // was seconds old at most.
             return Verdict::Loss {
-                reason: Reason::Tagged,
-                detail: "an image the churn did not make (a fixture of the harness)".into(),
+                reason: Reason::TooYoung,
+                detail: "no call of the churn answered for it (made by a call still in flight, or one that failed after making it)".into(),
             };
         };
         let Some(p) = entry.protection_at(at) else {
