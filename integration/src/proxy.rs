@@ -318,13 +318,7 @@ async fn rewritten(
     upstream: &Path,
     edit: impl FnOnce(&mut serde_json::Value) -> Result<()>,
 ) -> Result<Response<Body>> {
-    let response = forward(req, upstream).await?;
-    let (mut parts, body) = response.into_parts();
-    let bytes = body
-        .collect()
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?
-        .to_bytes();
+    let (mut parts, bytes) = forward_whole(req, upstream).await?;
     let mut json: serde_json::Value = serde_json::from_slice(&bytes)?;
     edit(&mut json)?;
     parts.headers.remove(hyper::header::CONTENT_LENGTH);
@@ -372,6 +366,20 @@ fn text(status: StatusCode, body: &str) -> Response<Body> {
     response
 }
 
+/// The engine's answer to `req`, its body read whole (to be edited).
+async fn forward_whole(
+    req: Request<Incoming>,
+    upstream: &Path,
+) -> Result<(hyper::http::response::Parts, Bytes)> {
+    let (parts, body) = forward(req, upstream).await?.into_parts();
+    let bytes = body
+        .collect()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .to_bytes();
+    Ok((parts, bytes))
+}
+
 async fn forward(req: Request<Incoming>, upstream: &Path) -> Result<Response<Body>> {
     let stream = UnixStream::connect(upstream).await?;
     let (mut sender, connection) =
@@ -397,13 +405,7 @@ async fn spoilt(req: Request<Incoming>, upstream: &Path, how: Spoilt) -> Result<
     if let Spoilt::Huge(bytes) = how {
         return Ok(huge_response(bytes));
     }
-    let response = forward(req, upstream).await?;
-    let (mut parts, body) = response.into_parts();
-    let bytes = body
-        .collect()
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?
-        .to_bytes();
+    let (mut parts, bytes) = forward_whole(req, upstream).await?;
     let half = bytes.slice(..bytes.len() / 2);
     let whole = |body: Bytes, parts: &mut hyper::http::response::Parts| {
         parts.headers.remove(hyper::header::TRANSFER_ENCODING);

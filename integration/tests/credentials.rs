@@ -247,16 +247,9 @@ async fn no_log_line_or_sentry_event_carries_a_credential() -> Result<()> {
             .env_remove("DOCKER_HOST");
         tls_args(&mut command);
         let out = command.output().await?;
-        emitted.extend(
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .map(String::from),
-        );
-        emitted.extend(
-            String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .map(String::from),
-        );
+        for stream in [&out.stdout, &out.stderr] {
+            emitted.extend(String::from_utf8_lossy(stream).lines().map(String::from));
+        }
     }
 
     // Engine URLs with user information, given every way: refused, and the
@@ -309,16 +302,9 @@ async fn no_log_line_or_sentry_event_carries_a_credential() -> Result<()> {
         }
         let out = command.output().await?;
         assert_eq!(out.status.code(), Some(2), "{args:?} {env:?} is refused");
-        emitted.extend(
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .map(String::from),
-        );
-        emitted.extend(
-            String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .map(String::from),
-        );
+        for stream in [&out.stdout, &out.stderr] {
+            emitted.extend(String::from_utf8_lossy(stream).lines().map(String::from));
+        }
     }
 
     assert!(emitted.len() > 50, "the runs wrote {} lines", emitted.len());

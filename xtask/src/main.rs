@@ -329,16 +329,7 @@ fn demo() -> Result<()> {
         cargo(&["build", "--locked", "-p", "cascade-janitor"]),
     )?;
     let janitor = workspace_root().join("target/debug/cascade-janitor");
-    let mut command = cargo(&[
-        "run",
-        "--quiet",
-        "--locked",
-        "-p",
-        "integration",
-        "--bin",
-        "cascade-demo",
-        "--",
-    ]);
+    let mut command = integration_bin("cascade-demo", false);
     command.arg(format!("--janitor={}", janitor.display()));
     step("cascade-demo", command)
 }
@@ -390,16 +381,7 @@ fn soak(engine: &str, minutes: f64, rate: f64, faults: &[String], seed: Option<u
     let root = workspace_root();
     let out = root.join("target/soak");
     std::fs::create_dir_all(&out)?;
-    let mut command = cargo(&[
-        "run",
-        "--quiet",
-        "--locked",
-        "-p",
-        "integration",
-        "--bin",
-        "cascade-soak",
-        "--",
-    ]);
+    let mut command = integration_bin("cascade-soak", false);
     command.args([
         format!("--engine={engine}"),
         format!("--minutes={minutes}"),
@@ -424,18 +406,19 @@ fn soak(engine: &str, minutes: f64, rate: f64, faults: &[String], seed: Option<u
     step(&format!("soak on {engine}"), command)
 }
 
+/// `cargo run` of one of `integration`'s binaries (`src/bin`), arguments
+/// to follow; `release` for the benchmarks, measured optimised.
+fn integration_bin(bin: &str, release: bool) -> Command {
+    let mut args = vec!["run", "--quiet", "--locked"];
+    if release {
+        args.push("--release");
+    }
+    args.extend(["-p", "integration", "--bin", bin, "--"]);
+    cargo(&args)
+}
+
 fn bench_tool(args: &[String]) -> Result<()> {
-    let mut command = cargo(&[
-        "run",
-        "--quiet",
-        "--locked",
-        "--release",
-        "-p",
-        "integration",
-        "--bin",
-        "cascade-bench",
-        "--",
-    ]);
+    let mut command = integration_bin("cascade-bench", true);
     command.args(args);
     step("cascade-bench", command)
 }
