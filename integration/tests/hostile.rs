@@ -6,7 +6,8 @@
 //! first pass after the fault is lifted removes what it should, within
 //! [`RECOVERY_BOUND`] (polled, never slept for). The huge answer is
 //! refused at the answer limit `[ref:answer_limit]`, in one line, with the
-//! daemon's peak memory under [`PEAK_RSS_BOUND`].
+//! daemon's peak memory under [`PEAK_RSS_BOUND`]; so is an event stream
+//! whose one line never ends, at the event limit.
 
 use std::collections::BTreeMap;
 use std::process::Stdio;
@@ -372,6 +373,112 @@ async fn a_huge_image_list_is_refused_in_one_line_with_memory_bounded() -> Resul
         .expect("a refusal line");
     eprintln!(
         "refusal: {line}\npeak RSS: {peak} KiB\nrecovery: huge list: removed {:.1} s after the fault was lifted",
+        recovered.as_secs_f64()
+    );
+    drop(proxy);
+    engine.finish().await
+}
+
+/// The daemon's peak resident memory while its event stream is one line
+/// that never ends: it holds at most one event's limit (1 MiB) of it.
+/// Without the limit it would hold all it was sent.
+const EVENT_PEAK_RSS_BOUND_KB: u64 = 64 * 1024;
+const EVENT_PEAK_RSS_BOUND: &str = "64 MiB";
+
+/// The daemon's event stream is answered with 1 GiB without a newline (a
+/// line that never ends): each subscription ends at the event limit
+/// `[ref:answer_limit]` with one log line naming the call and the limit,
+/// the daemon stays up with its peak memory under
+/// [`EVENT_PEAK_RSS_BOUND`], and once the proxy answers truly, a commit
+/// over a snapshot is swept early again (the interval is an hour).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_event_is_refused_in_one_line_and_events_recover() -> Result<()> {
+    let engine = NestedEngine::start().await?;
+    let d = &engine.docker;
+    let zoo = zoo(&engine).await?;
+    fixtures::load(d, &[ImageSpec::new("router-base").tagged("router-base:1")]).await?;
+    let worker = fixtures::create_container(d, "router-base:1").await?;
+    // Swept by the start pass, whose end is waited for: no later removal
+    // is the clock's.
+    let ours = fixtures::load(d, &[ImageSpec::new("ours").ours()]).await?;
+    let commit = || {
+        fixtures::commit(
+            d,
+            &worker,
+            "cascade-snapshot-hostile-item",
+            "latest",
+            &[("cascade.managed", "true")],
+        )
+    };
+    let proxy = FaultProxy::start(&engine.socket)?;
+    proxy.set(Fault::Spoil {
+        path: "/events",
+        how: Spoilt::Huge(1 << 30),
+    });
+    let mut child = integration::janitor()
+        .args(["run", "--docker-host", &proxy.host()])
+        .args(["--min-age", "0s", "--interval", "1h"])
+        .args(["--min-sweep-gap", "1s", "--event-debounce", "1s"])
+        .args(["--timeout", "60s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let pid = child.id().expect("running");
+    let log = StderrLog::collect(&mut child);
+    let refusal = "one event of the engine's answer to GET /events exceeded 1 MiB; ";
+    let refused = || log.lines().iter().filter(|l| l.contains(refusal)).count();
+    wait_until(
+        Duration::from_secs(60),
+        "two refused subscriptions",
+        || async { refused() >= 2 },
+    )
+    .await?;
+    let start_pass = "dangling image cleanup: removed 1 images";
+    wait_until(Duration::from_secs(60), "the start pass", || async {
+        log.lines().iter().any(|l| l.contains(start_pass))
+    })
+    .await?;
+    assert!(!all_image_ids(d).await?.contains(&ours["ours"]));
+    let peak = peak_rss_kb(pid)?;
+    assert!(
+        peak < EVENT_PEAK_RSS_BOUND_KB,
+        "the daemon's peak RSS was {peak} KiB, over {EVENT_PEAK_RSS_BOUND}"
+    );
+    zoo.assert_intact(&engine, "endless event").await?;
+    assert!(child.try_wait()?.is_none(), "the daemon exited");
+    proxy.set(Fault::None);
+    let lifted = tokio::time::Instant::now();
+    // The follower subscribes again after its backoff (a few seconds):
+    // commit over the snapshot until a sweep, early since the interval is
+    // an hour away, removes the one it orphaned.
+    let first = commit().await?;
+    let mut latest = commit().await?;
+    let deadline = lifted + Duration::from_secs(90);
+    while all_image_ids(d).await?.contains(&first) {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "no early sweep after the events recovered"
+        );
+        // Polled: each commit orphans the last one and emits more events.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        latest = commit().await?;
+    }
+    let recovered = lifted.elapsed();
+    assert!(
+        all_image_ids(d).await?.contains(&latest),
+        "the tagged snapshot stays"
+    );
+    zoo.assert_intact(&engine, "after the endless event")
+        .await?;
+    assert!(child.try_wait()?.is_none(), "the daemon exited");
+    child.start_kill()?;
+    let lines = log.finish().await;
+    let line = lines
+        .iter()
+        .find(|l| l.contains(refusal))
+        .expect("a refusal line");
+    eprintln!(
+        "refusal: {line}\npeak RSS: {peak} KiB\nrecovery: endless event: early sweep {:.1} s after the fault was lifted",
         recovered.as_secs_f64()
     );
     drop(proxy);

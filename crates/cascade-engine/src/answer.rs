@@ -74,7 +74,7 @@ pub(crate) fn exceeded(call: &str, limit: u64) -> DockerError {
 }
 
 /// `64 MiB`, or bytes for a limit under 1 MiB (tests).
-fn shown_limit(limit: u64) -> String {
+pub(crate) fn shown_limit(limit: u64) -> String {
     const MIB: u64 = 1024 * 1024;
     if limit >= MIB && limit.is_multiple_of(MIB) {
         format!("{} MiB", limit / MIB)

@@ -19,7 +19,7 @@ use cascade_cleanup::{
 
 use crate::answer::{Budget, broke_off, error_answer, fetch_json};
 use crate::connect::{ApiVersion, PooledTransport};
-use crate::list::{ListDecoder, list_query};
+use crate::list::{ListDecoder, encoded_filters, list_query};
 use crate::names::SettingNames;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
@@ -35,8 +35,9 @@ pub struct EngineConnection {
     /// client built elsewhere ([`EngineConnection::new`]), whose paths stay as
     /// bollard builds them.
     version: ApiVersion,
-    /// The transport under `docker`, for the listing read as it arrives
-    /// (`list.rs`); a client built elsewhere lists through bollard.
+    /// The transport under `docker`, for the listing and the events read
+    /// as they arrive (`list.rs`, `events.rs`); a client built elsewhere
+    /// lists and follows through bollard.
     transport: Option<PooledTransport>,
     /// What error messages call the settings they point at.
     names: SettingNames,
@@ -627,6 +628,11 @@ impl EngineEvents for EngineConnection {
         .flat_map(move |(engine, implementation)| match implementation {
             Ok(implementation) => {
                 let filters = event_filters(&implementation, &labels);
+                if let Some(transport) = &engine.transport {
+                    // Each event within its limit `[ref:answer_limit]`.
+                    let query = format!("filters={}", encoded_filters(&filters));
+                    return crate::events::subscribe(transport.clone(), query);
+                }
                 let options = EventsOptionsBuilder::new().filters(&filters).build();
                 engine
                     .docker

@@ -21,6 +21,8 @@
 //!   and negotiates again whenever it reconnects;
 //! - [`TlsFiles`]: a `tcp://` engine over TLS (rustls, ring), verified as
 //!   the docker CLI verifies it;
+//! - [`ANSWER_LIMIT_BYTES`] and [`EVENT_LIMIT_BYTES`]: the most of one
+//!   answer, and of one event of the event stream, that is ever read;
 //! - [`disk`]: whether the engine's data root is visible from here;
 //! - [`endpoints`]: [`ENDPOINTS`], every engine endpoint the janitor calls
 //!   (`[tag:engine_endpoints]`), which the socket proxy's allow-list is
@@ -41,6 +43,7 @@ mod client;
 mod connect;
 pub mod disk;
 pub mod endpoints;
+mod events;
 mod images;
 pub mod list;
 mod names;
@@ -57,6 +60,7 @@ pub use bollard::Docker;
 pub use client::EngineClient;
 pub use connect::{EngineError, connect, connect_with};
 pub use endpoints::{ENDPOINTS, Endpoint, endpoint_of};
+pub use events::EVENT_LIMIT_BYTES;
 pub use images::{
     EngineConnection, EngineVersion, Storage, docker_error, engine_facts, engine_time,
     event_filters, image_store, listed_image,

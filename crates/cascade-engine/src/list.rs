@@ -323,17 +323,25 @@ fn shown(b: u8) -> String {
 /// `all` and `filters` as the query string of `GET /images/json` (the
 /// filters as JSON, percent-encoded).
 pub fn list_query(all: bool, filters: &HashMap<String, Vec<String>>) -> String {
+    format!("all={all}&filters={}", encoded_filters(filters))
+}
+
+/// `filters` as the JSON engines read, percent-encoded for a query string
+/// (`GET /images/json`, `GET /events`).
+pub(crate) fn encoded_filters<K: serde::Serialize + std::hash::Hash + Eq>(
+    filters: &HashMap<K, Vec<String>>,
+) -> String {
     // A map of strings to string lists always serialises.
     let json = serde_json::to_string(filters).unwrap_or_else(|_| "{}".to_string());
-    let mut query = format!("all={all}&filters=");
+    let mut encoded = String::with_capacity(json.len() * 2);
     for b in json.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            query.push(b as char);
+            encoded.push(b as char);
         } else {
-            query.push_str(&format!("%{b:02X}"));
+            encoded.push_str(&format!("%{b:02X}"));
         }
     }
-    query
+    encoded
 }
 
 #[cfg(test)]
