@@ -6,7 +6,7 @@
 //! first pass after the fault is lifted removes what it should, within
 //! [`RECOVERY_BOUND`] (polled, never slept for). The huge answer is
 //! refused at the answer limit `[ref:answer_limit]`, in one line, with the
-//! daemon's peak memory under [`PEAK_RSS_BOUND`]; so is an event stream
+//! daemon's peak memory under [`PEAK_RSS_BOUND_KB`]; so is an event stream
 //! whose one line never ends, at the event limit.
 
 use std::collections::BTreeMap;
@@ -41,7 +41,6 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// it reads at most the answer limit (64 MiB) of it. Without the limit it
 /// would hold about the whole body (each entry keeps a 4 KiB label).
 const PEAK_RSS_BOUND_KB: u64 = 320 * 1024;
-const PEAK_RSS_BOUND: &str = "320 MiB";
 
 /// The images no pass may ever remove, and the ones a fault phase keeps.
 struct Zoo {
@@ -306,9 +305,74 @@ fn peak_rss_kb(pid: u32) -> Result<u64> {
         .ok_or_else(|| anyhow::anyhow!("no VmHWM in /proc/{pid}/status"))
 }
 
+/// The daemon binary through a fault proxy, refusing what the proxy
+/// spoils with log lines that contain `refusal`.
+struct RefusingDaemon {
+    child: tokio::process::Child,
+    log: StderrLog,
+    pid: u32,
+    refusal: &'static str,
+}
+
+impl RefusingDaemon {
+    fn spawn(proxy: &FaultProxy, args: &[&str], refusal: &'static str) -> Result<Self> {
+        let mut child = integration::janitor()
+            .args(["run", "--docker-host", &proxy.host(), "--min-age", "0s"])
+            .args(["--min-sweep-gap", "1s", "--timeout", "60s"])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let pid = child.id().expect("running");
+        let log = StderrLog::collect(&mut child);
+        Ok(RefusingDaemon {
+            child,
+            log,
+            pid,
+            refusal,
+        })
+    }
+
+    /// Waits for `count` refusal lines, then checks the daemon is up with
+    /// its peak memory under `bound_kb`; returns that peak.
+    async fn refused(&mut self, count: usize, within: Duration, bound_kb: u64) -> Result<u64> {
+        let (log, refusal) = (&self.log, self.refusal);
+        wait_until(within, &format!("{count} refusals"), || async {
+            log.lines().iter().filter(|l| l.contains(refusal)).count() >= count
+        })
+        .await?;
+        let peak = peak_rss_kb(self.pid)?;
+        assert!(
+            peak < bound_kb,
+            "the daemon's peak RSS was {peak} KiB, over {bound_kb} KiB"
+        );
+        self.assert_up()?;
+        Ok(peak)
+    }
+
+    fn assert_up(&mut self) -> Result<()> {
+        assert!(self.child.try_wait()?.is_none(), "the daemon exited");
+        Ok(())
+    }
+
+    /// Stops the daemon and prints its refusal line, its peak memory and
+    /// `recovery` for docs/RELIABILITY.md.
+    async fn finish(mut self, peak: u64, recovery: String) -> Result<()> {
+        self.assert_up()?;
+        self.child.start_kill()?;
+        let lines = self.log.finish().await;
+        let line = lines
+            .iter()
+            .find(|l| l.contains(self.refusal))
+            .expect("a refusal line");
+        eprintln!("refusal: {line}\npeak RSS: {peak} KiB\nrecovery: {recovery}");
+        Ok(())
+    }
+}
+
 /// The daemon binary is answered a 1 GiB image list: each pass fails with
 /// one log line naming the call and the limit, nothing is removed, the
-/// daemon stays up with its peak memory under [`PEAK_RSS_BOUND`], and once
+/// daemon stays up with its peak memory under [`PEAK_RSS_BOUND_KB`], and once
 /// the proxy answers truly, the image of ours goes within
 /// [`RECOVERY_BOUND`].
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -321,39 +385,19 @@ async fn a_huge_image_list_is_refused_in_one_line_with_memory_bounded() -> Resul
         path: "/images/json",
         how: Spoilt::Huge(1 << 30),
     });
-    let mut child = integration::janitor()
-        .args(["run", "--docker-host", &proxy.host()])
-        .args([
-            "--min-age",
-            "0s",
-            "--interval",
-            "1s",
-            "--min-sweep-gap",
-            "1s",
-        ])
-        .args(["--timeout", "60s", "--no-events"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let pid = child.id().expect("running");
-    let log = StderrLog::collect(&mut child);
-    let refusal = "the engine's answer to GET /images/json exceeded 64 MiB; ";
-    let refused = || log.lines().iter().filter(|l| l.contains(refusal)).count();
-    wait_until(Duration::from_secs(120), "two refused passes", || async {
-        refused() >= 2
-    })
-    .await?;
-    let peak = peak_rss_kb(pid)?;
-    assert!(
-        peak < PEAK_RSS_BOUND_KB,
-        "the daemon's peak RSS was {peak} KiB, over {PEAK_RSS_BOUND}"
-    );
+    let mut daemon = RefusingDaemon::spawn(
+        &proxy,
+        &["--interval", "1s", "--no-events"],
+        "the engine's answer to GET /images/json exceeded 64 MiB; ",
+    )?;
+    let peak = daemon
+        .refused(2, Duration::from_secs(120), PEAK_RSS_BOUND_KB)
+        .await?;
     assert!(
         all_image_ids(&engine.docker).await?.contains(&ours["ours"]),
         "removed on a refused answer"
     );
     zoo.assert_intact(&engine, "huge list").await?;
-    assert!(child.try_wait()?.is_none(), "the daemon exited");
     proxy.set(Fault::None);
     let lifted = tokio::time::Instant::now();
     wait_until(RECOVERY_BOUND, "a pass after the huge list", || async {
@@ -364,17 +408,15 @@ async fn a_huge_image_list_is_refused_in_one_line_with_memory_bounded() -> Resul
     .await?;
     let recovered = lifted.elapsed();
     zoo.assert_intact(&engine, "after the huge list").await?;
-    assert!(child.try_wait()?.is_none(), "the daemon exited");
-    child.start_kill()?;
-    let lines = log.finish().await;
-    let line = lines
-        .iter()
-        .find(|l| l.contains(refusal))
-        .expect("a refusal line");
-    eprintln!(
-        "refusal: {line}\npeak RSS: {peak} KiB\nrecovery: huge list: removed {:.1} s after the fault was lifted",
-        recovered.as_secs_f64()
-    );
+    daemon
+        .finish(
+            peak,
+            format!(
+                "huge list: removed {:.1} s after the fault was lifted",
+                recovered.as_secs_f64()
+            ),
+        )
+        .await?;
     drop(proxy);
     engine.finish().await
 }
@@ -383,13 +425,12 @@ async fn a_huge_image_list_is_refused_in_one_line_with_memory_bounded() -> Resul
 /// that never ends: it holds at most one event's limit (1 MiB) of it.
 /// Without the limit it would hold all it was sent.
 const EVENT_PEAK_RSS_BOUND_KB: u64 = 64 * 1024;
-const EVENT_PEAK_RSS_BOUND: &str = "64 MiB";
 
 /// The daemon's event stream is answered with 1 GiB without a newline (a
 /// line that never ends): each subscription ends at the event limit
 /// `[ref:answer_limit]` with one log line naming the call and the limit,
 /// the daemon stays up with its peak memory under
-/// [`EVENT_PEAK_RSS_BOUND`], and once the proxy answers truly, a commit
+/// [`EVENT_PEAK_RSS_BOUND_KB`], and once the proxy answers truly, a commit
 /// over a snapshot is swept early again (the interval is an hour).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_endless_event_is_refused_in_one_line_and_events_recover() -> Result<()> {
@@ -415,37 +456,21 @@ async fn an_endless_event_is_refused_in_one_line_and_events_recover() -> Result<
         path: "/events",
         how: Spoilt::Huge(1 << 30),
     });
-    let mut child = integration::janitor()
-        .args(["run", "--docker-host", &proxy.host()])
-        .args(["--min-age", "0s", "--interval", "1h"])
-        .args(["--min-sweep-gap", "1s", "--event-debounce", "1s"])
-        .args(["--timeout", "60s"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let pid = child.id().expect("running");
-    let log = StderrLog::collect(&mut child);
-    let refusal = "one event of the engine's answer to GET /events exceeded 1 MiB; ";
-    let refused = || log.lines().iter().filter(|l| l.contains(refusal)).count();
-    wait_until(
-        Duration::from_secs(60),
-        "two refused subscriptions",
-        || async { refused() >= 2 },
-    )
-    .await?;
+    let mut daemon = RefusingDaemon::spawn(
+        &proxy,
+        &["--interval", "1h", "--event-debounce", "1s"],
+        "one event of the engine's answer to GET /events exceeded 1 MiB; ",
+    )?;
+    let peak = daemon
+        .refused(2, Duration::from_secs(60), EVENT_PEAK_RSS_BOUND_KB)
+        .await?;
     let start_pass = "dangling image cleanup: removed 1 images";
     wait_until(Duration::from_secs(60), "the start pass", || async {
-        log.lines().iter().any(|l| l.contains(start_pass))
+        daemon.log.lines().iter().any(|l| l.contains(start_pass))
     })
     .await?;
     assert!(!all_image_ids(d).await?.contains(&ours["ours"]));
-    let peak = peak_rss_kb(pid)?;
-    assert!(
-        peak < EVENT_PEAK_RSS_BOUND_KB,
-        "the daemon's peak RSS was {peak} KiB, over {EVENT_PEAK_RSS_BOUND}"
-    );
     zoo.assert_intact(&engine, "endless event").await?;
-    assert!(child.try_wait()?.is_none(), "the daemon exited");
     proxy.set(Fault::None);
     let lifted = tokio::time::Instant::now();
     // The follower subscribes again after its backoff (a few seconds):
@@ -470,17 +495,15 @@ async fn an_endless_event_is_refused_in_one_line_and_events_recover() -> Result<
     );
     zoo.assert_intact(&engine, "after the endless event")
         .await?;
-    assert!(child.try_wait()?.is_none(), "the daemon exited");
-    child.start_kill()?;
-    let lines = log.finish().await;
-    let line = lines
-        .iter()
-        .find(|l| l.contains(refusal))
-        .expect("a refusal line");
-    eprintln!(
-        "refusal: {line}\npeak RSS: {peak} KiB\nrecovery: endless event: early sweep {:.1} s after the fault was lifted",
-        recovered.as_secs_f64()
-    );
+    daemon
+        .finish(
+            peak,
+            format!(
+                "endless event: early sweep {:.1} s after the fault was lifted",
+                recovered.as_secs_f64()
+            ),
+        )
+        .await?;
     drop(proxy);
     engine.finish().await
 }
