@@ -13,7 +13,11 @@ use integration::{NestedEngine, StderrLog, wait_until};
 use tokio::io::AsyncReadExt;
 
 /// Builds the example with the cargo that built this test, in the same
-/// profile, and returns its path.
+/// profile, and returns its path. The variables cargo sets for this test
+/// (`CARGO_MANIFEST_DIR`, `CARGO_PKG_*`, ...) are not passed on: a build
+/// script that reruns when one changes (ring's does, on
+/// `CARGO_MANIFEST_DIR`) would be rebuilt here, and then again by the next
+/// `cargo nextest run`, once per engine of the matrix.
 fn build_example() -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let profile_dir = exe
@@ -24,7 +28,26 @@ fn build_example() -> Result<PathBuf> {
         Some("debug") | None => "dev",
         Some(other) => other,
     };
-    let status = std::process::Command::new(env!("CARGO"))
+    let mut cargo = std::process::Command::new(env!("CARGO"));
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        let set_for_this_test = name.starts_with("CARGO_PKG_")
+            || name.starts_with("CARGO_BIN_EXE_")
+            || matches!(
+                &*name,
+                "CARGO_MANIFEST_DIR"
+                    | "CARGO_MANIFEST_PATH"
+                    | "CARGO_CRATE_NAME"
+                    | "CARGO_BIN_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+                    | "CARGO_TARGET_TMPDIR"
+                    | "CARGO_RUSTC_CURRENT_DIR"
+            );
+        if set_for_this_test {
+            cargo.env_remove(&*name);
+        }
+    }
+    let status = cargo
         .args([
             "build",
             "--locked",

@@ -51,7 +51,7 @@ fn target_triple() -> String {
 /// path relative to `root`; `xtask deb` packages the same binary.
 pub fn static_binary(root: &Path) -> Result<PathBuf> {
     let triple = target_triple();
-    let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    let mut build = crate::cargo(&[]);
     build
         .args([
             "build",

@@ -733,7 +733,34 @@ fn step(name: &str, mut command: Command) -> Result<()> {
 fn cargo(args: &[&str]) -> Command {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     c.args(args).current_dir(workspace_root());
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if set_by_cargo_for_xtask(&name) {
+            c.env_remove(&*name);
+        }
+    }
     c
+}
+
+/// The variables `cargo xtask` (a `cargo run`) sets for xtask's own
+/// package, which the cargo it runs must not see: a build script that
+/// reruns when one changes (ring's, on `CARGO_MANIFEST_DIR`) would make a
+/// build from here and one from a shell (or from
+/// integration/tests/embed.rs, which leaves the same ones out) rebuild
+/// each other, once per engine of the matrix.
+fn set_by_cargo_for_xtask(name: &str) -> bool {
+    name.starts_with("CARGO_PKG_")
+        || name.starts_with("CARGO_BIN_EXE_")
+        || matches!(
+            name,
+            "CARGO_MANIFEST_DIR"
+                | "CARGO_MANIFEST_PATH"
+                | "CARGO_CRATE_NAME"
+                | "CARGO_BIN_NAME"
+                | "CARGO_PRIMARY_PACKAGE"
+                | "CARGO_TARGET_TMPDIR"
+                | "CARGO_RUSTC_CURRENT_DIR"
+        )
 }
 
 fn workspace_root() -> PathBuf {
