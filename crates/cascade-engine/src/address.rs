@@ -317,33 +317,6 @@ mod tests {
     }
 
     #[test]
-    fn credentials_are_found_and_redacted() {
-        for host in [
-            "tcp://user:pass@host:2376",
-            "tcp://user@host",
-            "http://u:p@10.0.0.1:2375/",
-            "tcp://u:p/ss@h:1",
-            "user:secret@h:1",
-        ] {
-            assert!(has_credentials(host), "{host}");
-            let shown = redact(host);
-            assert!(
-                !shown.contains("user")
-                    && !shown.contains("pass")
-                    && !shown.contains("secret")
-                    && !shown.contains("ss@"),
-                "{host} shown as {shown}"
-            );
-        }
-        assert_eq!(
-            redact("tcp://user:pass@host:2376"),
-            "tcp://<credentials>@host:2376"
-        );
-        assert!(!has_credentials("unix:///run/user@1000/docker.sock"));
-        assert!(!has_credentials("tcp://host:2376"));
-    }
-
-    #[test]
     fn loopback_is_127_8_and_1_and_localhost() {
         let lo = |h: &str| EngineAddress::parse(h).expect(h).is_loopback();
         for host in [
